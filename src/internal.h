@@ -1,0 +1,281 @@
+/*
+ * Internal structures of the pool engine, shared by the files in src/.
+ * Internal functions are prefixed tp__; everything here is hidden from the
+ * shared library. The lock discipline is described at the top of pool.c.
+ */
+#ifndef TP_INTERNAL_H
+#define TP_INTERNAL_H
+
+#include "taskpool.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <time.h>
+
+/* ---- ids of live tasks: an open-addressing map id -> task (idmap.c) ---- */
+
+typedef struct tp__idmap {
+    struct tp__idslot {
+        tp_id id; /* -1: empty */
+        tp_task *task;
+    } *slots;
+    size_t cap; /* a power of two, or 0 */
+    size_t len;
+} tp__idmap;
+
+void tp__idmap_free(tp__idmap *m);
+/* Makes room for one more entry: 0, or -1 if out of memory. */
+int tp__idmap_reserve(tp__idmap *m);
+/* Inserts; tp__idmap_reserve must have succeeded since the last insert. */
+void tp__idmap_put(tp__idmap *m, tp_id id, tp_task *task);
+tp_task *tp__idmap_get(const tp__idmap *m, tp_id id);
+void tp__idmap_del(tp__idmap *m, tp_id id);
+
+/* ---- tasks and workers ---- */
+
+enum tp__task_state {
+    TP__RUNNING,   /* started, not cancelled, function not returned */
+    TP__CANCELLED, /* cancelled; until its end callback begins */
+    TP__ENDED      /* ended, end callback running: still "live" */
+};
+
+/* A task is embedded in the worker that runs it, so its memory lives as
+ * long as the worker; it is "live" (in pool->live) from its start until its
+ * end callback returned. Fields are guarded by pool->mu unless noted. */
+struct tp_task {
+    tp_id id;
+    tp_pool *pool;
+    struct tp__group *group;
+    struct tp__worker *worker;
+    void *arg;
+    int state;
+    atomic_bool cancelled; /* written under pool->mu, read anywhere */
+    tp_task *prev, *next;  /* the live list, in start order */
+
+    /* The waiter: what the task blocks in, so that a cancel can wake it.
+     * Guarded by wmu; lock order pool->mu -> wmu. */
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv; /* CLOCK_MONOTONIC; tp_sleep */
+    pthread_cond_t *ucond; /* the user's cond in tp_cond_wait, or NULL */
+    pthread_mutex_t *umutex;
+    int efd;           /* eventfd for tp_cancel_fd/tp_wait_fd, or -1 */
+    bool efd_signalled; /* efd holds a count to drain */
+};
+
+typedef struct tp__worker {
+    tp_pool *pool;
+    pthread_t thread;
+    pthread_cond_t park;  /* CLOCK_MONOTONIC; waited on with pool->mu */
+    bool idle;            /* on pool->idle_head's list */
+    bool wake;            /* counted in pool->waking */
+    struct tp__worker *idle_next, *idle_prev;
+    tp_task task;
+} tp__worker;
+
+/* ---- groups (group.c) ---- */
+
+enum tp__src { TP__SRC_APPLY, TP__SRC_ARRAY, TP__SRC_ITER };
+enum tp__call { TP__CALL_FN, TP__CALL_STAR, TP__CALL_KW };
+
+typedef struct tp__group {
+    char name[TP_NAME_MAX];
+    int refs;      /* listed + live tasks + in-flight claims + drops */
+    bool indexed;  /* findable by name */
+    bool listed;   /* on pool->groups */
+    struct tp__group *hnext;        /* name index chain */
+    struct tp__group *prev, *next;  /* pool->groups */
+
+    int call;
+    union {
+        tp_fn fn;
+        tp_star_fn star;
+        tp_kw_fn kw;
+    } f;
+    tp_callback end_cb, cancel_cb;
+    void (*discard)(void *arg, void *callback_arg);
+    void *cb_arg;
+
+    int src;
+    void *arg;     /* APPLY: the shared argument */
+    void **args;   /* ARRAY: argument i of nargs */
+    size_t nargs;  /* APPLY, ARRAY: how many starts in all */
+    size_t next_arg; /* APPLY, ARRAY: starts claimed so far */
+    void *block;   /* owned copies behind args */
+    tp_iter iter;
+    bool iter_over;  /* ITER: exhausted or cancelled: next never again */
+    bool iter_busy;  /* ITER: a worker is inside next() */
+    bool done_called;
+
+    size_t limit;   /* num_concurrent */
+    size_t active;  /* queued + claimed + live tasks, at most limit */
+    size_t queued;  /* starts waiting in the pool FIFO */
+    size_t claims;  /* ITER: claimed, waiting for next() */
+    size_t live;    /* tasks started and not fully ended */
+
+    tp_id *ids; /* known task ids, ascending */
+    size_t nids, idcap;
+
+    /* Dropped starts whose discard/done calls are still to be made after
+     * unlocking (see tp__group_drop); a group is dropped at most once. */
+    size_t drop_from, drop_to;
+    bool drop_done;
+    struct tp__group *drop_next;
+} tp__group;
+
+/* A run of consecutive starts of one group in the pool's FIFO. */
+typedef struct tp__run {
+    tp__group *group;
+    size_t count;
+    struct tp__run *next;
+} tp__run;
+
+/* ---- the pool (pool.c) ---- */
+
+enum tp__kind { TP__GENERAL, TP__SIMPLE };
+
+typedef struct tp__counter {
+    char *key;
+    size_t next;
+    struct tp__counter *link;
+} tp__counter;
+
+struct tp_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* CLOCK_MONOTONIC; see tp__changed */
+    size_t waiters;         /* threads waiting on changed */
+
+    int kind;
+    char name[TP_NAME_MAX + 32];
+    size_t stack_size;
+    double idle_timeout;
+
+    size_t size;       /* pool size (capacity) */
+    size_t occupied;   /* claimed starts whose function has not returned */
+    bool locked, closed, freeing;
+
+    tp_id next_id;
+    size_t n_running, n_cancelled, n_ended, n_live;
+    uint64_t total_started, total_ended, total_cancelled, total_failed;
+    tp__idmap live;
+    tp_task *live_head, *live_tail;
+
+    tp__group **index; /* name -> group, chained */
+    size_t index_cap, n_indexed;
+    tp__group *groups; /* listed groups */
+    tp__counter *counters;
+
+    tp__run *fifo_head, *fifo_tail;
+    size_t queued_total;
+
+    size_t threads, idle, waking;
+    tp__worker *idle_head;
+    tp__worker *zombie; /* the last retired worker, to be joined */
+
+    /* SimpleTaskPool */
+    tp_fn simple_fn;
+    void *simple_arg;
+    tp_opts simple_opts;
+    char func_name[TP_NAME_MAX];
+    size_t start_calls;
+};
+
+#ifndef NDEBUG
+/* Debug builds check "caller holds pool->mu" claims (see pool.c). */
+bool tp__held(tp_pool *pool);
+#define TP_ASSERT_HELD(p) assert(tp__held(p))
+#else
+#define TP_ASSERT_HELD(p) ((void)(p))
+#endif
+void tp__lock(tp_pool *pool);
+void tp__unlock(tp_pool *pool);
+/* Wakes threads waiting for a change of state (flush, gather, free). */
+void tp__changed(tp_pool *pool);
+/* Waits on cv (a CLOCK_MONOTONIC cond) with pool->mu held; deadline NULL:
+ * none. Returns false on timeout. */
+bool tp__wait(tp_pool *pool, pthread_cond_t *cv,
+              const struct timespec *deadline);
+/* tp__wait on pool->changed, counted in pool->waiters. */
+bool tp__wait_changed(tp_pool *pool, const struct timespec *deadline);
+/* Initialises a cond that waits on CLOCK_MONOTONIC. */
+int tp__cond_init(pthread_cond_t *cv);
+/* True if the calling thread is a worker of pool (in a task or callback). */
+bool tp__in_pool(const tp_pool *pool);
+/* The worker running on this thread, if any (worker.c). */
+extern _Thread_local tp__worker *tp__self;
+/* The task running on this thread, if any (wait.c). */
+extern _Thread_local tp_task *tp__current;
+
+/* group.c */
+tp__group *tp__group_find(tp_pool *pool, const char *name);
+int tp__group_name(tp_pool *pool, tp__group *g, const char *explicit_name,
+                   const char *prefix, const char *func);
+void tp__group_attach(tp_pool *pool, tp__group *g);
+void tp__group_unref(tp_pool *pool, tp__group *g);
+void tp__group_free(tp__group *g);
+void tp__group_admit(tp_pool *pool, tp__group *g);
+bool tp__group_pending(const tp__group *g);
+void tp__group_retire_if_empty(tp_pool *pool, tp__group *g);
+void tp__group_unindex(tp_pool *pool, tp__group *g);
+/* Drops g's pending starts (they will never start) and pushes g onto
+ * *drops; tp__drops_run then makes the discard and done calls after the
+ * caller unlocked. */
+void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops);
+void tp__drops_run(tp_pool *pool, tp__group *drops);
+int tp__group_reserve_id(tp__group *g);
+void tp__group_add_id(tp__group *g, tp_id id);
+bool tp__group_has_id(const tp__group *g, tp_id id);
+void *tp__group_arg(const tp__group *g, size_t i);
+void tp__fifo_remove(tp_pool *pool, tp__group *g);
+
+/* worker.c */
+int tp__dispatch(tp_pool *pool);
+void tp__cancel_task(tp_pool *pool, tp_task *t);
+void tp__reap(tp_pool *pool);
+
+/* spawn.c */
+int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
+              const char *prefix, const char *explicit_name,
+              char group_out[TP_NAME_MAX]);
+
+/* log.c */
+extern atomic_int tp__log_min;
+int tp__log_init(void);
+static inline bool tp__log_on(tp_log_level level)
+{
+    int min = atomic_load_explicit(&tp__log_min, memory_order_relaxed);
+    if (min < 0)
+        min = tp__log_init();
+    return (int)level >= min;
+}
+void tp__log(tp_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Fault injection for tests: the next n worker thread creations fail. */
+extern atomic_int tp__fail_thread_create;
+
+/* ---- time ---- */
+
+static inline struct timespec tp__deadline(clockid_t clock, double seconds)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    if (seconds > 1e9)
+        seconds = 1e9;
+    time_t whole = (time_t)seconds;
+    ts.tv_sec += whole;
+    ts.tv_nsec += (long)((seconds - (double)whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static inline bool tp__before(const struct timespec *a,
+                              const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec ||
+           (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+#endif

@@ -1,0 +1,442 @@
+/*
+ * Pools: lifecycle, size, lock, counters, flush, gather and close.
+ *
+ * DESIGN
+ *
+ * One mutex per pool, pool->mu, guards all of the pool's state: its groups
+ * and their name index, the FIFO of pending starts, the live tasks and the
+ * counters, and the worker lists. It is held only for bookkeeping: no user
+ * code (task, iterator, callback, log handler) and no blocking system call
+ * runs under it; thread creation and joins happen with it released.
+ *
+ * Each task has a second, leaf mutex, task->wmu, guarding what the task is
+ * blocked in (see wait.c). Order: pool->mu, then task->wmu. A task holding
+ * its own user mutex in tp_cond_wait takes wmu too, so a canceller (which
+ * holds wmu) only ever *tries* the user's mutex and never blocks on it.
+ *
+ * Threads:
+ *  - Callers of the API take pool->mu briefly. Spawning calls never wait.
+ *  - Worker threads (worker.c) claim starts from the FIFO, run the task
+ *    function with no lock, then take the lock to record the end and claim
+ *    the next start in the same critical section.
+ *  - End, cancel and discard callbacks run on the worker (or on the thread
+ *    that dropped the start) after the lock is released.
+ *
+ * Order: pending starts join the pool FIFO when their group admits them
+ * (group.c) and are claimed strictly first in, first out. Ids are assigned
+ * at the claim, so ids follow start order. tp_stop cancels the live list
+ * from its tail: the most recently started first.
+ *
+ * Waiting: flush, gather, until_closed and free wait on pool->changed,
+ * which is broadcast (only when someone waits) whenever a task stops being
+ * live, a group stops having pending starts, a worker retires, or the pool
+ * closes.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_size_t pool_index;
+
+#ifndef NDEBUG
+static _Thread_local const tp_pool *held_pool;
+static _Thread_local int held_depth;
+bool tp__held(tp_pool *pool)
+{
+    return held_pool == pool && held_depth > 0;
+}
+#endif
+
+void tp__lock(tp_pool *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+#ifndef NDEBUG
+    held_pool = pool;
+    held_depth++;
+#endif
+}
+
+void tp__unlock(tp_pool *pool)
+{
+#ifndef NDEBUG
+    if (--held_depth == 0)
+        held_pool = NULL;
+#endif
+    pthread_mutex_unlock(&pool->mu);
+}
+
+void tp__changed(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    if (pool->waiters)
+        pthread_cond_broadcast(&pool->changed);
+}
+
+bool tp__wait(tp_pool *pool, pthread_cond_t *cv,
+              const struct timespec *deadline)
+{
+    TP_ASSERT_HELD(pool);
+    int rc = 0;
+#ifndef NDEBUG
+    int depth = held_depth;
+    held_depth = 0;
+    held_pool = NULL;
+#endif
+    if (deadline)
+        rc = pthread_cond_timedwait(cv, &pool->mu, deadline);
+    else
+        pthread_cond_wait(cv, &pool->mu);
+#ifndef NDEBUG
+    held_pool = pool;
+    held_depth = depth;
+#endif
+    return rc != ETIMEDOUT;
+}
+
+bool tp__wait_changed(tp_pool *pool, const struct timespec *deadline)
+{
+    pool->waiters++;
+    bool ok = tp__wait(pool, &pool->changed, deadline);
+    pool->waiters--;
+    return ok;
+}
+
+int tp__cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}
+
+static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
+{
+    static const tp_pool_opts defaults;
+    if (!opts)
+        opts = &defaults;
+    const char *prefix = kind == TP__SIMPLE ? "SimpleTaskPool" : "TaskPool";
+    if (opts->name && strlen(opts->name) + strlen(prefix) + 2 > TP_NAME_MAX)
+        return NULL;
+    if (opts->idle_timeout != opts->idle_timeout) /* NaN */
+        return NULL;
+
+    tp_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return NULL;
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+    int rc = pthread_mutex_init(&pool->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (rc) {
+        free(pool);
+        return NULL;
+    }
+    if (tp__cond_init(&pool->changed)) {
+        pthread_mutex_destroy(&pool->mu);
+        free(pool);
+        return NULL;
+    }
+    size_t index = atomic_fetch_add(&pool_index, 1);
+    if (opts->name)
+        snprintf(pool->name, sizeof pool->name, "%s-%s", prefix, opts->name);
+    else
+        snprintf(pool->name, sizeof pool->name, "%s-%zu", prefix, index);
+    pool->kind = kind;
+    pool->size = opts->pool_size ? opts->pool_size : TP_UNLIMITED;
+    pool->stack_size = opts->stack_size ? opts->stack_size : 256 * 1024;
+    pool->idle_timeout = opts->idle_timeout ? opts->idle_timeout : 10.0;
+    return pool;
+}
+
+tp_pool *tp_pool_new(const tp_pool_opts *opts)
+{
+    tp_pool *pool = pool_create(TP__GENERAL, opts);
+    if (pool)
+        tp__log(TP_LOG_DEBUG, "%s initialized", pool->name);
+    return pool;
+}
+
+tp_pool *tp_simple_pool_new(tp_fn fn, void *arg, const tp_pool_opts *popts,
+                            const tp_opts *opts)
+{
+    const char *func = opts && opts->func_name ? opts->func_name : "func";
+    if (!fn || strlen(func) >= TP_NAME_MAX)
+        return NULL;
+    tp_pool *pool = pool_create(TP__SIMPLE, popts);
+    if (!pool)
+        return NULL;
+    pool->simple_fn = fn;
+    pool->simple_arg = arg;
+    if (opts)
+        pool->simple_opts = *opts;
+    pool->simple_opts.group_name = NULL;
+    pool->simple_opts.func_name = NULL;
+    strcpy(pool->func_name, func);
+    tp__log(TP_LOG_DEBUG, "%s initialized", pool->name);
+    return pool;
+}
+
+const char *tp_pool_name(const tp_pool *pool)
+{
+    return pool ? pool->name : NULL;
+}
+
+const char *tp_func_name(const tp_pool *pool)
+{
+    return pool && pool->kind == TP__SIMPLE ? pool->func_name : NULL;
+}
+
+bool tp__in_pool(const tp_pool *pool)
+{
+    return tp__self && tp__self->pool == pool;
+}
+
+/* Getters take the lock so that they see a consistent state; they are
+ * logically const. */
+#define GETTER(type, fn, expr)                                                \
+    type fn(const tp_pool *cpool)                                             \
+    {                                                                         \
+        tp_pool *pool = (tp_pool *)cpool;                                     \
+        if (!pool)                                                            \
+            return 0;                                                         \
+        tp__lock(pool);                                                       \
+        type v = (expr);                                                      \
+        tp__unlock(pool);                                                     \
+        return v;                                                             \
+    }
+
+GETTER(size_t, tp_pool_size, pool->size)
+GETTER(bool, tp_is_locked, pool->locked)
+GETTER(bool, tp_is_full, pool->occupied >= pool->size)
+GETTER(size_t, tp_num_running, pool->n_running)
+GETTER(size_t, tp_num_cancelled, pool->n_cancelled)
+GETTER(size_t, tp_num_ended, pool->n_ended)
+
+int tp_set_pool_size(tp_pool *pool, size_t size)
+{
+    if (!pool)
+        return TP_EINVAL;
+    tp__lock(pool);
+    pool->size = size;
+    int rc = tp__dispatch(pool);
+    tp__unlock(pool);
+    return rc;
+}
+
+void tp_lock(tp_pool *pool)
+{
+    if (!pool)
+        return;
+    tp__lock(pool);
+    bool was = pool->locked;
+    pool->locked = true;
+    tp__unlock(pool);
+    if (!was)
+        tp__log(TP_LOG_INFO, "%s is locked!", pool->name);
+}
+
+void tp_unlock(tp_pool *pool)
+{
+    if (!pool)
+        return;
+    tp__lock(pool);
+    bool was = pool->locked;
+    pool->locked = false;
+    tp__unlock(pool);
+    if (was)
+        tp__log(TP_LOG_INFO, "%s was unlocked.", pool->name);
+}
+
+int tp_get_stats(const tp_pool *cpool, tp_stats *out)
+{
+    tp_pool *pool = (tp_pool *)cpool;
+    if (!pool || !out)
+        return TP_EINVAL;
+    tp__lock(pool);
+    size_t pending = 0;
+    for (tp__group *g = pool->groups; g; g = g->next)
+        pending += g->src == TP__SRC_ITER ? g->queued + g->claims
+                                          : g->nargs - g->next_arg;
+    *out = (tp_stats){
+        .pool_size = pool->size,
+        .running = pool->n_running,
+        .cancelled = pool->n_cancelled,
+        .ended = pool->n_ended,
+        .pending = pending,
+        .groups = pool->n_indexed,
+        .threads = pool->threads,
+        .idle_threads = pool->idle,
+        .total_started = pool->total_started,
+        .total_ended = pool->total_ended,
+        .total_cancelled = pool->total_cancelled,
+        .total_failed = pool->total_failed,
+    };
+    tp__unlock(pool);
+    return TP_OK;
+}
+
+/* Forgets every fully ended task: the ids in groups that are no longer
+ * live. Groups left with nothing are forgotten too. */
+static void forget_ended(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    for (tp__group *g = pool->groups, *next; g; g = next) {
+        next = g->next;
+        size_t kept = 0;
+        for (size_t i = 0; i < g->nids; i++)
+            if (tp__idmap_get(&pool->live, g->ids[i]))
+                g->ids[kept++] = g->ids[i];
+        pool->n_ended -= g->nids - kept;
+        g->nids = kept;
+        tp__group_retire_if_empty(pool, g);
+    }
+}
+
+int tp_flush(tp_pool *pool)
+{
+    if (!pool)
+        return TP_EINVAL;
+    if (tp__in_pool(pool))
+        return TP_EDEADLK;
+    tp__lock(pool);
+    /* The tasks to wait for: cancelled or ended, callbacks not yet done. */
+    size_t n = 0, cap = 0;
+    tp_id *ids = NULL;
+    for (tp_task *t = pool->live_head; t; t = t->next) {
+        if (t->state == TP__RUNNING)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            tp_id *grown = realloc(ids, cap * sizeof *ids);
+            if (!grown) {
+                tp__unlock(pool);
+                free(ids);
+                return TP_ENOMEM;
+            }
+            ids = grown;
+        }
+        ids[n++] = t->id;
+    }
+    for (size_t i = 0; i < n;) {
+        if (tp__idmap_get(&pool->live, ids[i]))
+            tp__wait_changed(pool, NULL);
+        else
+            i++;
+    }
+    forget_ended(pool);
+    tp__unlock(pool);
+    free(ids);
+    return TP_OK;
+}
+
+static bool any_pending(const tp_pool *pool)
+{
+    for (tp__group *g = pool->groups; g; g = g->next)
+        if (tp__group_pending(g))
+            return true;
+    return false;
+}
+
+int tp_gather_and_close(tp_pool *pool)
+{
+    if (!pool)
+        return TP_EINVAL;
+    if (tp__in_pool(pool))
+        return TP_EDEADLK;
+    tp__lock(pool);
+    bool closed = pool->closed;
+    tp__unlock(pool);
+    if (closed)
+        return TP_ECLOSED;
+    tp_lock(pool);
+
+    tp__lock(pool);
+    while (!pool->closed && (pool->n_live || any_pending(pool)))
+        tp__wait_changed(pool, NULL);
+    if (!pool->closed) {
+        forget_ended(pool);
+        /* What remains listed are groups without tasks or pending starts
+         * that are still indexed: forget them too. */
+        for (tp__group *g = pool->groups, *next; g; g = next) {
+            next = g->next;
+            tp__group_unindex(pool, g);
+            tp__group_retire_if_empty(pool, g);
+        }
+        pool->closed = true;
+        tp__changed(pool);
+    }
+    tp__unlock(pool);
+    return TP_OK;
+}
+
+int tp_until_closed(tp_pool *pool, double timeout)
+{
+    if (!pool || timeout != timeout)
+        return TP_EINVAL;
+    if (tp__in_pool(pool))
+        return TP_EDEADLK;
+    struct timespec deadline = tp__deadline(CLOCK_MONOTONIC, timeout);
+    tp__lock(pool);
+    bool ok = true;
+    while (!pool->closed && ok)
+        ok = tp__wait_changed(pool, timeout < 0 ? NULL : &deadline);
+    bool closed = pool->closed;
+    tp__unlock(pool);
+    return closed ? TP_OK : TP_ETIMEDOUT;
+}
+
+void tp_pool_free(tp_pool *pool)
+{
+    if (!pool)
+        return;
+    if (tp__in_pool(pool)) {
+        tp__log(TP_LOG_ERROR, "%s cannot be freed by its own task",
+                pool->name);
+        return;
+    }
+    tp__lock(pool);
+    pool->locked = true;
+    pool->freeing = true;
+    tp__group *drops = NULL;
+    for (tp__group *g = pool->groups; g; g = g->next) {
+        tp__group_drop(pool, g, &drops);
+        tp__group_unindex(pool, g);
+    }
+    for (tp_task *t = pool->live_head; t; t = t->next)
+        tp__cancel_task(pool, t);
+    tp__unlock(pool);
+    tp__drops_run(pool, drops);
+
+    tp__lock(pool);
+    /* Idle workers retire when woken with freeing set; busy ones retire
+     * once their task has ended and nothing is left to claim. */
+    for (tp__worker *w = pool->idle_head; w; w = w->idle_next) {
+        w->idle = false;
+        pthread_cond_signal(&w->park);
+    }
+    pool->idle_head = NULL;
+    pool->idle = 0;
+    while (pool->threads)
+        tp__wait_changed(pool, NULL);
+    forget_ended(pool);
+    assert(!pool->groups && !pool->fifo_head && !pool->live_head);
+    tp__unlock(pool);
+    tp__reap(pool);
+
+    for (tp__counter *c = pool->counters, *next; c; c = next) {
+        next = c->link;
+        free(c->key);
+        free(c);
+    }
+    tp__idmap_free(&pool->live);
+    free(pool->index);
+    pthread_cond_destroy(&pool->changed);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool);
+}

@@ -1,0 +1,265 @@
+/*
+ * Spawning calls: apply, the map family and tp_start. Each builds a group
+ * without the lock (copying what the header says is copied), then under
+ * pool->mu names it, lets it admit its first starts into the FIFO, and
+ * makes sure workers head for them. None of them waits for room.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static tp__group *group_new(int call, int src, size_t limit,
+                            const tp_opts *opts)
+{
+    tp__group *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->call = call;
+    g->src = src;
+    g->limit = limit;
+    if (opts) {
+        g->end_cb = opts->end_callback;
+        g->cancel_cb = opts->cancel_callback;
+        g->discard = opts->discard;
+        g->cb_arg = opts->callback_arg;
+    }
+    return g;
+}
+
+/* Checks what every spawning call has in common. */
+static int check(tp_pool *pool, const void *fn, int kind, const tp_opts *opts)
+{
+    if (!pool || !fn)
+        return TP_EINVAL;
+    if (pool->kind != kind)
+        return TP_EWRONG_POOL;
+    if (opts && opts->group_name && strlen(opts->group_name) >= TP_NAME_MAX)
+        return TP_EINVAL;
+    if (opts && opts->func_name && strlen(opts->func_name) >= TP_NAME_MAX)
+        return TP_EINVAL;
+    return TP_OK;
+}
+
+int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
+              const char *prefix, const char *explicit_name,
+              char group_out[TP_NAME_MAX])
+{
+    const char *func = NULL;
+    if (pool->kind == TP__GENERAL)
+        func = opts && opts->func_name ? opts->func_name : "func";
+    tp__lock(pool);
+    int rc = pool->closed ? TP_ECLOSED : pool->locked ? TP_ELOCKED : TP_OK;
+    if (rc == TP_OK)
+        rc = tp__group_name(pool, g, explicit_name, prefix, func);
+    if (rc != TP_OK) {
+        tp__unlock(pool);
+        tp__group_free(g);
+        return rc;
+    }
+    tp__group_attach(pool, g);
+    tp__group_admit(pool, g);
+    rc = tp__dispatch(pool);
+    if (rc != TP_OK && g->nids == 0 && g->claims == 0) {
+        /* No thread could be had and nothing of this call started:
+         * withdraw the whole call. */
+        tp__fifo_remove(pool, g);
+        g->next_arg = g->nargs;
+        g->iter_over = true;
+        tp__group_retire_if_empty(pool, g);
+        tp__unlock(pool);
+        return rc;
+    }
+    if (group_out)
+        strcpy(group_out, g->name);
+    tp__unlock(pool);
+    return TP_OK;
+}
+
+int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
+             const tp_opts *opts, char group_out[TP_NAME_MAX])
+{
+    int rc = check(pool, (const void *)fn, TP__GENERAL, opts);
+    if (rc != TP_OK)
+        return rc;
+    if (num == 0)
+        return TP_EINVAL;
+    tp__group *g = group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, opts);
+    if (!g)
+        return TP_ENOMEM;
+    g->f.fn = fn;
+    g->arg = arg;
+    g->nargs = num;
+    return tp__spawn(pool, g, opts, "apply", opts ? opts->group_name : NULL,
+                     group_out);
+}
+
+int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
+{
+    int rc = pool ? check(pool, (const void *)pool->simple_fn, TP__SIMPLE,
+                          NULL)
+                  : TP_EINVAL;
+    if (rc != TP_OK)
+        return rc;
+    if (num == 0)
+        return TP_EINVAL;
+    tp__group *g = group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX,
+                             &pool->simple_opts);
+    if (!g)
+        return TP_ENOMEM;
+    g->f.fn = pool->simple_fn;
+    g->arg = pool->simple_arg;
+    g->nargs = num;
+    return tp__spawn(pool, g, NULL, "start", NULL, group_out);
+}
+
+/* A group over n arguments whose pointer array lives in a block of
+ * `extra` more bytes, all owned by the group. */
+static tp__group *array_group(int call, size_t n, size_t num_concurrent,
+                              size_t extra, const tp_opts *opts)
+{
+    if (n > (SIZE_MAX - extra) / sizeof(void *) / 2)
+        return NULL;
+    tp__group *g = group_new(call, TP__SRC_ARRAY, num_concurrent, opts);
+    if (!g)
+        return NULL;
+    g->block = malloc(n * sizeof(void *) + extra);
+    if (!g->block) {
+        free(g);
+        return NULL;
+    }
+    g->args = g->block;
+    g->nargs = n;
+    return g;
+}
+
+static int check_map(tp_pool *pool, const void *fn, const void *args,
+                     size_t n, size_t num_concurrent, const tp_opts *opts)
+{
+    int rc = check(pool, fn, TP__GENERAL, opts);
+    if (rc == TP_OK && (!args || n == 0 || num_concurrent == 0))
+        rc = TP_EINVAL;
+    return rc;
+}
+
+int tp_map(tp_pool *pool, tp_fn fn, void *const args[], size_t nargs,
+           size_t num_concurrent, const tp_opts *opts,
+           char group_out[TP_NAME_MAX])
+{
+    int rc = check_map(pool, (const void *)fn, args, nargs, num_concurrent,
+                       opts);
+    if (rc != TP_OK)
+        return rc;
+    tp__group *g = array_group(TP__CALL_FN, nargs, num_concurrent, 0, opts);
+    if (!g)
+        return TP_ENOMEM;
+    g->f.fn = fn;
+    memcpy(g->args, args, nargs * sizeof *args);
+    return tp__spawn(pool, g, opts, "map", opts ? opts->group_name : NULL,
+                     group_out);
+}
+
+int tp_map_iter(tp_pool *pool, tp_fn fn, tp_iter iter, size_t num_concurrent,
+                const tp_opts *opts, char group_out[TP_NAME_MAX])
+{
+    int rc = check(pool, (const void *)fn, TP__GENERAL, opts);
+    if (rc == TP_OK && (!iter.next || num_concurrent == 0))
+        rc = TP_EINVAL;
+    tp__group *g = NULL;
+    if (rc == TP_OK) {
+        g = group_new(TP__CALL_FN, TP__SRC_ITER, num_concurrent, opts);
+        rc = g ? TP_OK : TP_ENOMEM;
+    }
+    if (rc == TP_OK) {
+        g->f.fn = fn;
+        g->iter = iter;
+        rc = tp__spawn(pool, g, opts, "map", opts ? opts->group_name : NULL,
+                       group_out);
+    }
+    if (rc != TP_OK && iter.done)
+        iter.done(iter.state);
+    return rc;
+}
+
+int tp_starmap(tp_pool *pool, tp_star_fn fn, const tp_args args[], size_t n,
+               size_t num_concurrent, const tp_opts *opts,
+               char group_out[TP_NAME_MAX])
+{
+    int rc = check_map(pool, (const void *)fn, args, n, num_concurrent, opts);
+    if (rc != TP_OK)
+        return rc;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (args[i].argc && !args[i].argv)
+            return TP_EINVAL;
+        total += args[i].argc;
+    }
+    size_t extra = n * sizeof(tp_args) + total * sizeof(void *);
+    tp__group *g = array_group(TP__CALL_STAR, n, num_concurrent, extra, opts);
+    if (!g)
+        return TP_ENOMEM;
+    g->f.star = fn;
+    tp_args *copies = (tp_args *)(g->args + n);
+    void **values = (void **)(copies + n);
+    for (size_t i = 0; i < n; i++) {
+        if (args[i].argc)
+            memcpy(values, args[i].argv, args[i].argc * sizeof *values);
+        copies[i] = (tp_args){args[i].argc, values};
+        values += args[i].argc;
+        g->args[i] = &copies[i];
+    }
+    return tp__spawn(pool, g, opts, "starmap",
+                     opts ? opts->group_name : NULL, group_out);
+}
+
+void *tp_kwargs_get(const tp_kwargs *kw, const char *key, void *fallback)
+{
+    if (!kw || !key)
+        return fallback;
+    for (size_t i = 0; i < kw->n; i++)
+        if (kw->items[i].key && strcmp(kw->items[i].key, key) == 0)
+            return kw->items[i].value;
+    return fallback;
+}
+
+int tp_doublestarmap(tp_pool *pool, tp_kw_fn fn, const tp_kwargs kwargs[],
+                     size_t n, size_t num_concurrent, const tp_opts *opts,
+                     char group_out[TP_NAME_MAX])
+{
+    int rc =
+        check_map(pool, (const void *)fn, kwargs, n, num_concurrent, opts);
+    if (rc != TP_OK)
+        return rc;
+    size_t items = 0, chars = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (kwargs[i].n && !kwargs[i].items)
+            return TP_EINVAL;
+        for (size_t j = 0; j < kwargs[i].n; j++) {
+            if (!kwargs[i].items[j].key)
+                return TP_EINVAL;
+            chars += strlen(kwargs[i].items[j].key) + 1;
+        }
+        items += kwargs[i].n;
+    }
+    size_t extra =
+        n * sizeof(tp_kwargs) + items * sizeof(tp_kwarg) + chars;
+    tp__group *g = array_group(TP__CALL_KW, n, num_concurrent, extra, opts);
+    if (!g)
+        return TP_ENOMEM;
+    g->f.kw = fn;
+    tp_kwargs *copies = (tp_kwargs *)(g->args + n);
+    tp_kwarg *item = (tp_kwarg *)(copies + n);
+    char *text = (char *)(item + items);
+    for (size_t i = 0; i < n; i++) {
+        copies[i] = (tp_kwargs){kwargs[i].n, item};
+        for (size_t j = 0; j < kwargs[i].n; j++, item++) {
+            size_t len = strlen(kwargs[i].items[j].key) + 1;
+            memcpy(text, kwargs[i].items[j].key, len);
+            *item = (tp_kwarg){text, kwargs[i].items[j].value};
+            text += len;
+        }
+        g->args[i] = &copies[i];
+    }
+    return tp__spawn(pool, g, opts, "doublestarmap",
+                     opts ? opts->group_name : NULL, group_out);
+}

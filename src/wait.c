@@ -1,0 +1,161 @@
+/*
+ * The task side: identity, the cancellation flag, and the waits that a
+ * cancel interrupts. Each task's waiter state (task->wmu and what it
+ * guards) is described in internal.h; tp__cancel_task (worker.c) is the
+ * other side of every wait here.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+_Thread_local tp_task *tp__current;
+
+tp_id tp_task_id(const tp_task *task)
+{
+    return task ? task->id : -1;
+}
+
+tp_pool *tp_task_pool(const tp_task *task)
+{
+    return task ? task->pool : NULL;
+}
+
+tp_task *tp_current_task(void)
+{
+    return tp__current;
+}
+
+bool tp_cancelled(const tp_task *task)
+{
+    return task && atomic_load(&((tp_task *)task)->cancelled);
+}
+
+int tp_sleep(tp_task *task, double seconds)
+{
+    if (!(seconds >= 0))
+        return TP_EINVAL;
+    struct timespec deadline = tp__deadline(CLOCK_MONOTONIC, seconds);
+    if (!task) {
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline,
+                               NULL) == EINTR)
+            ;
+        return TP_OK;
+    }
+    pthread_mutex_lock(&task->wmu);
+    while (!atomic_load(&task->cancelled))
+        if (pthread_cond_timedwait(&task->wcv, &task->wmu, &deadline) ==
+            ETIMEDOUT)
+            break;
+    bool cancelled = atomic_load(&task->cancelled);
+    pthread_mutex_unlock(&task->wmu);
+    return cancelled ? TP_ECANCELED : TP_OK;
+}
+
+int tp_cond_wait(tp_task *task, pthread_cond_t *cond, pthread_mutex_t *mutex,
+                 double timeout)
+{
+    if (!cond || !mutex || timeout != timeout)
+        return TP_EINVAL;
+    struct timespec deadline = tp__deadline(CLOCK_REALTIME, timeout);
+    if (!task) {
+        int rc = timeout < 0 ? pthread_cond_wait(cond, mutex)
+                             : pthread_cond_timedwait(cond, mutex, &deadline);
+        return rc == ETIMEDOUT ? TP_ETIMEDOUT : TP_OK;
+    }
+    pthread_mutex_lock(&task->wmu);
+    bool cancelled = atomic_load(&task->cancelled);
+    if (!cancelled) {
+        task->ucond = cond;
+        task->umutex = mutex;
+    }
+    pthread_mutex_unlock(&task->wmu);
+    if (cancelled)
+        return TP_ECANCELED;
+
+    int result;
+    for (;;) {
+        /* Wait in slices: a cancel that could not take the mutex may have
+         * signalled just before this thread started waiting. */
+        struct timespec slice = tp__deadline(CLOCK_REALTIME, 0.020);
+        if (timeout >= 0 && tp__before(&deadline, &slice))
+            slice = deadline;
+        int rc = pthread_cond_timedwait(cond, mutex, &slice);
+        if (atomic_load(&task->cancelled)) {
+            result = TP_ECANCELED;
+            break;
+        }
+        if (rc != ETIMEDOUT) {
+            result = TP_OK;
+            break;
+        }
+        struct timespec now = tp__deadline(CLOCK_REALTIME, 0);
+        if (timeout >= 0 && !tp__before(&now, &deadline)) {
+            result = TP_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_lock(&task->wmu);
+    task->ucond = NULL;
+    task->umutex = NULL;
+    pthread_mutex_unlock(&task->wmu);
+    return result;
+}
+
+/* Creates the task's eventfd on first use; readable once cancelled. */
+static int cancel_fd(tp_task *task)
+{
+    pthread_mutex_lock(&task->wmu);
+    if (task->efd < 0) {
+        task->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (task->efd >= 0 && atomic_load(&task->cancelled)) {
+            uint64_t one = 1;
+            ssize_t n = write(task->efd, &one, sizeof one);
+            (void)n;
+            task->efd_signalled = true;
+        }
+    }
+    int fd = task->efd;
+    pthread_mutex_unlock(&task->wmu);
+    return fd >= 0 ? fd : TP_ESYS;
+}
+
+int tp_cancel_fd(tp_task *task)
+{
+    return task ? cancel_fd(task) : TP_EINVAL;
+}
+
+int tp_wait_fd(tp_task *task, int fd, short events, double timeout)
+{
+    if (fd < 0 || timeout != timeout)
+        return TP_EINVAL;
+    struct pollfd p[2] = {{fd, events, 0}, {-1, POLLIN, 0}};
+    if (task) {
+        p[1].fd = cancel_fd(task);
+        if (p[1].fd < 0)
+            return TP_ESYS;
+    }
+    struct timespec deadline = tp__deadline(CLOCK_MONOTONIC, timeout);
+    for (;;) {
+        if (tp_cancelled(task))
+            return TP_ECANCELED;
+        int ms = -1;
+        if (timeout >= 0) {
+            struct timespec now = tp__deadline(CLOCK_MONOTONIC, 0);
+            double left = (double)(deadline.tv_sec - now.tv_sec) +
+                          (double)(deadline.tv_nsec - now.tv_nsec) / 1e9;
+            ms = left <= 0 ? 0 : left > 2e6 ? 2000000000 : (int)(left * 1e3 + 0.999);
+        }
+        int n = poll(p, task ? 2 : 1, ms);
+        if (n < 0 && errno != EINTR)
+            return TP_ESYS;
+        if (tp_cancelled(task))
+            return TP_ECANCELED;
+        if (n > 0 && p[0].revents)
+            return p[0].revents;
+        if (n == 0 && ms == 0)
+            return TP_ETIMEDOUT;
+    }
+}

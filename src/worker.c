@@ -1,0 +1,435 @@
+/*
+ * Worker threads: claiming starts, running tasks, ending them, parking and
+ * retiring. Locking as in pool.c: a worker holds pool->mu only between
+ * running things.
+ *
+ * A worker loops: claim the head of the pool FIFO (if the pool has room),
+ * run the task without the lock, then under the lock record its end and
+ * claim the next start in the same critical section. With nothing to claim
+ * it parks on its own condition variable on the pool's idle stack (most
+ * recently parked first, so warm threads are reused) and retires after the
+ * idle timeout. tp__dispatch wakes parked workers, or creates threads, for
+ * starts that have room and no worker heading for them (pool->waking
+ * counts workers woken or created but not yet back at the FIFO).
+ *
+ * A retiring worker becomes pool->zombie and joins the previous zombie, so
+ * at most one exited thread awaits a join; tp_pool_free joins the last.
+ */
+#include "internal.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+_Thread_local tp__worker *tp__self;
+atomic_int tp__fail_thread_create;
+
+static void worker_free(tp__worker *w)
+{
+    pthread_cond_destroy(&w->park);
+    pthread_cond_destroy(&w->task.wcv);
+    pthread_mutex_destroy(&w->task.wmu);
+    if (w->task.efd >= 0)
+        close(w->task.efd);
+    free(w);
+}
+
+static void join_free(tp__worker *w)
+{
+    if (w) {
+        pthread_join(w->thread, NULL);
+        worker_free(w);
+    }
+}
+
+void tp__reap(tp_pool *pool)
+{
+    join_free(pool->zombie);
+    pool->zombie = NULL;
+}
+
+static void *worker_main(void *arg);
+
+/* Creates a worker thread, which starts counted in threads and waking.
+ * Called without the lock. */
+static int spawn_thread(tp_pool *pool)
+{
+    int fail = atomic_load(&tp__fail_thread_create);
+    while (fail > 0)
+        if (atomic_compare_exchange_weak(&tp__fail_thread_create, &fail,
+                                         fail - 1))
+            return TP_ESYS;
+    tp__worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return TP_ENOMEM;
+    w->pool = pool;
+    w->wake = true;
+    w->task.pool = pool;
+    w->task.worker = w;
+    w->task.efd = -1;
+    pthread_mutex_init(&w->task.wmu, NULL);
+    tp__cond_init(&w->task.wcv);
+    tp__cond_init(&w->park);
+
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    size_t stack = pool->stack_size;
+    if (stack < (size_t)PTHREAD_STACK_MIN)
+        stack = PTHREAD_STACK_MIN;
+    pthread_attr_setstacksize(&attr, stack);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, worker_main, w);
+    pthread_attr_destroy(&attr);
+    if (rc) {
+        worker_free(w);
+        return TP_ESYS;
+    }
+    return TP_OK;
+}
+
+int tp__dispatch(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    int err = TP_OK;
+    while (!pool->freeing) {
+        size_t room =
+            pool->size > pool->occupied ? pool->size - pool->occupied : 0;
+        size_t want = room < pool->queued_total ? room : pool->queued_total;
+        if (want <= pool->waking)
+            break;
+        tp__worker *w = pool->idle_head;
+        if (w) {
+            pool->idle_head = w->idle_next;
+            if (w->idle_next)
+                w->idle_next->idle_prev = NULL;
+            pool->idle--;
+            w->idle = false;
+            w->wake = true;
+            pool->waking++;
+            pthread_cond_signal(&w->park);
+            continue;
+        }
+        pool->waking++;
+        pool->threads++;
+        tp__worker *zombie = pool->zombie;
+        pool->zombie = NULL;
+        tp__unlock(pool);
+        join_free(zombie);
+        int rc = spawn_thread(pool);
+        tp__lock(pool);
+        if (rc) {
+            pool->waking--;
+            pool->threads--;
+            tp__changed(pool);
+            err = rc;
+            break;
+        }
+    }
+    return err;
+}
+
+void tp__cancel_task(tp_pool *pool, tp_task *t)
+{
+    TP_ASSERT_HELD(pool);
+    if (t->state != TP__RUNNING)
+        return;
+    t->state = TP__CANCELLED;
+    pool->n_running--;
+    pool->n_cancelled++;
+    pool->total_cancelled++;
+    atomic_store(&t->cancelled, true);
+    pthread_mutex_lock(&t->wmu);
+    pthread_cond_broadcast(&t->wcv);
+    if (t->ucond) {
+        /* Holding the user's mutex while signalling closes the window in
+         * which the task has checked the flag but not yet started waiting.
+         * Only try it: our caller may hold it; tp_cond_wait's 20 ms slices
+         * cover that case. */
+        bool locked = pthread_mutex_trylock(t->umutex) == 0;
+        pthread_cond_broadcast(t->ucond);
+        if (locked)
+            pthread_mutex_unlock(t->umutex);
+    }
+    if (t->efd >= 0) {
+        uint64_t one = 1;
+        ssize_t rc = write(t->efd, &one, sizeof one);
+        (void)rc; /* EAGAIN only if the counter is saturated */
+        t->efd_signalled = true;
+    }
+    pthread_mutex_unlock(&t->wmu);
+}
+
+/* Starts the task on worker w: gives it the next id and makes it live. */
+static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg)
+{
+    TP_ASSERT_HELD(pool);
+    tp_task *t = &w->task;
+    t->id = pool->next_id++;
+    t->group = g;
+    t->arg = arg;
+    t->state = TP__RUNNING;
+    atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
+    tp__idmap_put(&pool->live, t->id, t);
+    t->next = NULL;
+    t->prev = pool->live_tail;
+    if (t->prev)
+        t->prev->next = t;
+    else
+        pool->live_head = t;
+    pool->live_tail = t;
+    pool->n_live++;
+    pool->n_running++;
+    pool->total_started++;
+    g->live++;
+    g->refs++;
+    tp__group_add_id(g, t->id);
+    return t;
+}
+
+static bool reserve(tp_pool *pool, tp__group *g)
+{
+    if (tp__idmap_reserve(&pool->live) == 0 && tp__group_reserve_id(g) == 0)
+        return true;
+    return false;
+}
+
+/* Takes the next argument of an iterator group for a claimed start. Returns
+ * true with *arg set, or false with the claim undone. May unlock. */
+static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
+{
+    TP_ASSERT_HELD(pool);
+    g->claims++;
+    g->refs++;
+    while (g->iter_busy && !g->iter_over)
+        tp__wait_changed(pool, NULL);
+    int rc = 0;
+    bool got = false, done = false;
+    if (!g->iter_over) {
+        g->iter_busy = true;
+        tp__unlock(pool);
+        rc = g->iter.next(g->iter.state, arg);
+        tp__lock(pool);
+        g->iter_busy = false;
+        if (rc == 1 && !g->iter_over)
+            got = reserve(pool, g);
+        if (rc != 1) {
+            g->iter_over = true;
+            tp__fifo_remove(pool, g);
+        }
+        done = g->iter_over && !g->done_called;
+        g->done_called |= done;
+        tp__changed(pool);
+    }
+    g->claims--;
+    if (!got) {
+        pool->occupied--;
+        g->active--;
+        if (rc == 1 || rc < 0 || done) {
+            tp__unlock(pool);
+            if (rc < 0)
+                tp__log(TP_LOG_ERROR, "%s: the iterator of %s failed (%d)",
+                        pool->name, g->name, rc);
+            if (rc == 1 && g->discard)
+                g->discard(*arg, g->cb_arg);
+            if (done && g->iter.done)
+                g->iter.done(g->iter.state);
+            tp__lock(pool);
+        }
+        tp__group_retire_if_empty(pool, g);
+    }
+    return got;
+}
+
+/* Claims the start at the head of the FIFO if the pool has room and starts
+ * it as a task of w. NULL if there is nothing to claim. May unlock (for an
+ * iterator's next). */
+static tp_task *claim(tp_pool *pool, tp__worker *w)
+{
+    TP_ASSERT_HELD(pool);
+    for (;;) {
+        tp__run *run = pool->fifo_head;
+        if (!run || pool->occupied >= pool->size)
+            return NULL;
+        tp__group *g = run->group;
+        if (!reserve(pool, g)) {
+            tp__log(TP_LOG_ERROR, "%s: out of memory starting a task",
+                    pool->name);
+            return NULL;
+        }
+        if (--run->count == 0) {
+            pool->fifo_head = run->next;
+            if (!pool->fifo_head)
+                pool->fifo_tail = NULL;
+            free(run);
+        }
+        g->queued--;
+        pool->queued_total--;
+        pool->occupied++;
+        if (g->src != TP__SRC_ITER)
+            return begin(pool, w, g, tp__group_arg(g, g->next_arg++));
+        void *arg = NULL;
+        bool got = iter_fetch(pool, g, &arg);
+        tp_task *t = got ? begin(pool, w, g, arg) : NULL;
+        tp__group_unref(pool, g);
+        if (t)
+            return t;
+    }
+}
+
+static int run(tp_pool *pool, tp_task *t)
+{
+    tp__log(TP_LOG_INFO, "Started %s_Task-%" PRId64, pool->name, t->id);
+    if (atomic_load(&t->cancelled))
+        return 0; /* cancelled before it started: never called */
+    tp__group *g = t->group;
+    int rc = 0;
+    tp__current = t;
+    switch (g->call) {
+    case TP__CALL_FN:
+        rc = g->f.fn(t, t->arg);
+        break;
+    case TP__CALL_STAR: {
+        const tp_args *a = t->arg;
+        rc = g->f.star(t, a->argc, a->argv);
+        break;
+    }
+    case TP__CALL_KW:
+        rc = g->f.kw(t, t->arg);
+        break;
+    }
+    tp__current = NULL;
+    return rc;
+}
+
+static void mark_ended(tp_pool *pool, tp_task *t)
+{
+    if (t->state == TP__CANCELLED)
+        pool->n_cancelled--;
+    else
+        pool->n_running--;
+    pool->n_ended++;
+    pool->total_ended++;
+    t->state = TP__ENDED;
+}
+
+/* Records the end of t, whose function returned rc: frees its pool slot,
+ * runs its callbacks (unlocked), then forgets it as live and lets its group
+ * admit the next start. */
+static void finish(tp_pool *pool, tp_task *t, int rc)
+{
+    TP_ASSERT_HELD(pool);
+    tp__group *g = t->group;
+    pool->occupied--;
+    if (rc)
+        pool->total_failed++;
+    bool cancelled = t->state == TP__CANCELLED;
+    if (cancelled || g->end_cb || g->cancel_cb || tp__log_on(TP_LOG_INFO)) {
+        /* The slot is free now: let another worker use it meanwhile. */
+        tp__dispatch(pool);
+        if (cancelled) {
+            tp__unlock(pool);
+            tp__log(TP_LOG_DEBUG, "Cancelled %s_Task-%" PRId64, pool->name,
+                    t->id);
+            if (g->cancel_cb)
+                g->cancel_cb(pool, t->id, g->cb_arg);
+            tp__lock(pool);
+        }
+        mark_ended(pool, t);
+        tp__unlock(pool);
+        tp__log(TP_LOG_INFO, "Ended %s_Task-%" PRId64, pool->name, t->id);
+        if (g->end_cb)
+            g->end_cb(pool, t->id, g->cb_arg);
+        tp__lock(pool);
+    } else {
+        mark_ended(pool, t);
+    }
+
+    tp__idmap_del(&pool->live, t->id);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        pool->live_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        pool->live_tail = t->prev;
+    pool->n_live--;
+    if (t->efd_signalled) {
+        uint64_t count;
+        ssize_t n = read(t->efd, &count, sizeof count);
+        (void)n;
+        t->efd_signalled = false;
+    }
+    g->live--;
+    g->active--;
+    tp__group_admit(pool, g);
+    tp__group_unref(pool, g);
+    tp__changed(pool);
+}
+
+/* Parks w until it is woken for work (true) or should retire (false). */
+static bool park(tp_pool *pool, tp__worker *w)
+{
+    TP_ASSERT_HELD(pool);
+    if (pool->freeing)
+        return false;
+    w->idle = true;
+    w->idle_prev = NULL;
+    w->idle_next = pool->idle_head;
+    if (w->idle_next)
+        w->idle_next->idle_prev = w;
+    pool->idle_head = w;
+    pool->idle++;
+    struct timespec deadline =
+        tp__deadline(CLOCK_MONOTONIC, pool->idle_timeout);
+    bool timed_out = false;
+    while (w->idle && !pool->freeing && !timed_out)
+        timed_out = !tp__wait(pool, &w->park,
+                              pool->idle_timeout < 0 ? NULL : &deadline);
+    if (w->idle) {
+        if (w->idle_prev)
+            w->idle_prev->idle_next = w->idle_next;
+        else
+            pool->idle_head = w->idle_next;
+        if (w->idle_next)
+            w->idle_next->idle_prev = w->idle_prev;
+        pool->idle--;
+        w->idle = false;
+    }
+    return w->wake;
+}
+
+static void *worker_main(void *arg)
+{
+    tp__worker *w = arg;
+    tp_pool *pool = w->pool;
+    w->thread = pthread_self();
+    tp__self = w;
+    tp__lock(pool);
+    for (;;) {
+        if (w->wake) {
+            w->wake = false;
+            pool->waking--;
+        }
+        tp_task *t = claim(pool, w);
+        if (!t) {
+            if (park(pool, w))
+                continue;
+            break;
+        }
+        tp__unlock(pool);
+        int rc = run(pool, t);
+        tp__lock(pool);
+        finish(pool, t, rc);
+    }
+    pool->threads--;
+    tp__worker *prev = pool->zombie;
+    pool->zombie = w;
+    tp__changed(pool);
+    tp__unlock(pool);
+    join_free(prev);
+    tp__self = NULL;
+    return NULL;
+}
