@@ -72,6 +72,12 @@ static bool joiners_at_least(void *arg)
     return joiners_of(b->q) >= b->n;
 }
 
+static bool full_with_putters(void *arg)
+{
+    blocked *b = arg;
+    return tp_queue_size(b->q) == 16 && putters_of(b->q) >= b->n;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -859,10 +865,12 @@ START_TEST(pool_producers_consumers_cancelled)
     while (atomic_load(&c.got_ok) < 5000)
         sched_yield();
     /* Cancel the consumers first: the producers then fill the queue and
-     * block in put, which the second cancel interrupts. */
+     * block in put, which the second cancel interrupts. (A producer can
+     * be in put's wait with the queue not full: woken, not yet running.
+     * So wait for both.) */
     ck_assert_int_eq(tp_cancel_group(pool, cg), TP_OK);
     blocked b = {c.q, 3};
-    ck_assert(wait_until(putters_at_least, &b));
+    ck_assert(wait_until(full_with_putters, &b));
     ck_assert_int_eq(tp_cancel_group(pool, pg), TP_OK);
     ck_assert(counter_wait(&c.ended, 6));
     ck_assert_int_eq(atomic_load(&c.cancelled), 6);

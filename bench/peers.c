@@ -1,0 +1,212 @@
+/* The peers the benchmarks compare taskpool with, each running n calls of
+ * the same work function on 2 threads: a plain mutex + condition variable
+ * queue (the floor: the least any thread pool can do), GLib's GThreadPool
+ * and libuv's uv_queue_work. GLib and libuv are optional (HAVE_GLIB,
+ * HAVE_UV, set by bench/CMakeLists.txt when pkg-config finds them). */
+#include "bench.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#ifdef HAVE_GLIB
+#include <glib.h>
+#endif
+#ifdef HAVE_UV
+#include <uv.h>
+#endif
+
+/* ---- the floor ---- */
+
+/* The queue holds n slots, so a push never grows it; the mutex guards
+ * head, tail, waiting and stop. Workers count completions with an atomic
+ * and the last one wakes the submitter. */
+typedef struct floor_q {
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    void **slots;
+    size_t head, tail;
+    int waiting; /* workers blocked on work_cv */
+    bool stop;
+    atomic_size_t remaining;
+    bench_work_fn work;
+} floor_q;
+
+static void *floor_worker(void *arg)
+{
+    floor_q *q = arg;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (q->head == q->tail && !q->stop) {
+            q->waiting++;
+            pthread_cond_wait(&q->work_cv, &q->mu);
+            q->waiting--;
+        }
+        if (q->head == q->tail) {
+            pthread_mutex_unlock(&q->mu);
+            return NULL;
+        }
+        void *job = q->slots[q->head++];
+        pthread_mutex_unlock(&q->mu);
+        q->work(job);
+        if (atomic_fetch_sub(&q->remaining, 1) == 1) {
+            pthread_mutex_lock(&q->mu);
+            pthread_cond_signal(&q->done_cv);
+            pthread_mutex_unlock(&q->mu);
+        }
+    }
+}
+
+double peer_floor_run(size_t n, bench_work_fn work, void *arg)
+{
+    floor_q q = {.work = work};
+    q.slots = malloc(n * sizeof *q.slots);
+    if (!q.slots)
+        return -1;
+    pthread_mutex_init(&q.mu, NULL);
+    pthread_cond_init(&q.work_cv, NULL);
+    pthread_cond_init(&q.done_cv, NULL);
+    atomic_init(&q.remaining, n);
+
+    double t0 = bench_now();
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&th[i], NULL, floor_worker, &q) != 0)
+            abort();
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&q.mu);
+        q.slots[q.tail++] = arg;
+        if (q.waiting)
+            pthread_cond_signal(&q.work_cv);
+        pthread_mutex_unlock(&q.mu);
+    }
+    pthread_mutex_lock(&q.mu);
+    while (atomic_load(&q.remaining) > 0)
+        pthread_cond_wait(&q.done_cv, &q.mu);
+    double t = bench_now() - t0;
+    q.stop = true;
+    pthread_cond_broadcast(&q.work_cv);
+    pthread_mutex_unlock(&q.mu);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+
+    pthread_mutex_destroy(&q.mu);
+    pthread_cond_destroy(&q.work_cv);
+    pthread_cond_destroy(&q.done_cv);
+    free(q.slots);
+    return t;
+}
+
+/* ---- GLib ---- */
+
+#ifdef HAVE_GLIB
+static void glib_func(gpointer data, gpointer user_data)
+{
+    ((bench_work_fn)user_data)(data);
+}
+#endif
+
+bool peer_have_glib(void)
+{
+#ifdef HAVE_GLIB
+    return true;
+#else
+    return false;
+#endif
+}
+
+double peer_glib_run(size_t n, bench_work_fn work, void *arg, bool exclusive)
+{
+#ifdef HAVE_GLIB
+    /* GThreadPool refuses NULL data. */
+    static char nonnull;
+    void *data = arg ? arg : &nonnull;
+    /* A function pointer travels as user_data; POSIX allows the cast. */
+    gpointer ud;
+    _Static_assert(sizeof ud == sizeof work, "function pointer size");
+    __builtin_memcpy(&ud, &work, sizeof ud);
+
+    double t0 = bench_now();
+    GThreadPool *pool = g_thread_pool_new(glib_func, ud, 2, exclusive, NULL);
+    if (!pool)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        g_thread_pool_push(pool, data, NULL);
+    g_thread_pool_free(pool, FALSE, TRUE); /* waits for every task */
+    return bench_now() - t0;
+#else
+    (void)n;
+    (void)work;
+    (void)arg;
+    (void)exclusive;
+    return -1;
+#endif
+}
+
+/* ---- libuv ---- */
+
+#ifdef HAVE_UV
+typedef struct uv_ctx {
+    bench_work_fn work;
+    void *arg;
+} uv_ctx;
+
+static void uv_work(uv_work_t *req)
+{
+    uv_ctx *c = req->data;
+    c->work(c->arg);
+}
+
+static void uv_after(uv_work_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+#endif
+
+bool peer_have_uv(void)
+{
+#ifdef HAVE_UV
+    return true;
+#else
+    return false;
+#endif
+}
+
+void peer_uv_setup(void)
+{
+#ifdef HAVE_UV
+    setenv("UV_THREADPOOL_SIZE", "2", 1);
+#endif
+}
+
+double peer_uv_run(size_t n, bench_work_fn work, void *arg)
+{
+#ifdef HAVE_UV
+    uv_ctx c = {work, arg};
+    uv_work_t *reqs = malloc(n * sizeof *reqs);
+    if (!reqs)
+        return -1;
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) {
+        free(reqs);
+        return -1;
+    }
+    double t0 = bench_now();
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].data = &c;
+        if (uv_queue_work(&loop, &reqs[i], uv_work, uv_after) != 0)
+            abort();
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    double t = bench_now() - t0;
+    uv_loop_close(&loop);
+    free(reqs);
+    return t;
+#else
+    (void)n;
+    (void)work;
+    (void)arg;
+    return -1;
+#endif
+}
