@@ -327,7 +327,9 @@ TP_API const char *tp_func_name(const tp_pool *pool);
 
 /* Cancels the tasks with the given ids. All-or-nothing: every id is checked
  * first and the first bad one is returned (TP_ENOTASK, TP_EALREADY_CANCELLED,
- * TP_EALREADY_ENDED) with nothing cancelled. Logs "Cancelling <task> ...". */
+ * TP_EALREADY_ENDED) with nothing cancelled. As in the reference, the task
+ * logs "Cancelling <task> ..." and "Cancelled <task>" once its function
+ * returned, then "Ended <task>". */
 TP_API int tp_cancel(tp_pool *pool, const tp_id ids[], size_t n);
 
 /* Cancels a group: first drops its pending starts (they never start;

@@ -325,11 +325,14 @@ static void finish(tp_pool *pool, tp_task *t, int rc)
     if (rc)
         pool->total_failed++;
     bool cancelled = t->state == TP__CANCELLED;
-    if (cancelled || g->end_cb || g->cancel_cb || tp__log_on(TP_LOG_INFO)) {
+    if (g->end_cb || g->cancel_cb || tp__log_on(TP_LOG_INFO) ||
+        (cancelled && tp__log_on(TP_LOG_DEBUG))) {
         /* The slot is free now: let another worker use it meanwhile. */
         tp__dispatch(pool);
         if (cancelled) {
             tp__unlock(pool);
+            tp__log(TP_LOG_DEBUG, "Cancelling %s_Task-%" PRId64 " ...",
+                    pool->name, t->id);
             tp__log(TP_LOG_DEBUG, "Cancelled %s_Task-%" PRId64, pool->name,
                     t->id);
             if (g->cancel_cb)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds everything (library, CLI, examples, benchmarks) and runs the main
+# example. Installs missing Debian packages first.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/deps.sh --bench
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+exec build/advanced "$@"

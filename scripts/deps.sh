@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages taskpool needs, if any are missing.
+#   scripts/deps.sh          build and test dependencies
+#   scripts/deps.sh --bench  also the optional benchmark peers (GLib, libuv)
+set -euo pipefail
+pkgs="cmake make gcc pkg-config check libcjson-dev libedit-dev"
+[ "${1:-}" = --bench ] && pkgs="$pkgs libglib2.0-dev libuv1-dev"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "Installing:$missing"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
