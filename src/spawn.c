@@ -59,6 +59,9 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
     }
     tp__group_attach(pool, g);
     tp__group_admit(pool, g);
+    /* Dispatching may unlock, and meanwhile the group may run, end and be
+     * flushed: keep it alive until we are done with it. */
+    g->refs++;
     rc = tp__dispatch(pool);
     if (rc != TP_OK && g->nids == 0 && g->claims == 0) {
         /* No thread could be had and nothing of this call started:
@@ -67,13 +70,14 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
         g->next_arg = g->nargs;
         g->iter_over = true;
         tp__group_retire_if_empty(pool, g);
-        tp__unlock(pool);
-        return rc;
+    } else {
+        rc = TP_OK;
+        if (group_out)
+            strcpy(group_out, g->name);
     }
-    if (group_out)
-        strcpy(group_out, g->name);
+    tp__group_unref(pool, g);
     tp__unlock(pool);
-    return TP_OK;
+    return rc;
 }
 
 int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,

@@ -324,12 +324,13 @@ static void finish(tp_pool *pool, tp_task *t, int rc)
     pool->occupied--;
     if (rc)
         pool->total_failed++;
-    bool cancelled = t->state == TP__CANCELLED;
     if (g->end_cb || g->cancel_cb || tp__log_on(TP_LOG_INFO) ||
-        (cancelled && tp__log_on(TP_LOG_DEBUG))) {
-        /* The slot is free now: let another worker use it meanwhile. */
+        (t->state == TP__CANCELLED && tp__log_on(TP_LOG_DEBUG))) {
+        /* The slot is free now: let another worker use it meanwhile. This
+         * may unlock, and the task counts as running until mark_ended, so
+         * whether it was cancelled is decided only afterwards. */
         tp__dispatch(pool);
-        if (cancelled) {
+        if (t->state == TP__CANCELLED) {
             tp__unlock(pool);
             tp__log(TP_LOG_DEBUG, "Cancelling %s_Task-%" PRId64 " ...",
                     pool->name, t->id);

@@ -1,0 +1,161 @@
+/* Several threads call the API at once (spawn, cancel, cancel groups,
+ * resize, lock, flush) while tasks start, wait and end; then the books must
+ * balance: every start either ran exactly once or was discarded exactly
+ * once, every task got exactly one end callback and, if cancelled, exactly
+ * one cancel callback before it, and the counters add up. */
+#include "support.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { THREADS = 4, ROUNDS = 300, MAXNUM = 6, MAXIDS = THREADS * ROUNDS * MAXNUM };
+
+static atomic_int ends[MAXIDS], cancels[MAXIDS], ran[MAXIDS];
+static atomic_int cancel_after_end;
+static atomic_long discards, submitted;
+
+static int work(tp_task *task, void *arg)
+{
+    (void)arg;
+    tp_id id = tp_task_id(task);
+    atomic_fetch_add(&ran[id], 1);
+    if (id % 3 == 0)
+        return tp_sleep(task, 0.0005 * (double)(id % 4)) == TP_OK ? 0 : 1;
+    return 0;
+}
+
+static void on_end(tp_pool *pool, tp_id id, void *arg)
+{
+    (void)pool, (void)arg;
+    atomic_fetch_add(&ends[id], 1);
+}
+
+static void on_cancel(tp_pool *pool, tp_id id, void *arg)
+{
+    (void)pool, (void)arg;
+    if (atomic_load(&ends[id]))
+        atomic_fetch_add(&cancel_after_end, 1);
+    atomic_fetch_add(&cancels[id], 1);
+}
+
+static void on_discard(void *arg, void *cb)
+{
+    (void)arg, (void)cb;
+    atomic_fetch_add(&discards, 1);
+}
+
+static void *hammer(void *arg)
+{
+    tp_pool *p = arg;
+    unsigned seed = (unsigned)(uintptr_t)pthread_self();
+    tp_opts opts = {.end_callback = on_end,
+                    .cancel_callback = on_cancel,
+                    .discard = on_discard};
+    char group[TP_NAME_MAX];
+    for (int i = 0; i < ROUNDS; i++) {
+        int op = rand_r(&seed) % 10;
+        if (op < 5) {
+            size_t num = 1 + (size_t)(rand_r(&seed) % MAXNUM);
+            int rc = tp_apply(p, work, NULL, num, &opts, group);
+            if (rc == TP_OK)
+                atomic_fetch_add(&submitted, (long)num);
+            else
+                ck_assert_int_eq(rc, TP_ELOCKED);
+            if (rc == TP_OK && rand_r(&seed) % 4 == 0) {
+                rc = tp_cancel_group(p, group);
+                ck_assert(rc == TP_OK || rc == TP_ENOGROUP);
+            }
+        } else if (op < 7) {
+            tp_stats st;
+            tp_get_stats(p, &st);
+            tp_id id = st.total_started
+                           ? (tp_id)(rand_r(&seed) % st.total_started)
+                           : 0;
+            int rc = tp_cancel(p, &id, 1);
+            ck_assert(rc == TP_OK || rc == TP_ENOTASK ||
+                      rc == TP_EALREADY_CANCELLED ||
+                      rc == TP_EALREADY_ENDED);
+        } else if (op == 7) {
+            size_t sizes[] = {0, 1, 2, 4, TP_UNLIMITED};
+            ck_assert_int_eq(tp_set_pool_size(p, sizes[rand_r(&seed) % 5]),
+                             TP_OK);
+        } else if (op == 8) {
+            if (rand_r(&seed) % 2)
+                tp_lock(p);
+            else
+                tp_unlock(p);
+        } else {
+            ck_assert_int_eq(tp_flush(p), TP_OK);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_api_calls_keep_the_books_balanced)
+{
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 3});
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&th[i], NULL, hammer, p);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    tp_set_pool_size(p, TP_UNLIMITED);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+
+    tp_stats st;
+    tp_get_stats(p, &st);
+    ck_assert_uint_eq(st.running + st.cancelled + st.ended + st.pending, 0);
+    ck_assert_uint_eq(st.total_started + (uint64_t)atomic_load(&discards),
+                      (uint64_t)atomic_load(&submitted));
+    ck_assert_uint_eq(st.total_ended, st.total_started);
+    uint64_t cancel_total = 0;
+    for (uint64_t id = 0; id < st.total_started; id++) {
+        ck_assert_int_eq(atomic_load(&ends[id]), 1);
+        ck_assert_int_le(atomic_load(&ran[id]), 1);
+        ck_assert_int_le(atomic_load(&cancels[id]), 1);
+        cancel_total += (uint64_t)atomic_load(&cancels[id]);
+    }
+    ck_assert_uint_eq(cancel_total, st.total_cancelled);
+    ck_assert_int_eq(atomic_load(&cancel_after_end), 0);
+    for (uint64_t id = st.total_started; id < MAXIDS; id++)
+        ck_assert_int_eq(atomic_load(&ends[id]), 0);
+    tp_pool_free(p);
+}
+END_TEST
+
+/* Pools created and freed from many threads while they run tasks. */
+static void *pool_churn(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 2});
+        tp_opts opts = {.discard = on_discard};
+        ck_assert_int_eq(tp_apply(p, work, NULL, 5, &opts, NULL), TP_OK);
+        if (i % 2)
+            ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+        tp_pool_free(p);
+    }
+    return NULL;
+}
+
+START_TEST(pools_come_and_go_concurrently)
+{
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&th[i], NULL, pool_churn, NULL);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("stress");
+    TCase *tc = tcase_create("stress");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, concurrent_api_calls_keep_the_books_balanced);
+    tcase_add_test(tc, pools_come_and_go_concurrently);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
