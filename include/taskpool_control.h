@@ -19,7 +19,11 @@ extern "C" {
 
 typedef struct tp_control tp_control;
 
-/* Options; a zero-initialised field means "the default". */
+/* Options; a zero-initialised field means "the default". A client beyond
+ * max_clients gets the line "error: too many clients (at most N)" and is
+ * disconnected; a line longer than max_line gets an error response and is
+ * skipped; a session silent for idle_timeout seconds (not counting a
+ * blocking command that runs for it) is closed. */
 typedef struct tp_control_opts {
     /* If set, clients must present it as "token" in the handshake. */
     const char *token;
@@ -32,40 +36,80 @@ typedef struct tp_control_opts {
 } tp_control_opts;
 
 /* Creates a server for pool on a TCP address (host may be a name or an
- * address; port "0" asks for an ephemeral port). Nothing is bound until
- * tp_control_start. The pool must outlive the server. NULL on bad
- * arguments or out of memory. */
+ * address; port "0" asks for an ephemeral port, see tp_control_port).
+ * Nothing is bound until tp_control_start. host, port and opts->token are
+ * copied. The pool must outlive the server; several servers may serve one
+ * pool. Returns NULL if pool, host or port is NULL or memory is exhausted.
+ * Thread safety: any thread. */
 TP_API tp_control *tp_control_new_tcp(tp_pool *pool, const char *host,
                                       const char *port,
                                       const tp_control_opts *opts);
 
-/* Creates a server for pool on a Unix socket path (created mode 0600; a
- * stale socket file is replaced only if nothing listens on it). */
+/* Creates a server for pool on a Unix socket path (copied). On start the
+ * socket file is created with mode 0600 (it is bound in a private
+ * directory and renamed into place, so no other user can ever connect); a
+ * stale socket file at path is replaced only if nothing listens on it. On
+ * stop the file is removed unless something else replaced it meanwhile.
+ * Returns NULL if pool or path is NULL, path is empty or longer than a
+ * socket address holds, or memory is exhausted. Thread safety: any thread. */
 TP_API tp_control *tp_control_new_unix(tp_pool *pool, const char *path,
                                        const tp_control_opts *opts);
 
-/* Registers fn under name so that clients may start it with apply, map,
- * starmap and doublestarmap. fn's arg is a `const cJSON *` holding the
- * task's arguments, owned by the library until the task ends. Must be called
- * before tp_control_start. Errors: TP_EINVAL, TP_EGROUP_EXISTS (the name is
- * taken), TP_ENOMEM. */
+/* Registers fn under name (copied) so that clients may start it with
+ * apply, map, starmap and doublestarmap. fn's `void *arg` is a
+ * `const cJSON *`, owned by the library until the task ends (do not free
+ * or modify it):
+ *   apply         the object {"args": [...], "kwargs": {...}}, shared by
+ *                 all tasks of the command (defaults [] and {});
+ *   map           one element of the JSON array (any JSON value);
+ *   starmap       one element, a JSON array;
+ *   doublestarmap one element, a JSON object.
+ * Requests name functions exactly, or case-insensitively if only one name
+ * matches that way (the reference's CLI lower-cases every line).
+ * Errors: TP_EINVAL (NULL argument, empty name, a name with whitespace or of
+ * TP_NAME_MAX bytes or more, or the server already started),
+ * TP_EGROUP_EXISTS (a function with that name exists), TP_ENOMEM.
+ * Thread safety: any thread, before tp_control_start. */
 TP_API int tp_control_register(tp_control *ctl, const char *name, tp_fn fn);
 
-/* Binds and listens; the socket is ready when this returns, and a control
- * thread serves it. Errors: TP_EINVAL (already started), TP_ESYS (bind or
- * listen failed; errno tells why). */
+/* Registers cb under name (copied) for the -e/--end-callback and
+ * -c/--cancel-callback options of apply and the map family. cb is called as
+ * the engine calls end and cancel callbacks (on the task's worker thread,
+ * no library lock held) with arg as its third argument. Functions and
+ * callbacks have separate name spaces. Errors as tp_control_register.
+ * Thread safety: any thread, before tp_control_start. */
+TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
+                                        tp_callback cb, void *arg);
+
+/* Binds and listens; the socket accepts connections when this returns, and
+ * a control thread serves it. A server starts at most once. Errors:
+ * TP_EINVAL (NULL, or already started), TP_ESYS (the address could not be
+ * resolved or bound, a live socket or a non-socket file is at the Unix path
+ * (errno EADDRINUSE or EEXIST), or a thread could not be created; errno
+ * tells why). Thread safety: any thread. */
 TP_API int tp_control_start(tp_control *ctl);
 
-/* The bound TCP port, or -1 if not a started TCP server. */
+/* The bound TCP port while serving, or -1 (not started, stopped, or a Unix
+ * socket server). Thread safety: any thread. */
 TP_API int tp_control_port(const tp_control *ctl);
 
+/* True from a successful tp_control_start until tp_control_stop. Thread
+ * safety: any thread. */
 TP_API bool tp_control_is_serving(const tp_control *ctl);
 
-/* Stops accepting, ends every session, joins the control thread and removes
- * the Unix socket file. Idempotent. */
+/* Stops accepting, closes every session (a reply in progress is dropped),
+ * waits for blocking commands in progress (until-closed is abandoned at
+ * once; flush and gather-and-close are waited for, as they end when the
+ * pool's tasks do), joins the control thread and removes the Unix socket
+ * file. Idempotent; TP_OK also when never started. TP_EINVAL for NULL.
+ * Thread safety: any thread, including tasks and callbacks of the pool
+ * (but then not while that task is what a flush or gather-and-close in
+ * progress waits for). */
 TP_API int tp_control_stop(tp_control *ctl);
 
-/* Stops the server if needed and frees it. NULL is a no-op. */
+/* Stops the server if needed and frees it. Tasks started through it keep
+ * their arguments, which are freed when they end. NULL is a no-op. Thread
+ * safety: any thread, once no other thread uses ctl. */
 TP_API void tp_control_free(tp_control *ctl);
 
 #ifdef __cplusplus

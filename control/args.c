@@ -1,0 +1,888 @@
+/*
+ * Request parsing shaped like Python's argparse, as the reference's control
+ * server uses it: a command chosen from the command table, then options
+ * (-n 2, --num 2, --num=2, -n2) and positionals in any order, converted to
+ * C values. Errors and help texts follow argparse's layout (usage line
+ * wrapped to the client's terminal width, "prog: error: ...", the
+ * "positional arguments:" and "options:" sections) with C wording for the
+ * types.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ctl.h"
+
+#define MAX_TOKENS 4096
+#define TOP_METAVAR                                                            \
+    "(A command followed by '-h' or '--help' will show command-specific "     \
+    "help.)"
+#define TOP_USAGE "[-h] [command] ..."
+
+/* ------------------------------------------------------------------------ */
+/* A small growable string                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct str {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} str;
+
+static void s_addn(str *s, const char *t, size_t n)
+{
+    if (s->oom)
+        return;
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        while (cap < s->len + n + 1)
+            cap *= 2;
+        char *p = realloc(s->p, cap);
+        if (!p) {
+            s->oom = true;
+            return;
+        }
+        s->p = p;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, t, n);
+    s->len += n;
+    s->p[s->len] = '\0';
+}
+
+static void s_add(str *s, const char *t)
+{
+    s_addn(s, t, strlen(t));
+}
+
+static void s_spaces(str *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        s_addn(s, " ", 1);
+}
+
+static char *s_done(str *s)
+{
+    if (!s->p && !s->oom)
+        s_addn(s, "", 0);
+    if (s->oom) {
+        free(s->p);
+        return NULL;
+    }
+    return s->p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tokens                                                                   */
+/* ------------------------------------------------------------------------ */
+
+size_t tp__ctl_tokenize(char *line, char **tok, size_t max)
+{
+    size_t n = 0;
+    char *p = line;
+    while (*p) {
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        char *start = p;
+        int depth = 0;
+        bool in_str = false;
+        while (*p) {
+            char c = *p;
+            if (in_str) {
+                if (c == '\\' && p[1])
+                    p++;
+                else if (c == '"')
+                    in_str = false;
+            } else if (c == '"') {
+                in_str = true;
+            } else if (c == '[' || c == '{') {
+                depth++;
+            } else if ((c == ']' || c == '}') && depth > 0) {
+                depth--;
+            } else if (depth == 0 && isspace((unsigned char)c)) {
+                break;
+            }
+            p++;
+        }
+        if (*p)
+            *p++ = '\0';
+        if (n < max)
+            tok[n] = start;
+        n++;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Usage and help                                                           */
+/* ------------------------------------------------------------------------ */
+
+static bool is_positional(const tp__ctl_argspec *a)
+{
+    return a->long_opt == NULL && a->short_opt == NULL;
+}
+
+static void metavar(const tp__ctl_argspec *a, char *out, size_t size)
+{
+    size_t i = 0;
+    for (; a->dest[i] && i + 1 < size; i++)
+        out[i] = (char)toupper((unsigned char)a->dest[i]);
+    out[i] = '\0';
+}
+
+/* One usage part of an argument: "[-n NUM]", "num", "[x ...]". */
+static void usage_part(const tp__ctl_argspec *a, str *s)
+{
+    if (is_positional(a)) {
+        if (a->nargs == TP__CTL_ONE) {
+            s_add(s, a->dest);
+        } else {
+            s_add(s, "[");
+            s_add(s, a->dest);
+            s_add(s, a->nargs == TP__CTL_STAR ? " ...]" : "]");
+        }
+        return;
+    }
+    s_add(s, "[");
+    s_add(s, a->short_opt ? a->short_opt : a->long_opt);
+    if (a->type != TP__CTL_T_FLAG) {
+        char mv[64];
+        metavar(a, mv, sizeof mv);
+        s_add(s, " ");
+        s_add(s, mv);
+    }
+    s_add(s, "]");
+}
+
+/* argparse's get_lines: packs parts into lines of at most width columns. */
+static void wrap_parts(str *out, char **parts, size_t n, size_t indent,
+                       size_t first_len, size_t width, bool first)
+{
+    size_t line_len = first ? first_len : indent - 1;
+    bool empty = true;
+    for (size_t i = 0; i < n; i++) {
+        size_t pl = strlen(parts[i]);
+        if (line_len + 1 + pl > width && !empty) {
+            s_add(out, "\n");
+            s_spaces(out, indent);
+            line_len = indent - 1;
+            empty = true;
+        }
+        if (!empty)
+            s_add(out, " ");
+        s_add(out, parts[i]);
+        line_len += pl + 1;
+        empty = false;
+    }
+}
+
+/* "usage: prog [-h] ..." without the trailing newline. */
+static void usage_line(const tp__ctl_command *cmd, int width, str *out)
+{
+    if (!cmd) {
+        s_add(out, "usage: " TOP_USAGE);
+        return;
+    }
+    char *opt[TP__CTL_MAX_ARGS + 2], *pos[TP__CTL_MAX_ARGS];
+    size_t nopt = 0, npos = 0;
+    opt[nopt++] = strdup(cmd->name);
+    opt[nopt++] = strdup("[-h]");
+    for (size_t i = 0; i < cmd->nargs; i++) {
+        str part = {0};
+        usage_part(&cmd->args[i], &part);
+        char *p = s_done(&part);
+        if (is_positional(&cmd->args[i]))
+            pos[npos++] = p;
+        else
+            opt[nopt++] = p;
+    }
+    for (size_t i = 0; i < nopt; i++)
+        if (!opt[i])
+            out->oom = true;
+    for (size_t i = 0; i < npos; i++)
+        if (!pos[i])
+            out->oom = true;
+    if (!out->oom) {
+        size_t total = strlen("usage: ");
+        for (size_t i = 0; i < nopt; i++)
+            total += strlen(opt[i]) + (i ? 1 : 0);
+        for (size_t i = 0; i < npos; i++)
+            total += strlen(pos[i]) + 1;
+        s_add(out, "usage: ");
+        size_t w = (size_t)width;
+        size_t indent = strlen("usage: ") + strlen(cmd->name) + 1;
+        if (total <= w) {
+            for (size_t i = 0; i < nopt; i++) {
+                if (i)
+                    s_add(out, " ");
+                s_add(out, opt[i]);
+            }
+            for (size_t i = 0; i < npos; i++) {
+                s_add(out, " ");
+                s_add(out, pos[i]);
+            }
+        } else if (indent - 1 <= 0.75 * (double)w) {
+            wrap_parts(out, opt, nopt, indent, strlen("usage: ") - 1, w,
+                       true);
+            if (npos) {
+                s_add(out, "\n");
+                s_spaces(out, indent);
+                wrap_parts(out, pos, npos, indent, 0, w, false);
+            }
+        } else {
+            /* A long prog: everything on lines of its own. */
+            s_add(out, cmd->name);
+            indent = strlen("usage: ");
+            s_add(out, "\n");
+            s_spaces(out, indent);
+            wrap_parts(out, opt + 1, nopt - 1, indent, 0, w, false);
+            if (npos) {
+                s_add(out, "\n");
+                s_spaces(out, indent);
+                wrap_parts(out, pos, npos, indent, 0, w, false);
+            }
+        }
+    }
+    for (size_t i = 0; i < nopt; i++)
+        free(opt[i]);
+    for (size_t i = 0; i < npos; i++)
+        free(pos[i]);
+}
+
+/* Wraps text at whitespace into lines of at most width columns, the first
+ * starting at column first_col (already written), the others indented by
+ * indent. */
+static void wrap_text(str *out, const char *text, size_t width,
+                      size_t indent)
+{
+    size_t col = 0;
+    const char *p = text;
+    bool line_empty = true;
+    while (*p) {
+        while (*p && isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        const char *w = p;
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+        size_t wl = (size_t)(p - w);
+        if (!line_empty && col + 1 + wl > width) {
+            s_add(out, "\n");
+            s_spaces(out, indent);
+            col = 0;
+            line_empty = true;
+        }
+        if (!line_empty) {
+            s_add(out, " ");
+            col++;
+        }
+        s_addn(out, w, wl);
+        col += wl;
+        line_empty = false;
+    }
+}
+
+typedef struct help_item {
+    char *invocation;
+    const char *help;
+    char *help_owned;
+    size_t indent;
+} help_item;
+
+/* argparse's format_action for one item. */
+static void help_line(str *out, const help_item *it, size_t help_pos,
+                      size_t width)
+{
+    size_t action_width =
+        help_pos > it->indent + 2 ? help_pos - it->indent - 2 : 0;
+    size_t help_width = width > help_pos + 11 ? width - help_pos : 11;
+    const char *help = it->help_owned ? it->help_owned : it->help;
+    s_spaces(out, it->indent);
+    s_add(out, it->invocation);
+    size_t il = strlen(it->invocation);
+    if (!help) {
+        s_add(out, "\n");
+        return;
+    }
+    if (il <= action_width) {
+        s_spaces(out, action_width - il + 2);
+    } else {
+        s_add(out, "\n");
+        s_spaces(out, help_pos);
+    }
+    wrap_text(out, help, help_width, help_pos);
+    s_add(out, "\n");
+}
+
+static size_t help_position(const help_item *items, size_t n, size_t width)
+{
+    size_t max_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(items[i].invocation) + items[i].indent;
+        if (l > max_len)
+            max_len = l;
+    }
+    size_t max_pos = width > 20 ? width - 20 : 0;
+    if (max_pos < 4)
+        max_pos = 4;
+    if (max_pos > 24)
+        max_pos = 24;
+    return max_len + 2 < max_pos ? max_len + 2 : max_pos;
+}
+
+static char *invocation(const tp__ctl_argspec *a)
+{
+    str s = {0};
+    if (is_positional(a)) {
+        s_add(&s, a->dest);
+        return s_done(&s);
+    }
+    char mv[64];
+    metavar(a, mv, sizeof mv);
+    const char *opts[2] = {a->short_opt, a->long_opt};
+    bool first = true;
+    for (int i = 0; i < 2; i++) {
+        if (!opts[i])
+            continue;
+        if (!first)
+            s_add(&s, ", ");
+        first = false;
+        s_add(&s, opts[i]);
+        if (a->type != TP__CTL_T_FLAG) {
+            s_add(&s, " ");
+            s_add(&s, mv);
+        }
+    }
+    return s_done(&s);
+}
+
+static int clamp_width(int width)
+{
+    if (width < 20)
+        return 20;
+    if (width > 1000)
+        return 1000;
+    return width;
+}
+
+char *tp__ctl_help_command(const tp__ctl_command *cmd, int width)
+{
+    width = clamp_width(width);
+    size_t w = (size_t)width;
+    help_item items[TP__CTL_MAX_ARGS + 1];
+    size_t n = 0;
+    items[n++] = (help_item){strdup("-h, --help"),
+                             "show this help message and exit", NULL, 2};
+    for (size_t i = 0; i < cmd->nargs; i++) {
+        const tp__ctl_argspec *a = &cmd->args[i];
+        help_item it = {invocation(a), a->help, NULL, 2};
+        if (a->deflt && asprintf(&it.help_owned, "%s (default: %s)", a->help,
+                                 a->deflt) < 0)
+            it.help_owned = NULL;
+        items[n++] = it;
+    }
+    size_t pos = help_position(items, n, w);
+    str out = {0};
+    usage_line(cmd, width, &out);
+    s_add(&out, "\n\n");
+    wrap_text(&out, cmd->description ? cmd->description : cmd->summary, w,
+              0);
+    s_add(&out, "\n");
+    bool any_pos = false;
+    for (size_t i = 1; i < n; i++) {
+        if (is_positional(&cmd->args[i - 1])) {
+            if (!any_pos)
+                s_add(&out, "\npositional arguments:\n");
+            any_pos = true;
+            help_line(&out, &items[i], pos, w);
+        }
+    }
+    s_add(&out, "\noptions:\n");
+    help_line(&out, &items[0], pos, w);
+    for (size_t i = 1; i < n; i++)
+        if (!is_positional(&cmd->args[i - 1]))
+            help_line(&out, &items[i], pos, w);
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].invocation);
+        free(items[i].help_owned);
+    }
+    return s_done(&out);
+}
+
+char *tp__ctl_help_top(bool simple, int width)
+{
+    width = clamp_width(width);
+    size_t w = (size_t)width;
+    help_item items[64];
+    size_t n = 0;
+    items[n++] = (help_item){(char *)"-h, --help",
+                             "show this help message and exit", NULL, 2};
+    items[n++] = (help_item){(char *)TOP_METAVAR, NULL, NULL, 2};
+    for (size_t i = 0; i < tp__ctl_ncommands && n < 64; i++) {
+        const tp__ctl_command *c = &tp__ctl_commands[i];
+        if (tp__ctl_command_applies(c, simple))
+            items[n++] = (help_item){(char *)c->name, c->summary, NULL, 4};
+    }
+    size_t pos = help_position(items, n, w);
+    str out = {0};
+    s_add(&out, "usage: " TOP_USAGE "\n\noptions:\n");
+    help_line(&out, &items[0], pos, w);
+    s_add(&out, "\nCommands:\n");
+    for (size_t i = 1; i < n; i++)
+        help_line(&out, &items[i], pos, w);
+    return s_done(&out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parsing                                                                  */
+/* ------------------------------------------------------------------------ */
+
+void tp__ctl_args_free(tp__ctl_args *a)
+{
+    for (size_t i = 0; i < TP__CTL_MAX_ARGS; i++) {
+        cJSON_Delete(a->v[i].json);
+        free(a->v[i].strs);
+        free(a->v[i].ints);
+    }
+    memset(a, 0, sizeof *a);
+}
+
+/* Fills r with "usage: ...\nprog: error: msg". */
+static void usage_error(tp__ctl_reply *r, const tp__ctl_command *cmd,
+                        int width, const char *msg)
+{
+    str s = {0};
+    usage_line(cmd, clamp_width(width), &s);
+    s_add(&s, "\n");
+    s_add(&s, cmd ? cmd->name : "");
+    s_add(&s, ": error: ");
+    s_add(&s, msg);
+    char *text = s_done(&s);
+    tp__ctl_reply_error(r, TP__CTL_EUSAGE, "%s", text ? text : msg);
+    r->is_usage = true;
+    free(text);
+}
+
+void tp__ctl_reply_help(tp__ctl_reply *r, char *text)
+{
+    if (!text) {
+        tp__ctl_reply_tp_error(r, NULL, TP_ENOMEM);
+        return;
+    }
+    /* Help texts are kept without their final newline. */
+    size_t n = strlen(text);
+    if (n && text[n - 1] == '\n')
+        text[n - 1] = '\0';
+    tp__ctl_reply_result(r, cJSON_CreateString(text));
+    r->is_help = true;
+    free(text);
+}
+
+static bool looks_negative(const char *t)
+{
+    if (t[0] != '-' || !t[1])
+        return false;
+    char *end;
+    errno = 0;
+    (void)strtod(t, &end);
+    return *end == '\0';
+}
+
+static bool is_option_token(const char *t)
+{
+    return t[0] == '-' && t[1] != '\0' && !looks_negative(t);
+}
+
+/* The argument's name in messages: "num" or "-n/--num". */
+static void arg_name(const tp__ctl_argspec *a, char *out, size_t size)
+{
+    if (is_positional(a))
+        snprintf(out, size, "%s", a->dest);
+    else if (a->short_opt && a->long_opt)
+        snprintf(out, size, "%s/%s", a->short_opt, a->long_opt);
+    else
+        snprintf(out, size, "%s", a->short_opt ? a->short_opt : a->long_opt);
+}
+
+static bool parse_int(const char *t, long long *out)
+{
+    char *end;
+    errno = 0;
+    while (isspace((unsigned char)*t))
+        t++;
+    if (!*t)
+        return false;
+    long long v = strtoll(t, &end, 10);
+    if (errno || end == t)
+        return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Converts one token; on failure writes the argparse-like reason. */
+static bool convert(const tp__ctl_ctx *ctx, const tp__ctl_argspec *a,
+                    const char *t, tp__ctl_value *v, char *why, size_t size)
+{
+    char shown[96];
+    size_t tl = strlen(t);
+    if (tl > 80)
+        snprintf(shown, sizeof shown, "%.77s...", t);
+    else
+        snprintf(shown, sizeof shown, "%s", t);
+    v->str = t;
+    switch (a->type) {
+    case TP__CTL_T_FLAG:
+    case TP__CTL_T_STR:
+        return true;
+    case TP__CTL_T_INT:
+    case TP__CTL_T_COUNT:
+        if (parse_int(t, &v->i))
+            return true;
+        snprintf(why, size, "invalid int value: '%s'", shown);
+        return false;
+    case TP__CTL_T_SIZE:
+        if (strcasecmp(t, "inf") == 0 || strcasecmp(t, "unlimited") == 0) {
+            v->size = TP_UNLIMITED;
+            v->i = -2;
+            return true;
+        }
+        if (parse_int(t, &v->i)) {
+            v->size = v->i >= 0 ? (size_t)v->i : 0;
+            return true;
+        }
+        snprintf(why, size, "invalid int value (or 'inf'): '%s'", shown);
+        return false;
+    case TP__CTL_T_SECONDS: {
+        char *end;
+        double d = strtod(t, &end);
+        if (end != t && *end == '\0' && !isnan(d)) {
+            v->seconds = d;
+            return true;
+        }
+        snprintf(why, size, "invalid number of seconds: '%s'", shown);
+        return false;
+    }
+    case TP__CTL_T_FUNC:
+    case TP__CTL_T_CALLBACK: {
+        bool want_fn = a->type == TP__CTL_T_FUNC;
+        const tp__ctl_entry *e = tp__ctl_registry_find(ctx->reg, t, want_fn);
+        if (e) {
+            v->entry = e;
+            return true;
+        }
+        snprintf(why, size, "no %s registered as '%s'",
+                 want_fn ? "function" : "callback", shown);
+        return false;
+    }
+    default:
+        break;
+    }
+    /* The JSON types. */
+    const char *what = "JSON array";
+    cJSON *j = cJSON_ParseWithLengthOpts(t, tl, NULL, true);
+    bool ok = j != NULL;
+    switch (a->type) {
+    case TP__CTL_T_ARRAY:
+        ok = ok && cJSON_IsArray(j);
+        break;
+    case TP__CTL_T_OBJECT:
+        what = "JSON object";
+        ok = ok && cJSON_IsObject(j);
+        break;
+    case TP__CTL_T_ARRAYS:
+    case TP__CTL_T_OBJECTS: {
+        bool arrays = a->type == TP__CTL_T_ARRAYS;
+        what = arrays ? "JSON array of arrays" : "JSON array of objects";
+        ok = ok && cJSON_IsArray(j);
+        const cJSON *e;
+        if (ok)
+            cJSON_ArrayForEach(e, j)
+            {
+                if (arrays ? !cJSON_IsArray(e) : !cJSON_IsObject(e))
+                    ok = false;
+            }
+        break;
+    }
+    default:
+        ok = false;
+        break;
+    }
+    if (!ok) {
+        cJSON_Delete(j);
+        snprintf(why, size, "invalid %s value: '%s'", what, shown);
+        return false;
+    }
+    cJSON_Delete(v->json);
+    v->json = j;
+    return true;
+}
+
+/* Finds the option spec for token t ("-n", "--num", "--nu" as a unique
+ * prefix); *value is set for "--num=2" and "-n2". NULL if unknown; sets
+ * *ambiguous if a prefix matched several. */
+static int find_option(const tp__ctl_command *cmd, char *t, char **value,
+                       bool *ambiguous)
+{
+    *value = NULL;
+    *ambiguous = false;
+    if (t[1] == '-') {
+        char *eq = strchr(t, '=');
+        if (eq) {
+            *eq = '\0';
+            *value = eq + 1;
+        }
+        int found = -1, matches = 0;
+        for (size_t i = 0; i < cmd->nargs; i++) {
+            const char *lo = cmd->args[i].long_opt;
+            if (!lo)
+                continue;
+            if (strcmp(lo, t) == 0)
+                return (int)i;
+            if (strncmp(lo, t, strlen(t)) == 0) {
+                found = (int)i;
+                matches++;
+            }
+        }
+        if (matches > 1)
+            *ambiguous = true;
+        if (matches != 1 && eq)
+            *eq = '=';
+        return matches == 1 ? found : -1;
+    }
+    for (size_t i = 0; i < cmd->nargs; i++) {
+        const char *so = cmd->args[i].short_opt;
+        if (so && strncmp(so, t, 2) == 0) {
+            if (t[2] == '\0')
+                return (int)i;
+            if (cmd->args[i].type != TP__CTL_T_FLAG) {
+                *value = t + 2;
+                return (int)i;
+            }
+        }
+    }
+    return -1;
+}
+
+static void join_tokens(char **tok, size_t n, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used + 1 < size; i++) {
+        int w = snprintf(out + used, size - used, "%s%s", i ? " " : "",
+                         tok[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    if (used >= size - 1 && size > 4)
+        memcpy(out + size - 4, "...", 4);
+}
+
+static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
+                          char **tok, size_t ntok, char **scratch,
+                          tp__ctl_args *a, tp__ctl_reply *r)
+{
+    char **pos = scratch, **extra = scratch + MAX_TOKENS;
+    size_t npos = 0, nextra = 0;
+    char why[512], name[96];
+    bool dashdash = false;
+    for (size_t i = 0; i < ntok; i++) {
+        if (!dashdash &&
+            (strcmp(tok[i], "-h") == 0 || strcmp(tok[i], "--help") == 0)) {
+            tp__ctl_args_free(a);
+            tp__ctl_reply_help(r, tp__ctl_help_command(cmd, ctx->width));
+            return false;
+        }
+    }
+    for (size_t i = 0; i < ntok; i++) {
+        char *t = tok[i];
+        if (dashdash || !is_option_token(t)) {
+            pos[npos++] = t;
+            continue;
+        }
+        if (strcmp(t, "--") == 0) {
+            dashdash = true;
+            continue;
+        }
+        char *value;
+        bool ambiguous;
+        int k = find_option(cmd, t, &value, &ambiguous);
+        if (k < 0) {
+            if (ambiguous) {
+                snprintf(why, sizeof why, "ambiguous option: %s", t);
+                usage_error(r, cmd, ctx->width, why);
+                tp__ctl_args_free(a);
+                return false;
+            }
+            extra[nextra++] = t;
+            continue;
+        }
+        const tp__ctl_argspec *spec = &cmd->args[k];
+        tp__ctl_value *v = &a->v[k];
+        arg_name(spec, name, sizeof name);
+        if (spec->type == TP__CTL_T_FLAG) {
+            if (value) {
+                snprintf(why, sizeof why,
+                         "argument %s: ignored explicit argument '%s'", name,
+                         value);
+                usage_error(r, cmd, ctx->width, why);
+                tp__ctl_args_free(a);
+                return false;
+            }
+            v->set = true;
+            continue;
+        }
+        if (!value) {
+            if (i + 1 >= ntok || is_option_token(tok[i + 1])) {
+                snprintf(why, sizeof why, "argument %s: expected one argument",
+                         name);
+                usage_error(r, cmd, ctx->width, why);
+                tp__ctl_args_free(a);
+                return false;
+            }
+            value = tok[++i];
+        }
+        char reason[192];
+        if (!convert(ctx, spec, value, v, reason, sizeof reason)) {
+            snprintf(why, sizeof why, "argument %s: %s", name, reason);
+            usage_error(r, cmd, ctx->width, why);
+            tp__ctl_args_free(a);
+            return false;
+        }
+        v->set = true;
+    }
+    /* Positionals, in order. */
+    size_t next = 0;
+    char missing[256] = "";
+    for (size_t k = 0; k < cmd->nargs; k++) {
+        const tp__ctl_argspec *spec = &cmd->args[k];
+        if (!is_positional(spec))
+            continue;
+        tp__ctl_value *v = &a->v[k];
+        size_t want = spec->nargs == TP__CTL_STAR  ? npos - next
+                      : spec->nargs == TP__CTL_OPT ? (next < npos ? 1 : 0)
+                                                   : 1;
+        if (spec->nargs == TP__CTL_ONE && next >= npos) {
+            size_t ml = strlen(missing);
+            snprintf(missing + ml, sizeof missing - ml, "%s%s",
+                     ml ? ", " : "", spec->dest);
+            continue;
+        }
+        if (spec->nargs == TP__CTL_STAR) {
+            v->strs = calloc(want ? want : 1, sizeof *v->strs);
+            v->ints = calloc(want ? want : 1, sizeof *v->ints);
+            if (!v->strs || !v->ints) {
+                tp__ctl_args_free(a);
+                tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+                return false;
+            }
+        }
+        for (size_t j = 0; j < want; j++) {
+            char reason[192];
+            tp__ctl_value one = {0};
+            if (!convert(ctx, spec, pos[next], &one, reason, sizeof reason)) {
+                snprintf(why, sizeof why, "argument %s: %s", spec->dest,
+                         reason);
+                usage_error(r, cmd, ctx->width, why);
+                tp__ctl_args_free(a);
+                return false;
+            }
+            if (spec->nargs == TP__CTL_STAR) {
+                v->strs[v->n] = one.str;
+                v->ints[v->n] = one.i;
+                v->n++;
+            } else {
+                one.n = 1;
+                *v = one;
+            }
+            next++;
+        }
+        v->set = want > 0 || spec->nargs == TP__CTL_STAR;
+    }
+    if (missing[0]) {
+        snprintf(why, sizeof why,
+                 "the following arguments are required: %s", missing);
+        usage_error(r, cmd, ctx->width, why);
+        tp__ctl_args_free(a);
+        return false;
+    }
+    while (next < npos)
+        extra[nextra++] = pos[next++];
+    if (nextra) {
+        /* argparse reports these from the top-level parser. */
+        char list[200];
+        join_tokens(extra, nextra, list, sizeof list);
+        snprintf(why, sizeof why, "unrecognized arguments: %s", list);
+        usage_error(r, NULL, ctx->width, why);
+        tp__ctl_args_free(a);
+        return false;
+    }
+    return true;
+}
+
+bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
+                   const tp__ctl_command **cmd, tp__ctl_args *a,
+                   tp__ctl_reply *r)
+{
+    /* Tokens, then room for parse_command's positionals and extras. */
+    char **toks = malloc(3 * MAX_TOKENS * sizeof *toks);
+    memset(a, 0, sizeof *a);
+    *cmd = NULL;
+    if (!toks) {
+        tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+        return false;
+    }
+    size_t n = tp__ctl_tokenize(line, toks, MAX_TOKENS);
+    bool ok = false;
+    char why[2048];
+    if (n == 0 || strcmp(toks[0], "-h") == 0 ||
+        strcmp(toks[0], "--help") == 0) {
+        tp__ctl_reply_help(r, tp__ctl_help_top(ctx->simple, ctx->width));
+    } else if (n > MAX_TOKENS) {
+        snprintf(why, sizeof why, "too many arguments (at most %d)",
+                 MAX_TOKENS - 1);
+        usage_error(r, NULL, ctx->width, why);
+    } else if (toks[0][0] == '-') {
+        snprintf(why, sizeof why, "unrecognized arguments: %.100s", toks[0]);
+        usage_error(r, NULL, ctx->width, why);
+    } else if (!(*cmd = tp__ctl_command_find(toks[0], ctx->simple))) {
+        char shown[96];
+        snprintf(shown, sizeof shown, "%s", toks[0]);
+        if (strlen(toks[0]) > 80)
+            memcpy(shown + 77, "...", 4);
+        int w = snprintf(why, sizeof why,
+                         "argument " TOP_METAVAR
+                         ": invalid choice: '%s' (choose from ",
+                         shown);
+        size_t used = w > 0 ? (size_t)w : 0;
+        bool first = true;
+        for (size_t i = 0; i < tp__ctl_ncommands && used < sizeof why; i++) {
+            const tp__ctl_command *c = &tp__ctl_commands[i];
+            if (!tp__ctl_command_applies(c, ctx->simple))
+                continue;
+            w = snprintf(why + used, sizeof why - used, "%s'%s'",
+                         first ? "" : ", ", c->name);
+            used += w > 0 ? (size_t)w : 0;
+            first = false;
+        }
+        if (used < sizeof why)
+            snprintf(why + used, sizeof why - used, ")");
+        usage_error(r, NULL, ctx->width, why);
+    } else {
+        ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + MAX_TOKENS, a,
+                           r);
+    }
+    free(toks);
+    return ok;
+}

@@ -1,0 +1,628 @@
+/*
+ * The command table: one row per command, read by the dispatcher
+ * (session.c), by "-h" and "CMD -h" (args.c) and by the CLI's completion.
+ * Handlers turn parsed arguments into engine calls and typed results; the
+ * blocking ones (flush, gather-and-close, until-closed) run on a helper
+ * thread and use only ctx->pool and ctx->stopping.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ctl.h"
+
+/* ------------------------------------------------------------------------ */
+/* Results                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void result_size(tp__ctl_reply *r, size_t n)
+{
+    tp__ctl_reply_result(r, n == TP_UNLIMITED ? cJSON_CreateNull()
+                                              : cJSON_CreateNumber((double)n));
+}
+
+static void result_bool(tp__ctl_reply *r, bool b)
+{
+    tp__ctl_reply_result(r, cJSON_CreateBool(b));
+}
+
+static void result_ids(tp__ctl_reply *r, tp_ids *ids)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < ids->len; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber((double)ids->v[i]));
+    tp_ids_free(ids);
+    tp__ctl_reply_result(r, a);
+}
+
+/* A result, or the error of rc. */
+static void result_rc(tp__ctl_reply *r, tp_pool *pool, int rc, cJSON *ok)
+{
+    if (rc == TP_OK) {
+        tp__ctl_reply_result(r, ok);
+    } else {
+        cJSON_Delete(ok);
+        tp__ctl_reply_tp_error(r, pool, rc);
+    }
+}
+
+/* Rejects a negative count with a sentence naming the argument. */
+static bool count_ok(tp__ctl_reply *r, const tp__ctl_value *v,
+                     const char *name, bool positive)
+{
+    if (v->i < 0 || (positive && v->i == 0)) {
+        tp__ctl_reply_error(r, tp_err_name(TP_EINVAL),
+                            "`%s` must be a %s integer.", name,
+                            positive ? "positive" : "non-negative");
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handlers: both kinds                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void h_cancel(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                     tp__ctl_reply *r)
+{
+    const tp__ctl_value *v = &a->v[0];
+    tp_id *ids = calloc(v->n ? v->n : 1, sizeof *ids);
+    if (!ids) {
+        tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++)
+        ids[i] = (tp_id)v->ints[i];
+    int rc = tp_cancel(ctx->pool, ids, v->n);
+    free(ids);
+    if (rc == TP_OK) {
+        tp__ctl_reply_result(r, NULL);
+        return;
+    }
+    /* The engine says what went wrong but not for which id; with one id
+     * the reference's sentence is exact. */
+    const char *pool = tp_pool_name(ctx->pool);
+    const char *name = tp_err_name(rc);
+    if (v->n == 1 && rc == TP_ENOTASK)
+        tp__ctl_reply_error(r, name, "No task with ID %lld found in %s",
+                            v->ints[0], pool);
+    else if (v->n == 1 && rc == TP_EALREADY_CANCELLED)
+        tp__ctl_reply_error(r, name, "%s_Task-%lld has been cancelled", pool,
+                            v->ints[0]);
+    else if (v->n == 1 && rc == TP_EALREADY_ENDED)
+        tp__ctl_reply_error(r, name, "%s_Task-%lld has finished running",
+                            pool, v->ints[0]);
+    else if (rc == TP_ENOTASK || rc == TP_EALREADY_CANCELLED ||
+             rc == TP_EALREADY_ENDED)
+        tp__ctl_reply_error(r, name,
+                            "%s (one of the given IDs, in %s); nothing "
+                            "was cancelled",
+                            tp_strerror(rc), pool);
+    else
+        tp__ctl_reply_tp_error(r, ctx->pool, rc);
+}
+
+static void h_cancel_all(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                         tp__ctl_reply *r)
+{
+    (void)a;
+    tp_cancel_all(ctx->pool);
+    tp__ctl_reply_result(r, NULL);
+}
+
+static void group_error(tp__ctl_reply *r, tp_pool *pool, int rc,
+                        const char *group)
+{
+    if (rc == TP_ENOGROUP)
+        tp__ctl_reply_error(r, tp_err_name(rc),
+                            "No task group named %s exists in this pool.",
+                            group);
+    else if (rc == TP_EGROUP_EXISTS)
+        tp__ctl_reply_error(r, tp_err_name(rc),
+                            "Group named %s already exists!", group);
+    else
+        tp__ctl_reply_tp_error(r, pool, rc);
+}
+
+static void h_cancel_group(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                           tp__ctl_reply *r)
+{
+    int rc = tp_cancel_group(ctx->pool, a->v[0].str);
+    if (rc == TP_OK)
+        tp__ctl_reply_result(r, NULL);
+    else
+        group_error(r, ctx->pool, rc, a->v[0].str);
+}
+
+static void h_flush(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                    tp__ctl_reply *r)
+{
+    (void)a;
+    result_rc(r, ctx->pool, tp_flush(ctx->pool), NULL);
+}
+
+static void h_gather_and_close(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                               tp__ctl_reply *r)
+{
+    (void)a;
+    result_rc(r, ctx->pool, tp_gather_and_close(ctx->pool), NULL);
+}
+
+static void h_until_closed(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                           tp__ctl_reply *r)
+{
+    (void)a;
+    /* Short slices, so that stopping the server ends the wait. */
+    int rc;
+    do
+        rc = tp_until_closed(ctx->pool, 0.05);
+    while (rc == TP_ETIMEDOUT && !*ctx->stopping);
+    if (rc == TP_ETIMEDOUT)
+        tp__ctl_reply_error(r, "TP_ECANCELED",
+                            "The control server is stopping.");
+    else
+        result_rc(r, ctx->pool, rc, cJSON_CreateTrue());
+}
+
+static void h_get_group_ids(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                            tp__ctl_reply *r)
+{
+    const tp__ctl_value *v = &a->v[0];
+    tp_ids ids = {0};
+    int rc = tp_get_group_ids(ctx->pool, v->strs, v->n, &ids);
+    if (rc == TP_OK) {
+        result_ids(r, &ids);
+        return;
+    }
+    /* Name the first unknown group, as the reference does. */
+    const char *bad = v->n ? v->strs[0] : "";
+    for (size_t i = 0; rc == TP_ENOGROUP && i < v->n; i++) {
+        tp_ids one = {0};
+        if (tp_get_group_ids(ctx->pool, &v->strs[i], 1, &one) ==
+            TP_ENOGROUP) {
+            bad = v->strs[i];
+            break;
+        }
+        tp_ids_free(&one);
+    }
+    group_error(r, ctx->pool, rc, bad);
+}
+
+static void h_is_full(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                      tp__ctl_reply *r)
+{
+    (void)a;
+    result_bool(r, tp_is_full(ctx->pool));
+}
+
+static void h_is_locked(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                        tp__ctl_reply *r)
+{
+    (void)a;
+    result_bool(r, tp_is_locked(ctx->pool));
+}
+
+static void h_lock(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+{
+    (void)a;
+    tp_lock(ctx->pool);
+    tp__ctl_reply_result(r, NULL);
+}
+
+static void h_unlock(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                     tp__ctl_reply *r)
+{
+    (void)a;
+    tp_unlock(ctx->pool);
+    tp__ctl_reply_result(r, NULL);
+}
+
+static void h_num_cancelled(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                            tp__ctl_reply *r)
+{
+    (void)a;
+    result_size(r, tp_num_cancelled(ctx->pool));
+}
+
+static void h_num_ended(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                        tp__ctl_reply *r)
+{
+    (void)a;
+    result_size(r, tp_num_ended(ctx->pool));
+}
+
+static void h_num_running(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                          tp__ctl_reply *r)
+{
+    (void)a;
+    result_size(r, tp_num_running(ctx->pool));
+}
+
+static void h_pool_size(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                        tp__ctl_reply *r)
+{
+    const tp__ctl_value *v = &a->v[0];
+    if (!v->set) {
+        result_size(r, tp_pool_size(ctx->pool));
+        return;
+    }
+    if (v->size != TP_UNLIMITED && v->i < 0) {
+        tp__ctl_reply_error(r, tp_err_name(TP_EINVAL),
+                            "Pool size can not be less than 0");
+        return;
+    }
+    int rc = tp_set_pool_size(ctx->pool, v->size);
+    /* TP_ESYS still sets the size; the waiting starts run later. */
+    result_rc(r, ctx->pool, rc == TP_ESYS ? TP_OK : rc, NULL);
+}
+
+static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                    tp__ctl_reply *r)
+{
+    (void)a;
+    tp_stats s;
+    int rc = tp_get_stats(ctx->pool, &s);
+    if (rc != TP_OK) {
+        tp__ctl_reply_tp_error(r, ctx->pool, rc);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o) {
+        tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+        return;
+    }
+    if (s.pool_size == TP_UNLIMITED)
+        cJSON_AddNullToObject(o, "pool_size");
+    else
+        cJSON_AddNumberToObject(o, "pool_size", (double)s.pool_size);
+    const struct {
+        const char *k;
+        double v;
+    } f[] = {
+        {"running", (double)s.running},
+        {"cancelled", (double)s.cancelled},
+        {"ended", (double)s.ended},
+        {"pending", (double)s.pending},
+        {"groups", (double)s.groups},
+        {"threads", (double)s.threads},
+        {"idle_threads", (double)s.idle_threads},
+        {"total_started", (double)s.total_started},
+        {"total_ended", (double)s.total_ended},
+        {"total_cancelled", (double)s.total_cancelled},
+        {"total_failed", (double)s.total_failed},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        cJSON_AddNumberToObject(o, f[i].k, f[i].v);
+    tp__ctl_reply_result(r, o);
+}
+
+static void h_help(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+{
+    char *text = NULL;
+    if (a->v[0].set) {
+        const tp__ctl_command *c =
+            tp__ctl_command_find(a->v[0].str, ctx->simple);
+        if (!c) {
+            tp__ctl_reply_error(r, TP__CTL_EUSAGE, "No command named %s.",
+                                a->v[0].str);
+            return;
+        }
+        text = tp__ctl_help_command(c, ctx->width);
+    } else {
+        text = tp__ctl_help_top(ctx->simple, ctx->width);
+    }
+    tp__ctl_reply_help(r, text);
+}
+
+static void h_exit(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+{
+    (void)ctx;
+    (void)a;
+    tp__ctl_reply_result(r, NULL);
+    r->close_after = true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handlers: SimpleTaskPool                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void h_start(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                    tp__ctl_reply *r)
+{
+    if (!count_ok(r, &a->v[0], "num", true))
+        return;
+    char group[TP_NAME_MAX];
+    int rc = tp_start(ctx->pool, (size_t)a->v[0].i, group);
+    result_rc(r, ctx->pool, rc, rc == TP_OK ? cJSON_CreateString(group) : NULL);
+}
+
+static void h_stop(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+{
+    if (!count_ok(r, &a->v[0], "num", false))
+        return;
+    tp_ids ids = {0};
+    int rc = tp_stop(ctx->pool, (size_t)a->v[0].i, &ids);
+    if (rc == TP_OK)
+        result_ids(r, &ids);
+    else
+        tp__ctl_reply_tp_error(r, ctx->pool, rc);
+}
+
+static void h_stop_all(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                       tp__ctl_reply *r)
+{
+    (void)a;
+    tp_ids ids = {0};
+    int rc = tp_stop_all(ctx->pool, &ids);
+    if (rc == TP_OK)
+        result_ids(r, &ids);
+    else
+        tp__ctl_reply_tp_error(r, ctx->pool, rc);
+}
+
+static void h_func_name(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                        tp__ctl_reply *r)
+{
+    (void)a;
+    const char *name = tp_func_name(ctx->pool);
+    tp__ctl_reply_result(r, cJSON_CreateString(name ? name : ""));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handlers: TaskPool                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Where spawn() finds its arguments in a command's specs. */
+typedef struct spawn_idx {
+    int second, kwargs, num, group, end, cancel;
+} spawn_idx;
+
+static const spawn_idx apply_idx = {1, 2, 3, 4, 5, 6};
+static const spawn_idx map_idx = {1, -1, 2, 3, 4, 5};
+
+static void spawn(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r,
+                  tp__ctl_spawn_kind kind)
+{
+    bool apply = kind == TP__CTL_APPLY;
+    const spawn_idx *x = apply ? &apply_idx : &map_idx;
+    if (a->v[x->num].set &&
+        !count_ok(r, &a->v[x->num], apply ? "num" : "num_concurrent", true))
+        return;
+    /* The parsed JSON moves into the spawn group. */
+    tp__ctl_args *m = (tp__ctl_args *)a;
+    tp__ctl_spawn_req req = {
+        .kind = kind,
+        .func = a->v[0].entry,
+        .args = m->v[x->second].json,
+        .kwargs = apply ? m->v[x->kwargs].json : NULL,
+        .num = a->v[x->num].set ? (size_t)a->v[x->num].i : 1,
+        .group_name = a->v[x->group].set ? a->v[x->group].str : NULL,
+        .end_cb = a->v[x->end].set ? a->v[x->end].entry : NULL,
+        .cancel_cb = a->v[x->cancel].set ? a->v[x->cancel].entry : NULL,
+    };
+    m->v[x->second].json = NULL;
+    if (apply)
+        m->v[x->kwargs].json = NULL;
+    if (req.group_name && strlen(req.group_name) >= TP_NAME_MAX) {
+        cJSON_Delete(req.args);
+        cJSON_Delete(req.kwargs);
+        tp__ctl_reply_error(r, tp_err_name(TP_EINVAL),
+                            "The group name is too long (at most %d bytes).",
+                            TP_NAME_MAX - 1);
+        return;
+    }
+    char group[TP_NAME_MAX];
+    int rc = tp__ctl_spawn(ctx->pool, &req, group);
+    if (rc == TP_OK)
+        tp__ctl_reply_result(r, cJSON_CreateString(group));
+    else
+        group_error(r, ctx->pool, rc, req.group_name ? req.group_name : "");
+}
+
+static void h_apply(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+{
+    spawn(ctx, a, r, TP__CTL_APPLY);
+}
+
+static void h_map(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+{
+    spawn(ctx, a, r, TP__CTL_MAP);
+}
+
+static void h_starmap(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                      tp__ctl_reply *r)
+{
+    spawn(ctx, a, r, TP__CTL_STARMAP);
+}
+
+static void h_doublestarmap(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                            tp__ctl_reply *r)
+{
+    spawn(ctx, a, r, TP__CTL_DOUBLESTARMAP);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Argument specs                                                           */
+/* ------------------------------------------------------------------------ */
+
+#define OPT_GROUP                                                              \
+    {"-g", "--group-name", "group_name", TP__CTL_T_STR, TP__CTL_ONE,          \
+     "string", "generated"}
+#define OPT_END                                                                \
+    {"-e", "--end-callback", "end_callback", TP__CTL_T_CALLBACK, TP__CTL_ONE, \
+     "callback name", "none"}
+#define OPT_CANCEL                                                             \
+    {"-c", "--cancel-callback", "cancel_callback", TP__CTL_T_CALLBACK,        \
+     TP__CTL_ONE, "callback name", "none"}
+#define OPT_NUM_CONCURRENT                                                     \
+    {"-n", "--num-concurrent", "num_concurrent", TP__CTL_T_COUNT,             \
+     TP__CTL_ONE, "int", "1"}
+#define POS_FUNC                                                               \
+    {NULL, NULL, "func", TP__CTL_T_FUNC, TP__CTL_ONE,                         \
+     "name of a registered function", NULL}
+#define OPT_RETURN_EXC                                                         \
+    {"-r", "--return-exceptions", "return_exceptions", TP__CTL_T_FLAG,        \
+     TP__CTL_ONE, "accepted for compatibility; C tasks raise no exceptions",  \
+     "False"}
+
+/* The order of apply's and the map family's specs matches apply_idx and
+ * map_idx above. */
+static const tp__ctl_argspec apply_args[] = {
+    POS_FUNC,
+    {"-a", "--args", "args", TP__CTL_T_ARRAY, TP__CTL_ONE, "JSON array",
+     "[]"},
+    {"-k", "--kwargs", "kwargs", TP__CTL_T_OBJECT, TP__CTL_ONE,
+     "JSON object", "{}"},
+    {"-n", "--num", "num", TP__CTL_T_COUNT, TP__CTL_ONE, "int", "1"},
+    OPT_GROUP,
+    OPT_END,
+    OPT_CANCEL,
+};
+static const tp__ctl_argspec map_args[] = {
+    POS_FUNC,
+    {NULL, NULL, "arg_iter", TP__CTL_T_ARRAY, TP__CTL_ONE,
+     "JSON array (one task per element)", NULL},
+    OPT_NUM_CONCURRENT, OPT_GROUP, OPT_END, OPT_CANCEL,
+};
+static const tp__ctl_argspec starmap_args[] = {
+    POS_FUNC,
+    {NULL, NULL, "args_iter", TP__CTL_T_ARRAYS, TP__CTL_ONE,
+     "JSON array of arrays (one task per array)", NULL},
+    OPT_NUM_CONCURRENT, OPT_GROUP, OPT_END, OPT_CANCEL,
+};
+static const tp__ctl_argspec doublestarmap_args[] = {
+    POS_FUNC,
+    {NULL, NULL, "kwargs_iter", TP__CTL_T_OBJECTS, TP__CTL_ONE,
+     "JSON array of objects (one task per object)", NULL},
+    OPT_NUM_CONCURRENT, OPT_GROUP, OPT_END, OPT_CANCEL,
+};
+static const tp__ctl_argspec cancel_args[] = {
+    {NULL, NULL, "task_ids", TP__CTL_T_INT, TP__CTL_STAR, "int", NULL},
+};
+static const tp__ctl_argspec group_name_args[] = {
+    {NULL, NULL, "group_name", TP__CTL_T_STR, TP__CTL_ONE, "string", NULL},
+};
+static const tp__ctl_argspec group_names_args[] = {
+    {NULL, NULL, "group_names", TP__CTL_T_STR, TP__CTL_STAR, "string", NULL},
+};
+static const tp__ctl_argspec return_exc_args[] = {OPT_RETURN_EXC};
+static const tp__ctl_argspec num_args[] = {
+    {NULL, NULL, "num", TP__CTL_T_COUNT, TP__CTL_ONE, "int", NULL},
+};
+static const tp__ctl_argspec pool_size_args[] = {
+    {NULL, NULL, "pool_size", TP__CTL_T_SIZE, TP__CTL_OPT,
+     "If given: sets the maximum number of tasks running at once (an int, "
+     "or inf for no limit). If omitted: shows it.",
+     NULL},
+};
+static const tp__ctl_argspec help_args[] = {
+    {NULL, NULL, "command", TP__CTL_T_STR, TP__CTL_OPT,
+     "show the help of this command", NULL},
+};
+
+#define ARGS(a) a, sizeof a / sizeof a[0]
+#define NOARGS NULL, 0
+
+/* Sorted by name: "-h" lists commands in this order. */
+const tp__ctl_command tp__ctl_commands[] = {
+    {"apply", "Starts tasks running a registered function with the given "
+              "arguments, as a new group.",
+     "Starts NUM tasks running FUNC, a function the program registered, as "
+     "a new group, and prints the group's name. Each task receives the JSON "
+     "object {\"args\": ARGS, \"kwargs\": KWARGS}.",
+     ARGS(apply_args), TP__CTL_GENERAL, h_apply},
+    {"cancel", "Cancels the tasks with the given IDs.",
+     "Cancels the tasks with the given IDs; if one of them is not running, "
+     "cancels none.",
+     ARGS(cancel_args), 0, h_cancel},
+    {"cancel-all", "Cancels every task and every pending start in the pool.",
+     NULL, NOARGS, 0, h_cancel_all},
+    {"cancel-group", "Cancels a group: its pending starts and its tasks.",
+     NULL, ARGS(group_name_args), 0, h_cancel_group},
+    {"doublestarmap",
+     "Starts one task per JSON object of the array, at most NUM_CONCURRENT "
+     "at once, as a new group.",
+     "Starts one task running FUNC per element of KWARGS_ITER (each a JSON "
+     "object, passed to the task as is), at most NUM_CONCURRENT at once, as "
+     "a new group, and prints the group's name.",
+     ARGS(doublestarmap_args), TP__CTL_GENERAL, h_doublestarmap},
+    {"exit", "Ends this control session.", NULL, NOARGS, TP__CTL_EXTRA,
+     h_exit},
+    {"flush", "Waits for ended and cancelled tasks to finish, then forgets "
+              "them.",
+     NULL, ARGS(return_exc_args), TP__CTL_BLOCKING, h_flush},
+    {"func-name", "Name of the function the pool runs.", NULL, NOARGS,
+     TP__CTL_SIMPLE, h_func_name},
+    {"gather-and-close",
+     "Waits for **all** tasks and pending starts of the pool, then closes "
+     "it.",
+     NULL, ARGS(return_exc_args), TP__CTL_BLOCKING, h_gather_and_close},
+    {"get-group-ids", "Prints the set of IDs of the tasks in the given "
+                      "groups.",
+     NULL, ARGS(group_names_args), 0, h_get_group_ids},
+    {"help", "Shows this help, or the help of one command.", NULL,
+     ARGS(help_args), TP__CTL_EXTRA, h_help},
+    {"is-full", "`True` if no more task can start right now.", NULL, NOARGS,
+     0, h_is_full},
+    {"is-locked", "`True` if the pool is locked (see lock).", NULL, NOARGS, 0,
+     h_is_locked},
+    {"lock", "Refuses new tasks until unlocked; queued starts still happen.",
+     NULL, NOARGS, 0, h_lock},
+    {"map",
+     "Starts one task per element of a JSON array, at most NUM_CONCURRENT "
+     "at once, as a new group.",
+     "Starts one task running FUNC per element of ARG_ITER (a JSON array; "
+     "each task receives its element), at most NUM_CONCURRENT at once, as a "
+     "new group, and prints the group's name.",
+     ARGS(map_args), TP__CTL_GENERAL, h_map},
+    {"num-cancelled", "Number of tasks cancelled that have not yet ended.",
+     NULL, NOARGS, 0, h_num_cancelled},
+    {"num-ended", "Number of tasks that ended and are not yet flushed.", NULL,
+     NOARGS, 0, h_num_ended},
+    {"num-running", "Number of tasks still running.", NULL, NOARGS, 0,
+     h_num_running},
+    {"pool-size", "Gets or sets the pool size (inf: no limit).", NULL,
+     ARGS(pool_size_args), 0, h_pool_size},
+    {"starmap",
+     "Starts one task per JSON array of the array, at most NUM_CONCURRENT "
+     "at once, as a new group.",
+     "Starts one task running FUNC per element of ARGS_ITER (each a JSON "
+     "array, passed to the task as is), at most NUM_CONCURRENT at once, as a "
+     "new group, and prints the group's name.",
+     ARGS(starmap_args), TP__CTL_GENERAL, h_starmap},
+    {"start", "Starts the given number of new tasks as a new group.", NULL,
+     ARGS(num_args), TP__CTL_SIMPLE, h_start},
+    {"stats", "Shows all counters of the pool, including lifetime totals.",
+     NULL, NOARGS, TP__CTL_EXTRA, h_stats},
+    {"stop", "Cancels the given number of tasks, most recent first, and "
+             "prints their IDs.",
+     NULL, ARGS(num_args), TP__CTL_SIMPLE, h_stop},
+    {"stop-all", "Cancels all running tasks and prints their IDs.", NULL,
+     NOARGS, TP__CTL_SIMPLE, h_stop_all},
+    {"unlock", "Allows new tasks again.", NULL, NOARGS, 0, h_unlock},
+    {"until-closed", "Waits until the pool is closed (this does **not** "
+                     "close it), then prints True.",
+     NULL, NOARGS, TP__CTL_BLOCKING, h_until_closed},
+};
+const size_t tp__ctl_ncommands =
+    sizeof tp__ctl_commands / sizeof tp__ctl_commands[0];
+
+bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple)
+{
+    if (cmd->flags & TP__CTL_SIMPLE)
+        return simple;
+    if (cmd->flags & TP__CTL_GENERAL)
+        return !simple;
+    return true;
+}
+
+const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple)
+{
+    for (size_t i = 0; i < tp__ctl_ncommands; i++)
+        if (strcasecmp(tp__ctl_commands[i].name, name) == 0 &&
+            tp__ctl_command_applies(&tp__ctl_commands[i], simple))
+            return &tp__ctl_commands[i];
+    return NULL;
+}

@@ -1,0 +1,219 @@
+/*
+ * Responses of the control server: a typed result (a cJSON value) or an
+ * error, rendered either as the reference prints it (text mode) or as one
+ * JSON object per line. The CLI renders JSON results with the same function
+ * as the server's text mode, so both print the same thing.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+/* A growable string. */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+static void sb_num(sbuf *b, double d)
+{
+    char tmp[64];
+    if (d == (double)(long long)d)
+        snprintf(tmp, sizeof tmp, "%lld", (long long)d);
+    else
+        snprintf(tmp, sizeof tmp, "%g", d);
+    sb_str(b, tmp);
+}
+
+static char *sb_done(sbuf *b)
+{
+    if (b->oom) {
+        free(b->p);
+        return NULL;
+    }
+    if (!b->p)
+        sb_add(b, "", 0);
+    return b->p;
+}
+
+void tp__ctl_reply_clear(tp__ctl_reply *r)
+{
+    cJSON_Delete(r->result);
+    free(r->message);
+    memset(r, 0, sizeof *r);
+}
+
+void tp__ctl_reply_result(tp__ctl_reply *r, cJSON *result)
+{
+    r->ok = true;
+    r->result = result;
+}
+
+void tp__ctl_reply_error(tp__ctl_reply *r, const char *error,
+                         const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    cJSON_Delete(r->result);
+    r->result = NULL;
+    free(r->message);
+    r->ok = false;
+    r->error = error;
+    r->message = msg;
+}
+
+void tp__ctl_reply_tp_error(tp__ctl_reply *r, tp_pool *pool, int err)
+{
+    (void)pool;
+    /* The reference's sentences where it has one for this condition. */
+    switch (err) {
+    case TP_ELOCKED:
+        tp__ctl_reply_error(r, tp_err_name(err), "Cannot start new tasks");
+        break;
+    case TP_ECLOSED:
+        tp__ctl_reply_error(r, tp_err_name(err), "You must use another pool");
+        break;
+    default:
+        tp__ctl_reply_error(r, tp_err_name(err), "%s", tp_strerror(err));
+        break;
+    }
+}
+
+static void render_value(sbuf *b, const cJSON *v)
+{
+    if (cJSON_IsNull(v))
+        sb_str(b, "inf");
+    else if (cJSON_IsTrue(v))
+        sb_str(b, "True");
+    else if (cJSON_IsFalse(v))
+        sb_str(b, "False");
+    else if (cJSON_IsNumber(v))
+        sb_num(b, v->valuedouble);
+    else if (cJSON_IsString(v))
+        sb_str(b, v->valuestring);
+    else {
+        char *s = cJSON_PrintUnformatted(v);
+        if (s) {
+            sb_str(b, s);
+            cJSON_free(s);
+        } else {
+            b->oom = true;
+        }
+    }
+}
+
+char *tp__ctl_result_text(const char *cmd, const cJSON *result)
+{
+    sbuf b = {0};
+    if (!result) {
+        sb_str(&b, "ok");
+    } else if (cJSON_IsArray(result)) {
+        /* get-group-ids returns a set in the reference, stop a list. */
+        bool set = cmd && strcmp(cmd, "get-group-ids") == 0;
+        sb_str(&b, set ? "{" : "[");
+        const cJSON *e;
+        bool first = true;
+        cJSON_ArrayForEach(e, result)
+        {
+            if (!first)
+                sb_str(&b, ", ");
+            first = false;
+            render_value(&b, e);
+        }
+        sb_str(&b, set ? "}" : "]");
+    } else if (cJSON_IsObject(result)) {
+        const cJSON *e;
+        bool first = true;
+        cJSON_ArrayForEach(e, result)
+        {
+            if (!first)
+                sb_str(&b, " ");
+            first = false;
+            sb_str(&b, e->string);
+            sb_str(&b, "=");
+            render_value(&b, e);
+        }
+    } else {
+        render_value(&b, result);
+    }
+    return sb_done(&b);
+}
+
+char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
+{
+    sbuf b = {0};
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            return NULL;
+        cJSON_AddBoolToObject(o, "ok", r->ok);
+        if (r->ok) {
+            /* A reference item: deleting o leaves r->result alone. */
+            if (r->result)
+                cJSON_AddItemReferenceToObject(o, "result", r->result);
+            else
+                cJSON_AddNullToObject(o, "result");
+        } else {
+            cJSON_AddStringToObject(o, "error", r->error ? r->error : "");
+            cJSON_AddStringToObject(o, "message",
+                                    r->message ? r->message : "");
+        }
+        char *s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!s)
+            return NULL;
+        sb_str(&b, s);
+        cJSON_free(s);
+        sb_str(&b, "\n");
+    } else if (r->ok && r->is_help) {
+        sb_str(&b, cJSON_IsString(r->result) ? r->result->valuestring : "");
+        sb_str(&b, "\n\n");
+    } else if (r->ok) {
+        char *s = tp__ctl_result_text(r->cmd, r->result);
+        if (!s)
+            return NULL;
+        sb_str(&b, s);
+        free(s);
+        sb_str(&b, "\n");
+    } else {
+        sb_str(&b, r->message ? r->message : "error");
+        sb_str(&b, r->is_usage ? "\n\n" : "\n");
+    }
+    char *out = sb_done(&b);
+    if (out && len)
+        *len = b.len;
+    return out;
+}

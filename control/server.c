@@ -1,0 +1,683 @@
+/*
+ * DESIGN
+ *
+ * Threads. One control thread per started server runs control_loop(): it
+ * polls the listening socket, the wake pipe and every session, accepts
+ * clients, reads request lines, runs quick commands inline (they are plain
+ * engine calls that never block) and writes the responses. A blocking
+ * command (flush, gather-and-close, until-closed) runs on a helper thread of
+ * its own, so that it never stalls the other sessions: the helper calls the
+ * engine, fills the job's reply, appends the job to ctl->done under ctl->mu
+ * and writes a byte to the wake pipe. The control thread then joins the
+ * helper and hands the reply to its session (if the session is still there).
+ * While a job runs, its session reads no further requests, so responses keep
+ * the order of the requests.
+ *
+ * Locks. ctl->mu guards only ctl->done. ctl->stop_mu serialises start, stop
+ * and free. The two are never held together, and neither is held while
+ * calling the engine. Sessions, the session array and jobs_running belong
+ * to the control thread alone.
+ *
+ * Stopping. tp_control_stop sets `stopping`, wakes the control thread and
+ * joins it. The control thread closes every session, then waits for its
+ * helper jobs: until-closed notices `stopping` within 50 ms; flush and
+ * gather-and-close are waited for (they end when the pool's tasks do).
+ *
+ * Functions and callbacks registered by name are fixed once the server
+ * starts, so the control thread reads the registry without a lock.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server.h"
+
+#define DEFAULT_MAX_CLIENTS 64
+#define DEFAULT_MAX_LINE (64 * 1024)
+#define ACCEPT_BURST 64
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+double tp__ctl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void wake(tp_control *ctl)
+{
+    char c = 1;
+    ssize_t n;
+    do
+        n = write(ctl->wake[1], &c, 1);
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN: the pipe is full, so the control thread wakes anyway. */
+}
+
+const tp__ctl_entry *tp__ctl_registry_find(const tp__ctl_registry *reg,
+                                           const char *name, bool fn)
+{
+    const tp__ctl_entry *fold = NULL;
+    size_t nfold = 0;
+    for (size_t i = 0; i < reg->len; i++) {
+        const tp__ctl_entry *e = &reg->v[i];
+        if ((fn ? e->fn == NULL : e->cb == NULL))
+            continue;
+        if (strcmp(e->name, name) == 0)
+            return e;
+        if (strcasecmp(e->name, name) == 0) {
+            fold = e;
+            nfold++;
+        }
+    }
+    return nfold == 1 ? fold : NULL;
+}
+
+int tp__ctl_registry_add(tp__ctl_registry *reg, const char *name, tp_fn fn,
+                         tp_callback cb, void *cb_arg)
+{
+    for (size_t i = 0; i < reg->len; i++)
+        if ((fn ? reg->v[i].fn != NULL : reg->v[i].cb != NULL) &&
+            strcmp(reg->v[i].name, name) == 0)
+            return TP_EGROUP_EXISTS;
+    if (reg->len == reg->cap) {
+        size_t cap = reg->cap ? reg->cap * 2 : 8;
+        tp__ctl_entry *v = realloc(reg->v, cap * sizeof *v);
+        if (!v)
+            return TP_ENOMEM;
+        reg->v = v;
+        reg->cap = cap;
+    }
+    char *copy = strdup(name);
+    if (!copy)
+        return TP_ENOMEM;
+    reg->v[reg->len++] = (tp__ctl_entry){copy, fn, cb, cb_arg};
+    return TP_OK;
+}
+
+void tp__ctl_registry_free(tp__ctl_registry *reg)
+{
+    for (size_t i = 0; i < reg->len; i++)
+        free(reg->v[i].name);
+    free(reg->v);
+    memset(reg, 0, sizeof *reg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Blocking commands on helper threads                                      */
+/* ------------------------------------------------------------------------ */
+
+static void *job_main(void *arg)
+{
+    tp__ctl_job *job = arg;
+    tp__ctl_args none = {0};
+    job->cmd->run(&job->ctx, &none, &job->reply);
+    job->reply.cmd = job->cmd->name;
+    tp_control *ctl = job->ctl;
+    pthread_mutex_lock(&ctl->mu);
+    job->next = ctl->done;
+    ctl->done = job;
+    pthread_mutex_unlock(&ctl->mu);
+    wake(ctl);
+    return NULL;
+}
+
+int tp__ctl_job_start(tp_control *ctl, uint64_t id,
+                      const tp__ctl_command *cmd, const tp__ctl_ctx *ctx)
+{
+    tp__ctl_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return TP_ENOMEM;
+    job->ctl = ctl;
+    job->session_id = id;
+    job->cmd = cmd;
+    job->ctx = *ctx;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    int rc = pthread_create(&job->thread, &attr, job_main, job);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(job);
+        errno = rc;
+        return TP_ESYS;
+    }
+    ctl->jobs_running++;
+    return TP_OK;
+}
+
+static tp__ctl_session *find_session(tp_control *ctl, uint64_t id)
+{
+    for (size_t i = 0; i < ctl->nsessions; i++)
+        if (tp__ctl_session_id(ctl->sessions[i]) == id)
+            return ctl->sessions[i];
+    return NULL;
+}
+
+/* Joins finished helpers and delivers their replies. */
+static void collect_jobs(tp_control *ctl)
+{
+    char buf[256];
+    while (read(ctl->wake[0], buf, sizeof buf) > 0)
+        ;
+    pthread_mutex_lock(&ctl->mu);
+    tp__ctl_job *job = ctl->done;
+    ctl->done = NULL;
+    pthread_mutex_unlock(&ctl->mu);
+    while (job) {
+        tp__ctl_job *next = job->next;
+        pthread_join(job->thread, NULL);
+        ctl->jobs_running--;
+        tp__ctl_session *s = find_session(ctl, job->session_id);
+        if (s)
+            tp__ctl_session_job_done(s, &job->reply);
+        tp__ctl_reply_clear(&job->reply);
+        free(job);
+        job = next;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The control thread                                                       */
+/* ------------------------------------------------------------------------ */
+
+static void refuse(tp_control *ctl, int fd)
+{
+    char msg[96];
+    int n = snprintf(msg, sizeof msg, "error: too many clients (at most %zu)\n",
+                     ctl->max_clients);
+    if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        /* Nothing to do: the client is gone or not reading. */
+    }
+    close(fd);
+}
+
+static void accept_clients(tp_control *ctl)
+{
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        int fd = accept4(ctl->listen_fd, NULL, NULL,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or a client that vanished meanwhile */
+        if (ctl->nsessions >= ctl->max_clients) {
+            refuse(ctl, fd);
+            continue;
+        }
+        if (ctl->nsessions == ctl->cap_sessions) {
+            size_t cap = ctl->cap_sessions ? ctl->cap_sessions * 2 : 16;
+            tp__ctl_session **v =
+                realloc(ctl->sessions, cap * sizeof *ctl->sessions);
+            if (!v) {
+                close(fd);
+                continue;
+            }
+            ctl->sessions = v;
+            ctl->cap_sessions = cap;
+        }
+        tp__ctl_session *s = tp__ctl_session_new(ctl, fd, ctl->next_id++);
+        if (!s) {
+            close(fd);
+            continue;
+        }
+        ctl->sessions[ctl->nsessions++] = s;
+    }
+}
+
+static void reap_sessions(tp_control *ctl, double now)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < ctl->nsessions; i++) {
+        tp__ctl_session *s = ctl->sessions[i];
+        double dl = tp__ctl_session_deadline(s);
+        if (tp__ctl_session_dead(s) || (dl > 0 && now >= dl))
+            tp__ctl_session_free(s);
+        else
+            ctl->sessions[j++] = s;
+    }
+    ctl->nsessions = j;
+}
+
+static int poll_timeout(tp_control *ctl, double now)
+{
+    double first = 0;
+    for (size_t i = 0; i < ctl->nsessions; i++) {
+        double dl = tp__ctl_session_deadline(ctl->sessions[i]);
+        if (dl > 0 && (first == 0 || dl < first))
+            first = dl;
+    }
+    if (first == 0)
+        return -1;
+    double ms = (first - now) * 1000.0 + 1.0;
+    return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+}
+
+static void *control_loop(void *arg)
+{
+    tp_control *ctl = arg;
+    struct pollfd *pfd = NULL;
+    size_t pfd_cap = 0;
+    while (!atomic_load(&ctl->stopping)) {
+        size_t need = ctl->nsessions + 2;
+        if (need > pfd_cap) {
+            struct pollfd *p = realloc(pfd, need * 2 * sizeof *p);
+            if (p) {
+                pfd = p;
+                pfd_cap = need * 2;
+            } else if (pfd_cap < 2) {
+                break;
+            }
+        }
+        pfd[0] = (struct pollfd){ctl->wake[0], POLLIN, 0};
+        pfd[1] = (struct pollfd){ctl->listen_fd, POLLIN, 0};
+        size_t n = 2;
+        for (size_t i = 0; i < ctl->nsessions && n < pfd_cap; i++) {
+            tp__ctl_session *s = ctl->sessions[i];
+            pfd[n++] = (struct pollfd){tp__ctl_session_fd(s),
+                                       tp__ctl_session_events(s), 0};
+        }
+        int rc = poll(pfd, n, poll_timeout(ctl, tp__ctl_now()));
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (rc > 0 && pfd[0].revents)
+            collect_jobs(ctl);
+        /* Sessions first: their pollfd slots match their indexes now. */
+        size_t count = n - 2;
+        for (size_t i = 0; rc > 0 && i < count; i++)
+            if (pfd[i + 2].revents)
+                tp__ctl_session_io(ctl->sessions[i], pfd[i + 2].revents);
+        if (rc > 0 && pfd[1].revents)
+            accept_clients(ctl);
+        reap_sessions(ctl, tp__ctl_now());
+    }
+    free(pfd);
+    for (size_t i = 0; i < ctl->nsessions; i++)
+        tp__ctl_session_free(ctl->sessions[i]);
+    ctl->nsessions = 0;
+    /* Wait for the helpers; their sessions are gone, so replies drop. */
+    while (ctl->jobs_running > 0) {
+        struct pollfd w = {ctl->wake[0], POLLIN, 0};
+        if (poll(&w, 1, -1) > 0)
+            collect_jobs(ctl);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sockets                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static int listen_tcp(tp_control *ctl)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int gai = getaddrinfo(ctl->host, ctl->port, &hints, &res);
+    if (gai != 0) {
+        errno = gai == EAI_SYSTEM ? errno : EADDRNOTAVAIL;
+        return TP_ESYS;
+    }
+    int fd = -1, err = EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, SOMAXCONN) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        errno = err;
+        return TP_ESYS;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET)
+            ctl->bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            ctl->bound_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    ctl->listen_fd = fd;
+    return TP_OK;
+}
+
+static bool fill_sun(struct sockaddr_un *sa, const char *path)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sa->sun_path)
+        return false;
+    strcpy(sa->sun_path, path);
+    return true;
+}
+
+/* Removes a socket file nobody listens on; fails on a live socket or on a
+ * file that is not a socket. */
+static int clear_stale(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? TP_OK : TP_ESYS;
+    if (!S_ISSOCK(st.st_mode)) {
+        errno = EEXIST;
+        return TP_ESYS;
+    }
+    struct sockaddr_un sa;
+    fill_sun(&sa, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return TP_ESYS;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int err = errno;
+    close(fd);
+    if (rc == 0) {
+        errno = EADDRINUSE;
+        return TP_ESYS;
+    }
+    if (err != ECONNREFUSED) {
+        errno = err;
+        return TP_ESYS;
+    }
+    return unlink(path) == 0 || errno == ENOENT ? TP_OK : TP_ESYS;
+}
+
+/* Binds fd to path with mode 0600 and no window in which another user
+ * could connect: the socket is created in a fresh 0700 directory beside
+ * path, made 0600, then renamed into place. */
+static int bind_private(int fd, const char *path)
+{
+    struct sockaddr_un sa;
+    char *dir = strdup(path);
+    if (!dir)
+        return TP_ENOMEM;
+    char *slash = strrchr(dir, '/');
+    const char *parent = slash ? (slash == dir ? "/" : dir) : ".";
+    if (slash && slash != dir)
+        *slash = '\0';
+    char tmp[sizeof sa.sun_path + 32];
+    snprintf(tmp, sizeof tmp, "%s/.tpctl-XXXXXX", parent);
+    free(dir);
+    char sock[sizeof tmp + 4];
+    int rc = TP_ESYS;
+    if (mkdtemp(tmp) == NULL)
+        return TP_ESYS;
+    snprintf(sock, sizeof sock, "%s/s", tmp);
+    if (!fill_sun(&sa, sock)) {
+        errno = ENAMETOOLONG;
+        rmdir(tmp);
+        return TP_ESYS;
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        chmod(sock, 0600) == 0 && rename(sock, path) == 0)
+        rc = TP_OK;
+    int err = errno;
+    unlink(sock);
+    rmdir(tmp);
+    errno = err;
+    return rc;
+}
+
+static int listen_unix(tp_control *ctl)
+{
+    struct sockaddr_un sa;
+    if (!fill_sun(&sa, ctl->path)) {
+        errno = ENAMETOOLONG;
+        return TP_ESYS;
+    }
+    int rc = clear_stale(ctl->path);
+    if (rc != TP_OK)
+        return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return TP_ESYS;
+    rc = bind_private(fd, ctl->path);
+    if (rc == TP_OK && listen(fd, SOMAXCONN) != 0)
+        rc = TP_ESYS;
+    struct stat st;
+    if (rc == TP_OK && stat(ctl->path, &st) == 0) {
+        ctl->sock_dev = st.st_dev;
+        ctl->sock_ino = st.st_ino;
+    }
+    if (rc != TP_OK) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return rc;
+    }
+    ctl->listen_fd = fd;
+    return TP_OK;
+}
+
+/* Removes our socket file, unless someone replaced it meanwhile. */
+static void unlink_ours(tp_control *ctl)
+{
+    struct stat st;
+    if (ctl->is_unix && stat(ctl->path, &st) == 0 &&
+        st.st_dev == ctl->sock_dev && st.st_ino == ctl->sock_ino)
+        unlink(ctl->path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public API                                                               */
+/* ------------------------------------------------------------------------ */
+
+static tp_control *new_common(tp_pool *pool, const tp_control_opts *opts)
+{
+    if (!pool)
+        return NULL;
+    tp_control *ctl = calloc(1, sizeof *ctl);
+    if (!ctl)
+        return NULL;
+    ctl->pool = pool;
+    ctl->simple = tp_func_name(pool) != NULL;
+    ctl->listen_fd = -1;
+    ctl->wake[0] = ctl->wake[1] = -1;
+    ctl->bound_port = -1;
+    ctl->max_clients = DEFAULT_MAX_CLIENTS;
+    ctl->max_line = DEFAULT_MAX_LINE;
+    if (opts) {
+        if (opts->max_clients)
+            ctl->max_clients = opts->max_clients;
+        if (opts->max_line)
+            ctl->max_line = opts->max_line;
+        ctl->idle_timeout = opts->idle_timeout > 0 ? opts->idle_timeout : 0;
+        if (opts->token && !(ctl->token = strdup(opts->token))) {
+            free(ctl);
+            return NULL;
+        }
+    }
+    pthread_mutex_init(&ctl->mu, NULL);
+    pthread_mutex_init(&ctl->stop_mu, NULL);
+    return ctl;
+}
+
+TP_API tp_control *tp_control_new_tcp(tp_pool *pool, const char *host,
+                                      const char *port,
+                                      const tp_control_opts *opts)
+{
+    if (!host || !port)
+        return NULL;
+    tp_control *ctl = new_common(pool, opts);
+    if (!ctl)
+        return NULL;
+    ctl->host = strdup(host);
+    ctl->port = strdup(port);
+    if (!ctl->host || !ctl->port) {
+        tp_control_free(ctl);
+        return NULL;
+    }
+    return ctl;
+}
+
+TP_API tp_control *tp_control_new_unix(tp_pool *pool, const char *path,
+                                       const tp_control_opts *opts)
+{
+    struct sockaddr_un sa;
+    if (!path || !*path || strlen(path) >= sizeof sa.sun_path)
+        return NULL;
+    tp_control *ctl = new_common(pool, opts);
+    if (!ctl)
+        return NULL;
+    ctl->is_unix = true;
+    if (!(ctl->path = dup_or_null(path))) {
+        tp_control_free(ctl);
+        return NULL;
+    }
+    return ctl;
+}
+
+static int check_name(const char *name)
+{
+    return name && *name && strlen(name) < TP_NAME_MAX &&
+                   !strpbrk(name, " \t\r\n")
+               ? TP_OK
+               : TP_EINVAL;
+}
+
+TP_API int tp_control_register(tp_control *ctl, const char *name, tp_fn fn)
+{
+    if (!ctl || !fn || check_name(name) != TP_OK)
+        return TP_EINVAL;
+    pthread_mutex_lock(&ctl->stop_mu);
+    int rc = ctl->started ? TP_EINVAL
+                          : tp__ctl_registry_add(&ctl->reg, name, fn, NULL,
+                                                 NULL);
+    pthread_mutex_unlock(&ctl->stop_mu);
+    return rc;
+}
+
+TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
+                                        tp_callback cb, void *arg)
+{
+    if (!ctl || !cb || check_name(name) != TP_OK)
+        return TP_EINVAL;
+    pthread_mutex_lock(&ctl->stop_mu);
+    int rc = ctl->started ? TP_EINVAL
+                          : tp__ctl_registry_add(&ctl->reg, name, NULL, cb,
+                                                 arg);
+    pthread_mutex_unlock(&ctl->stop_mu);
+    return rc;
+}
+
+TP_API int tp_control_start(tp_control *ctl)
+{
+    if (!ctl)
+        return TP_EINVAL;
+    pthread_mutex_lock(&ctl->stop_mu);
+    if (ctl->started) {
+        pthread_mutex_unlock(&ctl->stop_mu);
+        return TP_EINVAL;
+    }
+    int rc = pipe2(ctl->wake, O_NONBLOCK | O_CLOEXEC) == 0 ? TP_OK : TP_ESYS;
+    if (rc == TP_OK)
+        rc = ctl->is_unix ? listen_unix(ctl) : listen_tcp(ctl);
+    if (rc == TP_OK) {
+        int err = pthread_create(&ctl->thread, NULL, control_loop, ctl);
+        if (err != 0) {
+            errno = err;
+            rc = TP_ESYS;
+            unlink_ours(ctl);
+        }
+    }
+    if (rc != TP_OK) {
+        int err = errno;
+        if (ctl->listen_fd >= 0)
+            close(ctl->listen_fd);
+        if (ctl->wake[0] >= 0) {
+            close(ctl->wake[0]);
+            close(ctl->wake[1]);
+        }
+        ctl->listen_fd = ctl->wake[0] = ctl->wake[1] = -1;
+        ctl->bound_port = -1;
+        errno = err;
+    } else {
+        ctl->started = true;
+        atomic_store(&ctl->serving, 1);
+    }
+    pthread_mutex_unlock(&ctl->stop_mu);
+    return rc;
+}
+
+TP_API int tp_control_port(const tp_control *ctl)
+{
+    if (!ctl || ctl->is_unix || !atomic_load(&ctl->serving))
+        return -1;
+    return ctl->bound_port;
+}
+
+TP_API bool tp_control_is_serving(const tp_control *ctl)
+{
+    return ctl && atomic_load(&ctl->serving);
+}
+
+TP_API int tp_control_stop(tp_control *ctl)
+{
+    if (!ctl)
+        return TP_EINVAL;
+    pthread_mutex_lock(&ctl->stop_mu);
+    if (!atomic_load(&ctl->serving)) {
+        pthread_mutex_unlock(&ctl->stop_mu);
+        return TP_OK;
+    }
+    if (pthread_equal(pthread_self(), ctl->thread)) {
+        pthread_mutex_unlock(&ctl->stop_mu);
+        return TP_EDEADLK;
+    }
+    atomic_store(&ctl->stopping, 1);
+    wake(ctl);
+    pthread_join(ctl->thread, NULL);
+    close(ctl->listen_fd);
+    ctl->listen_fd = -1;
+    unlink_ours(ctl);
+    close(ctl->wake[0]);
+    close(ctl->wake[1]);
+    ctl->wake[0] = ctl->wake[1] = -1;
+    atomic_store(&ctl->serving, 0);
+    pthread_mutex_unlock(&ctl->stop_mu);
+    return TP_OK;
+}
+
+TP_API void tp_control_free(tp_control *ctl)
+{
+    if (!ctl)
+        return;
+    tp_control_stop(ctl);
+    free(ctl->sessions);
+    tp__ctl_registry_free(&ctl->reg);
+    free(ctl->host);
+    free(ctl->port);
+    free(ctl->path);
+    free(ctl->token);
+    pthread_mutex_destroy(&ctl->mu);
+    pthread_mutex_destroy(&ctl->stop_mu);
+    free(ctl);
+}

@@ -1,0 +1,91 @@
+/*
+ * The control server's internal state, shared by server.c (listener,
+ * control thread, helper threads for blocking commands) and session.c (one
+ * connection each). See the DESIGN block in server.c.
+ */
+#ifndef TP_CTL_SERVER_H
+#define TP_CTL_SERVER_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ctl.h"
+
+typedef struct tp__ctl_session tp__ctl_session;
+
+/* A blocking command running on a helper thread. Created and joined by the
+ * control thread; the helper only fills `reply` and then posts the job on
+ * ctl->done. */
+typedef struct tp__ctl_job {
+    struct tp__ctl_job *next;
+    tp_control *ctl;
+    uint64_t session_id;
+    const tp__ctl_command *cmd;
+    tp__ctl_ctx ctx;
+    tp__ctl_reply reply;
+    pthread_t thread;
+} tp__ctl_job;
+
+struct tp_control {
+    /* Fixed at creation. */
+    tp_pool *pool;
+    bool simple;
+    bool is_unix;
+    char *host, *port, *path;
+    char *token;
+    size_t max_clients, max_line;
+    double idle_timeout;
+    /* Written only before start (registration), read-only afterwards. */
+    tp__ctl_registry reg;
+    bool started;
+
+    /* Set by start, read-only while serving. */
+    int listen_fd;
+    int bound_port;
+    int wake[2];          /* pipe: helper jobs done, stop requested */
+    pthread_t thread;
+    dev_t sock_dev;       /* the Unix socket file we created */
+    ino_t sock_ino;
+
+    atomic_int serving;
+    atomic_int stopping;
+
+    /* mu guards done (posted by helper threads). stop_mu serialises
+     * tp_control_start/stop/free. Never held together. */
+    pthread_mutex_t mu;
+    pthread_mutex_t stop_mu;
+    tp__ctl_job *done;
+
+    /* Owned by the control thread. */
+    tp__ctl_session **sessions;
+    size_t nsessions, cap_sessions;
+    size_t jobs_running;
+    uint64_t next_id;
+};
+
+/* Session life (session.c); all called on the control thread only. */
+tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id);
+void tp__ctl_session_free(tp__ctl_session *s);
+uint64_t tp__ctl_session_id(const tp__ctl_session *s);
+int tp__ctl_session_fd(const tp__ctl_session *s);
+/* The poll events the session waits for (0 while a job runs for it). */
+short tp__ctl_session_events(const tp__ctl_session *s);
+/* Reads and writes as revents allow, answers complete lines. */
+void tp__ctl_session_io(tp__ctl_session *s, short revents);
+/* Delivers a blocking command's reply (takes it) and resumes the session. */
+void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r);
+/* True once the session should be closed and freed. */
+bool tp__ctl_session_dead(const tp__ctl_session *s);
+/* Monotonic time after which the idle session is closed; 0: never. */
+double tp__ctl_session_deadline(const tp__ctl_session *s);
+
+/* Starts cmd on a helper thread for session id (server.c). TP_OK or
+ * TP_ESYS/TP_ENOMEM (then the caller answers with the error). */
+int tp__ctl_job_start(tp_control *ctl, uint64_t id,
+                      const tp__ctl_command *cmd, const tp__ctl_ctx *ctx);
+
+/* Seconds on CLOCK_MONOTONIC. */
+double tp__ctl_now(void);
+
+#endif

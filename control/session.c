@@ -1,0 +1,487 @@
+/*
+ * One control session: a connection's input and output buffers, the
+ * handshake, line framing and the dispatch of each request line. Runs on
+ * the control thread only (see the DESIGN block in server.c).
+ *
+ * Framing. The input buffer holds at most max_line bytes plus the newline;
+ * a longer line gets one error response and is skipped up to its newline,
+ * so memory never grows with the input. Output is buffered and written
+ * without blocking; while more than OUT_HIGH bytes wait for a slow reader,
+ * the session stops reading requests.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+#define OUT_HIGH (1024 * 1024)
+#define DEFAULT_WIDTH 80
+
+typedef enum {
+    S_HANDSHAKE, /* waiting for the client's JSON line */
+    S_READY,     /* serving requests */
+    S_BUSY,      /* a blocking command runs for this session */
+    S_CLOSING,   /* write what is left, then close */
+    S_DEAD       /* to be freed */
+} state;
+
+struct tp__ctl_session {
+    tp_control *ctl;
+    uint64_t id;
+    int fd;
+    state st;
+    bool json;
+    int width;
+    bool discarding;     /* skipping the rest of an over-long line */
+    char *in;
+    size_t in_len, in_cap;
+    char *out;
+    size_t out_off, out_len, out_cap;
+    double last_active;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Handshake and text checks (pure functions, fuzzed)                       */
+/* ------------------------------------------------------------------------ */
+
+bool tp__ctl_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        size_t n;
+        unsigned int cp;
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t k = 1; k <= n; k++) {
+            if (i + k >= len || (p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        /* Overlong forms, surrogates and values beyond U+10FFFF. */
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+            (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+bool tp__ctl_parse_hello(const char *line, size_t len, tp__ctl_hello *out,
+                         const char **why)
+{
+    memset(out, 0, sizeof *out);
+    out->width = DEFAULT_WIDTH;
+    if (!tp__ctl_utf8_valid(line, len)) {
+        *why = "the handshake is not valid UTF-8 text";
+        return false;
+    }
+    cJSON *j = cJSON_ParseWithLength(line, len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        *why = "the handshake must be one JSON object, e.g. "
+               "{\"terminal_width\": 80}";
+        return false;
+    }
+    bool ok = false;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "terminal_width");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "token");
+    if (w && !cJSON_IsNumber(w)) {
+        *why = "\"terminal_width\" must be a number";
+    } else if (f && !(cJSON_IsString(f) &&
+                      (strcmp(f->valuestring, "json") == 0 ||
+                       strcmp(f->valuestring, "text") == 0))) {
+        *why = "\"format\" must be \"text\" or \"json\"";
+    } else if (t && !cJSON_IsString(t)) {
+        *why = "\"token\" must be a string";
+    } else {
+        ok = true;
+        if (w) {
+            double d = w->valuedouble;
+            out->width = d < 20 ? 20 : d > 1000 ? 1000 : (int)d;
+        }
+        out->json = f && strcmp(f->valuestring, "json") == 0;
+        if (t && !(out->token = strdup(t->valuestring))) {
+            *why = "out of memory";
+            ok = false;
+        }
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* Compares without an early exit, so timing tells nothing of the token. */
+static bool token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = la != lb;
+    for (size_t i = 0; i < lb; i++)
+        diff |= (unsigned char)(a[i % (la ? la : 1)] ^ b[i]);
+    return diff == 0 && la == lb;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void flush_out(tp__ctl_session *s)
+{
+    while (s->out_off < s->out_len) {
+        ssize_t n = send(s->fd, s->out + s->out_off, s->out_len - s->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            s->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        s->st = S_DEAD; /* the client went away */
+        return;
+    }
+    s->out_off = s->out_len = 0;
+    if (s->st == S_CLOSING)
+        s->st = S_DEAD;
+}
+
+static void queue_out(tp__ctl_session *s, const char *data, size_t len)
+{
+    if (s->st == S_DEAD)
+        return;
+    if (s->out_off > 0 && s->out_off == s->out_len)
+        s->out_off = s->out_len = 0;
+    if (s->out_len + len > s->out_cap) {
+        if (s->out_off > 0) {
+            memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
+            s->out_len -= s->out_off;
+            s->out_off = 0;
+        }
+        size_t cap = s->out_cap ? s->out_cap : 4096;
+        while (cap < s->out_len + len)
+            cap *= 2;
+        if (cap != s->out_cap) {
+            char *p = realloc(s->out, cap);
+            if (!p) {
+                s->st = S_DEAD;
+                return;
+            }
+            s->out = p;
+            s->out_cap = cap;
+        }
+    }
+    memcpy(s->out + s->out_len, data, len);
+    s->out_len += len;
+    flush_out(s);
+}
+
+static void send_reply(tp__ctl_session *s, const tp__ctl_reply *r)
+{
+    size_t len;
+    char *text = tp__ctl_reply_render(r, s->json, &len);
+    if (!text) {
+        static const char oom[] = "error: out of memory\n";
+        queue_out(s, oom, sizeof oom - 1);
+    } else {
+        queue_out(s, text, len);
+        free(text);
+    }
+    if (r->close_after && s->st != S_DEAD) {
+        s->st = S_CLOSING;
+        flush_out(s);
+    }
+}
+
+/* A protocol error reply outside of any command. */
+static void send_error(tp__ctl_session *s, const char *name, const char *msg)
+{
+    tp__ctl_reply r = {0};
+    tp__ctl_reply_error(&r, name, "error: %s", msg);
+    send_reply(s, &r);
+    tp__ctl_reply_clear(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void handshake(tp__ctl_session *s, char *line, size_t len)
+{
+    tp__ctl_hello h;
+    const char *why = NULL;
+    bool ok = tp__ctl_parse_hello(line, len, &h, &why);
+    s->json = ok && h.json;
+    s->width = h.width;
+    const char *token = s->ctl->token;
+    if (ok && token && !(h.token && token_equal(token, h.token))) {
+        ok = false;
+        why = h.token ? "wrong token" : "this server requires a token";
+        send_error(s, TP__CTL_ETOKEN, why);
+    } else if (!ok) {
+        send_error(s, TP__CTL_EPROTO, why);
+    }
+    free(h.token);
+    if (!ok) {
+        s->st = S_CLOSING;
+        flush_out(s);
+        return;
+    }
+    s->st = S_READY;
+    const char *name = tp_pool_name(s->ctl->pool);
+    if (s->json) {
+        tp__ctl_reply r = {0};
+        tp__ctl_reply_result(&r, cJSON_CreateString(name));
+        send_reply(s, &r);
+        tp__ctl_reply_clear(&r);
+    } else {
+        char buf[TP_NAME_MAX + 1];
+        int n = snprintf(buf, sizeof buf, "%s\n", name);
+        queue_out(s, buf, (size_t)n);
+    }
+}
+
+static void request(tp__ctl_session *s, char *line)
+{
+    tp__ctl_ctx ctx = {s->ctl->pool, s->ctl->simple, &s->ctl->reg,
+                       &s->ctl->stopping, s->width};
+    const tp__ctl_command *cmd;
+    tp__ctl_args args;
+    tp__ctl_reply r = {0};
+    if (tp__ctl_parse(&ctx, line, &cmd, &args, &r)) {
+        if (cmd->flags & TP__CTL_BLOCKING) {
+            tp__ctl_args_free(&args);
+            int rc = tp__ctl_job_start(s->ctl, s->id, cmd, &ctx);
+            if (rc == TP_OK) {
+                s->st = S_BUSY;
+                return;
+            }
+            tp__ctl_reply_tp_error(&r, s->ctl->pool, rc);
+        } else {
+            cmd->run(&ctx, &args, &r);
+            tp__ctl_args_free(&args);
+        }
+        r.cmd = cmd->name;
+    }
+    send_reply(s, &r);
+    tp__ctl_reply_clear(&r);
+}
+
+/* Handles one line without its newline (s->in[0..len)). */
+static void line(tp__ctl_session *s, char *p, size_t len)
+{
+    /* Strip surrounding whitespace, as the reference does. */
+    while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' ||
+                   p[len - 1] == '\t'))
+        len--;
+    while (len && (*p == ' ' || *p == '\t')) {
+        p++;
+        len--;
+    }
+    p[len] = '\0';
+    if (s->st == S_HANDSHAKE) {
+        handshake(s, p, len);
+        return;
+    }
+    if (len == 0)
+        return; /* blank lines get no response */
+    if (!tp__ctl_utf8_valid(p, len)) {
+        send_error(s, TP__CTL_EPROTO,
+                   "the request is not valid UTF-8 text (or holds a NUL "
+                   "byte)");
+        return;
+    }
+    request(s, p);
+}
+
+/* Answers the complete lines in the input buffer while the session is
+ * ready for them. */
+static void process_input(tp__ctl_session *s)
+{
+    size_t start = 0;
+    while ((s->st == S_READY || s->st == S_HANDSHAKE) &&
+           s->out_len - s->out_off < OUT_HIGH) {
+        char *nl = memchr(s->in + start, '\n', s->in_len - start);
+        if (!nl)
+            break;
+        size_t len = (size_t)(nl - (s->in + start));
+        if (s->discarding)
+            s->discarding = false;
+        else
+            line(s, s->in + start, len);
+        start += len + 1;
+    }
+    if (start > 0) {
+        memmove(s->in, s->in + start, s->in_len - start);
+        s->in_len -= start;
+    }
+    if (s->in_len == s->in_cap && (s->st == S_READY || s->st == S_HANDSHAKE)) {
+        /* A full buffer without a newline: the line is too long. */
+        if (!s->discarding) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "the line is longer than %zu bytes",
+                     s->ctl->max_line);
+            bool was_handshake = s->st == S_HANDSHAKE;
+            send_error(s, TP__CTL_ETOOLONG, msg);
+            if (was_handshake) {
+                s->st = S_CLOSING;
+                flush_out(s);
+            }
+        }
+        s->discarding = true;
+        s->in_len = 0;
+    }
+}
+
+static void read_input(tp__ctl_session *s)
+{
+    ssize_t n;
+    do
+        n = recv(s->fd, s->in + s->in_len, s->in_cap - s->in_len,
+                 MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n <= 0) {
+        /* EOF or error: a line cut off mid-way is dropped. */
+        s->st = S_DEAD;
+        return;
+    }
+    s->last_active = tp__ctl_now();
+    size_t old = s->in_len;
+    s->in_len += (size_t)n;
+    if (s->discarding) {
+        /* Drop everything up to the end of the over-long line. */
+        char *nl = memchr(s->in + old, '\n', s->in_len - old);
+        if (!nl) {
+            s->in_len = 0;
+            return;
+        }
+        size_t skip = (size_t)(nl - s->in) + 1;
+        memmove(s->in, s->in + skip, s->in_len - skip);
+        s->in_len -= skip;
+        s->discarding = false;
+    }
+    process_input(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Session API for server.c                                                 */
+/* ------------------------------------------------------------------------ */
+
+tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id)
+{
+    tp__ctl_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->in_cap = ctl->max_line + 1;
+    s->in = malloc(s->in_cap);
+    if (!s->in) {
+        free(s);
+        return NULL;
+    }
+    s->ctl = ctl;
+    s->fd = fd;
+    s->id = id;
+    s->st = S_HANDSHAKE;
+    s->width = DEFAULT_WIDTH;
+    s->last_active = tp__ctl_now();
+    return s;
+}
+
+void tp__ctl_session_free(tp__ctl_session *s)
+{
+    if (!s)
+        return;
+    close(s->fd);
+    free(s->in);
+    free(s->out);
+    free(s);
+}
+
+uint64_t tp__ctl_session_id(const tp__ctl_session *s)
+{
+    return s->id;
+}
+
+int tp__ctl_session_fd(const tp__ctl_session *s)
+{
+    return s->fd;
+}
+
+short tp__ctl_session_events(const tp__ctl_session *s)
+{
+    short ev = 0;
+    bool pending = s->out_off < s->out_len;
+    if (pending)
+        ev |= POLLOUT;
+    if ((s->st == S_READY || s->st == S_HANDSHAKE) &&
+        s->out_len - s->out_off < OUT_HIGH && s->in_len < s->in_cap)
+        ev |= POLLIN;
+    /* While busy, only hang-ups matter (poll reports them anyway). */
+    return ev;
+}
+
+void tp__ctl_session_io(tp__ctl_session *s, short revents)
+{
+    if (revents & POLLOUT) {
+        flush_out(s);
+        process_input(s);
+    }
+    if (s->st == S_DEAD)
+        return;
+    if (revents & (POLLIN | POLLHUP | POLLERR)) {
+        if (s->st == S_BUSY || s->st == S_CLOSING) {
+            /* Not reading: only notice a peer that hung up. */
+            if (revents & (POLLHUP | POLLERR))
+                s->st = S_DEAD;
+            return;
+        }
+        read_input(s);
+    }
+}
+
+void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r)
+{
+    if (s->st != S_BUSY)
+        return;
+    s->st = S_READY;
+    s->last_active = tp__ctl_now();
+    send_reply(s, r);
+    process_input(s);
+}
+
+bool tp__ctl_session_dead(const tp__ctl_session *s)
+{
+    return s->st == S_DEAD;
+}
+
+double tp__ctl_session_deadline(const tp__ctl_session *s)
+{
+    double t = s->ctl->idle_timeout;
+    if (t <= 0 || s->st == S_BUSY)
+        return 0;
+    return s->last_active + t;
+}
