@@ -58,6 +58,7 @@ struct tp_task {
     pthread_cond_t wcv; /* CLOCK_MONOTONIC; tp_sleep */
     pthread_cond_t *ucond; /* the user's cond in tp_cond_wait, or NULL */
     pthread_mutex_t *umutex;
+    bool flush_wait;   /* a tp_flush waits for this task to end */
     int efd;           /* eventfd for tp_cancel_fd/tp_wait_fd, or -1 */
     bool efd_signalled; /* efd holds a count to drain */
 };

@@ -28,8 +28,9 @@
  * from its tail: the most recently started first.
  *
  * Waiting: flush, gather, until_closed and free wait on pool->changed,
- * which is broadcast (only when someone waits) whenever a task stops being
- * live, a group stops having pending starts, a worker retires, or the pool
+ * which is broadcast (only when someone waits) when the last live task
+ * ends or one that a flush waits for, when a group stops having pending
+ * starts, when an iterator becomes free, a worker retires, or the pool
  * closes.
  */
 #include "internal.h"
@@ -322,6 +323,7 @@ int tp_flush(tp_pool *pool)
             ids = grown;
         }
         ids[n++] = t->id;
+        t->flush_wait = true;
     }
     for (size_t i = 0; i < n;) {
         if (tp__idmap_get(&pool->live, ids[i]))

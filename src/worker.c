@@ -141,7 +141,6 @@ void tp__cancel_task(tp_pool *pool, tp_task *t)
     pool->total_cancelled++;
     atomic_store(&t->cancelled, true);
     pthread_mutex_lock(&t->wmu);
-    pthread_cond_broadcast(&t->wcv);
     if (t->ucond) {
         /* Holding the user's mutex while signalling closes the window in
          * which the task has checked the flag but not yet started waiting.
@@ -159,6 +158,10 @@ void tp__cancel_task(tp_pool *pool, tp_task *t)
         t->efd_signalled = true;
     }
     pthread_mutex_unlock(&t->wmu);
+    /* Signalled after unlocking, so that the sleeper does not wake into a
+     * held mutex. The flag was set under wmu, so a sleeper either saw it or
+     * is already waiting; and t cannot end while we hold pool->mu. */
+    pthread_cond_signal(&t->wcv);
 }
 
 /* Starts the task on worker w: gives it the next id and makes it live. */
@@ -370,7 +373,11 @@ static void finish(tp_pool *pool, tp_task *t, int rc)
     g->active--;
     tp__group_admit(pool, g);
     tp__group_unref(pool, g);
-    tp__changed(pool);
+    /* Only these ends can satisfy a waiter (flush, gather, free). */
+    if (pool->n_live == 0 || t->flush_wait) {
+        t->flush_wait = false;
+        tp__changed(pool);
+    }
 }
 
 /* Parks w until it is woken for work (true) or should retire (false). */
