@@ -13,6 +13,7 @@
  *       a task blocked in tp_sleep and one blocked in tp_wait_fd: p50, p99.
  *
  * Usage: taskpool_bench [--quick] [--runs N] [--only W1,W2,W3,W4]
+ *                       [--no-peers]
  * Every figure is the median of the runs; [min..max] follows. --quick uses
  * fewer tasks and runs, for a smoke test; its figures are indicative only.
  * Exit status: 0 unless a call failed (targets missed are reported, not
@@ -40,6 +41,7 @@
 
 static struct config {
     bool quick;
+    bool no_peers; /* taskpool only: for profiling */
     int runs;
     bool only[5]; /* only[0]: no filter */
     size_t w1_tasks, w2_tasks, w3_tasks, w4_cancels;
@@ -209,6 +211,8 @@ static void run_w1(void)
     for (int r = 0; r < cfg.runs; r++) {
         add(&apply, tp_w1_apply(n) * us);
         add(&map, tp_w_map(n, empty_task, args) * us);
+        if (cfg.no_peers)
+            continue;
         add(&flr, peer_floor_run(n, empty_work, NULL) * us);
         if (peer_have_glib()) {
             add(&gsh, peer_glib_run(n, empty_work, NULL, false) * us);
@@ -355,6 +359,8 @@ static void run_w3(void)
         double ideal = serial / 2;
         add(&work, serial * per);
         add(&map, (tp_w_map(n, spin_task, args) - ideal) * per);
+        if (cfg.no_peers)
+            continue;
         add(&flr, (peer_floor_run(n, spin_work, NULL) - ideal) * per);
         if (peer_have_glib()) {
             add(&gsh, (peer_glib_run(n, spin_work, NULL, false) - ideal) * per);
@@ -511,7 +517,8 @@ static void run_w4(void)
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--quick] [--runs N] [--only W1,W2,W3,W4]\n", argv0);
+            "usage: %s [--quick] [--runs N] [--only W1,W2,W3,W4] "
+            "[--no-peers]\n", argv0);
     exit(1);
 }
 
@@ -523,6 +530,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             cfg.quick = true;
+        } else if (strcmp(argv[i], "--no-peers") == 0) {
+            cfg.no_peers = true;
         } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
             cfg.runs = atoi(argv[++i]);
             if (cfg.runs < 1 || cfg.runs > MAX_RUNS)
