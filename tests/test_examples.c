@@ -155,8 +155,10 @@ START_TEST(simple_example)
         ck_assert_int_eq(count(&o, c2), 1);
         BEFORE(&o, find(&o, c1), find(&o, c2));
         BEFORE(&o, find(&o, c2), e[i]);
-        BEFORE(&o, locked, e[i]);
     }
+    /* Unlike the reference's coroutines, a stopped thread may log its end
+     * before the main thread logs the lock: no order between those. */
+    ck_assert_int_ge(locked, 0);
     ck_assert_int_eq(count_prefix(&o, "Cancelling "), 2);
     ck_assert_int_eq(count_prefix(&o, "Cancelled "), 2);
     for (int i = 0; i < 2; i++) {
