@@ -590,7 +590,7 @@ static bool convert(const tp__ctl_ctx *ctx, const tp__ctl_argspec *a,
     }
     /* The JSON types. */
     const char *what = "JSON array";
-    cJSON *j = cJSON_ParseWithLengthOpts(t, tl, NULL, true);
+    cJSON *j = cJSON_ParseWithOpts(t, NULL, true);
     bool ok = j != NULL;
     switch (a->type) {
     case TP__CTL_T_ARRAY:

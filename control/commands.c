@@ -95,11 +95,28 @@ static void h_cancel(tp__ctl_ctx *ctx, const tp__ctl_args *a,
         tp__ctl_reply_error(r, name, "%s_Task-%lld has finished running",
                             pool, v->ints[0]);
     else if (rc == TP_ENOTASK || rc == TP_EALREADY_CANCELLED ||
-             rc == TP_EALREADY_ENDED)
-        tp__ctl_reply_error(r, name,
-                            "%s (one of the given IDs, in %s); nothing "
-                            "was cancelled",
-                            tp_strerror(rc), pool);
+             rc == TP_EALREADY_ENDED) {
+        char list[160];
+        size_t used = 0;
+        for (size_t i = 0; i < v->n && used + 24 < sizeof list; i++)
+            used += (size_t)snprintf(list + used, sizeof list - used,
+                                     "%s%lld", i ? ", " : "", v->ints[i]);
+        if (used + 24 >= sizeof list)
+            snprintf(list + used, sizeof list - used, ", ...");
+        if (rc == TP_ENOTASK)
+            tp__ctl_reply_error(r, name,
+                                "No task with one of the IDs [%s] found in "
+                                "%s; none was cancelled",
+                                list, pool);
+        else
+            tp__ctl_reply_error(r, name,
+                                "One of the tasks [%s] in %s %s; none was "
+                                "cancelled",
+                                list, pool,
+                                rc == TP_EALREADY_ENDED
+                                    ? "has finished running"
+                                    : "has been cancelled");
+    }
     else
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
 }

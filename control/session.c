@@ -98,7 +98,8 @@ bool tp__ctl_parse_hello(const char *line, size_t len, tp__ctl_hello *out,
         *why = "the handshake is not valid UTF-8 text";
         return false;
     }
-    cJSON *j = cJSON_ParseWithLength(line, len);
+    (void)len; /* line is NUL-terminated; trailing junk is an error */
+    cJSON *j = cJSON_ParseWithOpts(line, NULL, true);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         *why = "the handshake must be one JSON object, e.g. "

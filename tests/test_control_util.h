@@ -182,11 +182,29 @@ static void client_hello(client *c, const char *json, const char *expect)
         free(l_);                                                              \
     } while (0)
 
-/* Sends a command, checks a response ending in a blank line. */
+/* Reads exactly n bytes (fewer on EOF or timeout); malloc'd. */
+static char *client_read_n(client *c, size_t n)
+{
+    while (c->len < n && c->len < sizeof c->buf) {
+        ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        if (r <= 0)
+            break;
+        c->len += (size_t)r;
+    }
+    size_t k = c->len < n ? c->len : n;
+    char *out = malloc(k + 1);
+    memcpy(out, c->buf, k);
+    out[k] = '\0';
+    memmove(c->buf, c->buf + k, c->len - k);
+    c->len -= k;
+    return out;
+}
+
+/* Sends a command, checks a multi-line response (help, usage errors). */
 #define CMD_BLOCK_IS(c, cmd, expect)                                           \
     do {                                                                       \
         client_send_line((c), (cmd));                                          \
-        char *l_ = client_read_until((c), "\n\n");                             \
+        char *l_ = client_read_n((c), strlen(expect));                         \
         ck_assert_msg(l_ != NULL, "no response to %s", (cmd));                \
         ck_assert_str_eq(l_, (expect));                                        \
         free(l_);                                                              \

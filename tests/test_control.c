@@ -1,0 +1,1190 @@
+/* Control server over real sockets: handshake, every command for both pool
+ * kinds in text and JSON mode, help texts and errors, limits, security,
+ * concurrency and stopping. */
+#include "test_control_util.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "taskpool_control.h"
+
+/* ------------------------------------------------------------------------ */
+/* Fixtures                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static gate release;       /* gated tasks wait for it (cancellably) */
+static gate stubborn_gate; /* stubborn tasks wait for it (not cancellably) */
+static counter started, ended, cb_end, cb_cancel;
+static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
+static char seen[16][256]; /* JSON each "record" task received */
+static int nseen;
+
+static void setup(void)
+{
+    gate_init(&release);
+    gate_init(&stubborn_gate);
+    counter_init(&started);
+    counter_init(&ended);
+    counter_init(&cb_end);
+    counter_init(&cb_cancel);
+    nseen = 0;
+}
+
+static void teardown(void)
+{
+    gate_destroy(&release);
+    gate_destroy(&stubborn_gate);
+    counter_destroy(&started);
+    counter_destroy(&ended);
+    counter_destroy(&cb_end);
+    counter_destroy(&cb_cancel);
+}
+
+static int worker(tp_task *task, void *arg)
+{
+    (void)arg;
+    counter_add(&started, 1);
+    gate_pass(&release, task);
+    return 0;
+}
+
+/* A registered function: records its JSON argument, then waits. */
+static int record(tp_task *task, void *arg)
+{
+    char *s = cJSON_PrintUnformatted((const cJSON *)arg);
+    pthread_mutex_lock(&seen_mu);
+    if (nseen < 16)
+        snprintf(seen[nseen++], sizeof seen[0], "%s", s);
+    pthread_mutex_unlock(&seen_mu);
+    free(s);
+    counter_add(&started, 1);
+    gate_pass(&release, task);
+    return 0;
+}
+
+static int stubborn(tp_task *task, void *arg)
+{
+    (void)task, (void)arg;
+    counter_add(&started, 1);
+    gate_pass(&stubborn_gate, NULL);
+    return 0;
+}
+
+static void on_end(tp_pool *pool, tp_id id, void *arg)
+{
+    (void)pool, (void)id;
+    counter_add(arg, 1);
+}
+
+static void on_end_count(tp_pool *pool, tp_id id, void *arg)
+{
+    (void)pool, (void)id, (void)arg;
+    counter_add(&ended, 1);
+}
+
+static bool seen_has(const char *json)
+{
+    bool found = false;
+    pthread_mutex_lock(&seen_mu);
+    for (int i = 0; i < nseen; i++)
+        if (strcmp(seen[i], json) == 0)
+            found = true;
+    pthread_mutex_unlock(&seen_mu);
+    return found;
+}
+
+static tp_pool *simple_pool(void)
+{
+    tp_pool_opts po = {.name = "0"};
+    tp_opts o = {.func_name = "worker", .end_callback = on_end_count};
+    tp_pool *p = tp_simple_pool_new(worker, NULL, &po, &o);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static tp_pool *general_pool(size_t size)
+{
+    tp_pool_opts po = {.name = "demo", .pool_size = size};
+    tp_pool *p = tp_pool_new(&po);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+static tp_control *tcp_server(tp_pool *p, const tp_control_opts *o)
+{
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", o);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(tp_control_register(c, "sleep", record), TP_OK);
+    ck_assert_int_eq(tp_control_register(c, "stubborn", stubborn), TP_OK);
+    ck_assert_int_eq(tp_control_register_callback(c, "on_end", on_end, &cb_end),
+                     TP_OK);
+    ck_assert_int_eq(
+        tp_control_register_callback(c, "on_cancel", on_end, &cb_cancel),
+        TP_OK);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    ck_assert(tp_control_is_serving(c));
+    ck_assert_int_gt(tp_control_port(c), 0);
+    return c;
+}
+
+static void sock_path(char *out, size_t size, const char *tag)
+{
+    snprintf(out, size, "/tmp/tpctl-test-%d-%s.sock", (int)getpid(), tag);
+    unlink(out);
+}
+
+static client *text_client(tp_control *c, const char *pool_name)
+{
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"terminal_width\": 100}", pool_name);
+    return cl;
+}
+
+static client *json_client(tp_control *c)
+{
+    client *cl = client_tcp(tp_control_port(c));
+    client_send_line(cl, "{\"terminal_width\": 100, \"format\": \"json\"}");
+    char *l = client_line(cl);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_msg(strncmp(l, "{\"ok\":true,\"result\":", 20) == 0, "%s", l);
+    free(l);
+    return cl;
+}
+
+static bool ended_is_1(void *p)
+{
+    return tp_num_ended(p) == 1;
+}
+
+static void finish(tp_control *c, tp_pool *p)
+{
+    gate_open(&release);
+    gate_open(&stubborn_gate);
+    tp_control_free(c);
+    tp_pool_free(p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handshake                                                                */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(handshake_text_answers_pool_name)
+{
+    tp_pool *p = simple_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "SimpleTaskPool-0");
+    CMD_IS(cl, "num-running", "0");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(handshake_json_answers_json)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"terminal_width\": 80, \"format\": \"json\"}",
+                 "{\"ok\":true,\"result\":\"TaskPool-demo\"}");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(handshake_without_width_uses_default)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{}", "TaskPool-demo");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+static void bad_hello(const char *hello, const char *expect)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, hello, expect);
+    ck_assert(client_eof(cl));
+    client_close(cl);
+    /* The server still serves others. */
+    cl = text_client(c, "TaskPool-demo");
+    client_close(cl);
+    finish(c, p);
+}
+
+START_TEST(handshake_not_json_is_refused)
+{
+    bad_hello("hello", "error: the handshake must be one JSON object, e.g. "
+                       "{\"terminal_width\": 80}");
+}
+END_TEST
+
+START_TEST(handshake_json_array_is_refused)
+{
+    bad_hello("[80]", "error: the handshake must be one JSON object, e.g. "
+                      "{\"terminal_width\": 80}");
+}
+END_TEST
+
+START_TEST(handshake_bad_width_is_refused)
+{
+    bad_hello("{\"terminal_width\": \"wide\"}",
+              "error: \"terminal_width\" must be a number");
+}
+END_TEST
+
+START_TEST(handshake_bad_format_is_refused)
+{
+    bad_hello("{\"format\": \"xml\"}",
+              "error: \"format\" must be \"text\" or \"json\"");
+}
+END_TEST
+
+START_TEST(handshake_binary_is_refused)
+{
+    bad_hello("\xff\xfe{", "error: the handshake is not valid UTF-8 text");
+}
+END_TEST
+
+START_TEST(token_accepted)
+{
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.token = "s3cret"};
+    tp_control *c = tcp_server(p, &o);
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"terminal_width\": 80, \"token\": \"s3cret\"}",
+                 "TaskPool-demo");
+    CMD_IS(cl, "is-locked", "False");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(token_wrong_is_refused)
+{
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.token = "s3cret"};
+    tp_control *c = tcp_server(p, &o);
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"terminal_width\": 80, \"token\": \"s3crex\"}",
+                 "error: wrong token");
+    ck_assert(client_eof(cl));
+    client_close(cl);
+    cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"format\": \"json\", \"token\": \"\"}",
+                 "{\"ok\":false,\"error\":\"TP_ETOKEN\",\"message\":\"error: "
+                 "wrong token\"}");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(token_missing_is_refused)
+{
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.token = "s3cret"};
+    tp_control *c = tcp_server(p, &o);
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"terminal_width\": 80}",
+                 "error: this server requires a token");
+    ck_assert(client_eof(cl));
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* SimpleTaskPool, text mode: the reference transcript                      */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(simple_pool_transcript)
+{
+    tp_pool *p = simple_pool();
+    char g[TP_NAME_MAX];
+    ck_assert_int_eq(tp_start(p, 3, g), TP_OK);
+    ck_assert(counter_wait(&started, 3));
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "SimpleTaskPool-0");
+    CMD_IS(cl, "num-running", "3");
+    CMD_IS(cl, "pool-size", "inf");
+    CMD_IS(cl, "start 2", "start-group-1");
+    ck_assert(counter_wait(&started, 5));
+    CMD_IS(cl, "num-running", "5");
+    CMD_IS(cl, "stop 1", "[4]");
+    CMD_IS(cl, "is-locked", "False");
+    CMD_IS(cl, "cancel 99", "No task with ID 99 found in SimpleTaskPool-0");
+    CMD_IS(cl, "get-group-ids start-group-0", "{0, 1, 2}");
+    CMD_IS(cl, "get-group-ids nope",
+           "No task group named nope exists in this pool.");
+    CMD_IS(cl, "func-name", "worker");
+    CMD_IS(cl, "is-full", "False");
+    ck_assert(counter_wait(&ended, 1));
+    ck_assert(wait_until(ended_is_1, p));
+    CMD_IS(cl, "num-ended", "1");
+    CMD_IS(cl, "pool-size 10", "ok");
+    CMD_IS(cl, "pool-size", "10");
+    CMD_BLOCK_IS(cl, "bogus",
+                 "usage: [-h] [command] ...\n: error: argument (A command "
+                 "followed by '-h' or '--help' will show command-specific "
+                 "help.): invalid choice: 'bogus' (choose from 'cancel', "
+                 "'cancel-all', 'cancel-group', 'exit', 'flush', "
+                 "'func-name', 'gather-and-close', 'get-group-ids', 'help', "
+                 "'is-full', 'is-locked', 'lock', 'num-cancelled', "
+                 "'num-ended', 'num-running', 'pool-size', 'start', "
+                 "'stats', 'stop', 'stop-all', 'unlock', 'until-closed')\n\n");
+    CMD_BLOCK_IS(cl, "stop",
+                 "usage: stop [-h] num\nstop: error: the following arguments "
+                 "are required: num\n\n");
+    CMD_BLOCK_IS(cl, "start -h",
+                 "usage: start [-h] num\n\nStarts the given number of new "
+                 "tasks as a new group.\n\npositional arguments:\n  num      "
+                 "   int\n\noptions:\n  -h, --help  show this help message "
+                 "and exit\n\n");
+    CMD_IS(cl, "stop-all", "[3, 2, 1, 0]");
+    CMD_IS(cl, "cancel-group start-group-0", "ok");
+    CMD_IS(cl, "lock", "ok");
+    CMD_IS(cl, "is-locked", "True");
+    CMD_IS(cl, "start 1", "Cannot start new tasks");
+    CMD_IS(cl, "unlock", "ok");
+    CMD_IS(cl, "flush", "ok");
+    CMD_IS(cl, "num-ended", "0");
+    CMD_IS(cl, "cancel-group start-group-0",
+           "No task group named start-group-0 exists in this pool.");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(simple_pool_rejects_general_commands)
+{
+    tp_pool *p = simple_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "SimpleTaskPool-0");
+    client_send_line(cl, "apply sleep");
+    char *r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_ptr_nonnull(strstr(r, "invalid choice: 'apply'"));
+    free(r);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(simple_pool_counts_and_errors)
+{
+    tp_pool *p = simple_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "SimpleTaskPool-0");
+    CMD_IS(cl, "start 0", "`num` must be a positive integer.");
+    CMD_IS(cl, "stop -1", "`num` must be a non-negative integer.");
+    CMD_BLOCK_IS(cl, "stop x",
+                 "usage: stop [-h] num\nstop: error: argument num: invalid "
+                 "int value: 'x'\n\n");
+    CMD_BLOCK_IS(cl, "stop 1 2",
+                 "usage: [-h] [command] ...\n: error: unrecognized arguments: "
+                 "2\n\n");
+    CMD_IS(cl, "stop 3", "[]");
+    CMD_IS(cl, "get-group-ids", "{}");
+    CMD_IS(cl, "pool-size -1", "Pool size can not be less than 0");
+    CMD_IS(cl, "pool-size 0", "ok");
+    CMD_IS(cl, "is-full", "True");
+    CMD_IS(cl, "pool-size inf", "ok");
+    CMD_IS(cl, "pool-size", "inf");
+    CMD_BLOCK_IS(cl, "pool-size big",
+                 "usage: pool-size [-h] [pool_size]\npool-size: error: "
+                 "argument pool_size: invalid int value (or 'inf'): "
+                 "'big'\n\n");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(cancel_reports_cancelled_and_ended_tasks)
+{
+    tp_pool *p = simple_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "SimpleTaskPool-0");
+    /* A stubborn pool would be needed to see "has been cancelled" stay;
+     * after its end the task reports "has finished running". */
+    CMD_IS(cl, "start 2", "start-group-0");
+    ck_assert(counter_wait(&started, 2));
+    CMD_IS(cl, "cancel 0", "ok");
+    ck_assert(counter_wait(&ended, 1));
+    ck_assert(wait_until(ended_is_1, p));
+    CMD_IS(cl, "cancel 0", "SimpleTaskPool-0_Task-0 has finished running");
+    CMD_IS(cl, "cancel 1 99",
+           "No task with one of the IDs [1, 99] found in SimpleTaskPool-0; "
+           "none was cancelled");
+    CMD_IS(cl, "num-running", "1");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* TaskPool, text mode                                                      */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(general_pool_transcript)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_BLOCK_IS(
+        cl, "apply -h",
+        "usage: apply [-h] [-a ARGS] [-k KWARGS] [-n NUM] [-g GROUP_NAME] "
+        "[-e END_CALLBACK]\n             [-c CANCEL_CALLBACK]\n             "
+        "func\n\nStarts NUM tasks running FUNC, a function the program "
+        "registered, as a new group, and prints the\ngroup's name. Each task "
+        "receives the JSON object {\"args\": ARGS, \"kwargs\": KWARGS}.\n\n"
+        "positional arguments:\n  func                  name of a registered "
+        "function\n\noptions:\n  -h, --help            show this help "
+        "message and exit\n  -a ARGS, --args ARGS  JSON array (default: "
+        "[])\n  -k KWARGS, --kwargs KWARGS\n                        JSON "
+        "object (default: {})\n  -n NUM, --num NUM     int (default: 1)\n"
+        "  -g GROUP_NAME, --group-name GROUP_NAME\n                        "
+        "string (default: generated)\n  -e END_CALLBACK, --end-callback "
+        "END_CALLBACK\n                        callback name (default: "
+        "none)\n  -c CANCEL_CALLBACK, --cancel-callback CANCEL_CALLBACK\n   "
+        "                     callback name (default: none)\n\n");
+    client_send_line(cl, "map -h");
+    char *r = client_read_until(cl, "callback name (default: none)\n\n");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(strncmp(r,
+                          "usage: map [-h] [-n NUM_CONCURRENT] [-g "
+                          "GROUP_NAME] [-e END_CALLBACK] [-c "
+                          "CANCEL_CALLBACK]\n           func arg_iter\n\n",
+                          strlen("usage: map [-h] [-n NUM_CONCURRENT] [-g "
+                                 "GROUP_NAME] [-e END_CALLBACK] [-c "
+                                 "CANCEL_CALLBACK]\n           func "
+                                 "arg_iter\n\n")) == 0,
+                  "%s", r);
+    free(r);
+    CMD_IS(cl, "apply sleep -a [5] -n 2", "apply-sleep-group-0");
+    ck_assert(counter_wait(&started, 2));
+    CMD_IS(cl, "num-running", "2");
+    CMD_IS(cl, "map sleep [1,2,3,4] -n 2", "map-sleep-group-0");
+    ck_assert(counter_wait(&started, 3));
+    CMD_IS(cl, "num-running", "3");
+    CMD_IS(cl, "pool-size", "3");
+    CMD_IS(cl, "is-full", "True");
+    CMD_IS(cl, "get-group-ids apply-sleep-group-0", "{0, 1}");
+    CMD_BLOCK_IS(
+        cl, "apply nosuch.func",
+        "usage: apply [-h] [-a ARGS] [-k KWARGS] [-n NUM] [-g GROUP_NAME] "
+        "[-e END_CALLBACK]\n             [-c CANCEL_CALLBACK]\n             "
+        "func\napply: error: argument func: no function registered as "
+        "'nosuch.func'\n\n");
+    CMD_IS(cl, "apply sleep -a [1] -g apply-sleep-group-0",
+           "Group named apply-sleep-group-0 already exists!");
+    CMD_IS(cl, "cancel-all", "ok");
+    CMD_IS(cl, "gather-and-close", "ok");
+    CMD_IS(cl, "apply sleep", "You must use another pool");
+    CMD_IS(cl, "until-closed", "True");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(general_pool_help_lists_its_commands)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    client_send_line(cl, "-h");
+    /* Read up to the last command, then to the end of its help. */
+    char *r = client_read_until(cl, "\n    until-closed");
+    char *tail = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(tail);
+    ck_assert_int_eq(cl->len, 0);
+    free(tail);
+    ck_assert_ptr_nonnull(r);
+    const char *head =
+        "usage: [-h] [command] ...\n\noptions:\n  -h, --help            show "
+        "this help message and exit\n\nCommands:\n  (A command followed by "
+        "'-h' or '--help' will show command-specific help.)\n    apply      "
+        "         Starts tasks running a registered function with the given "
+        "arguments, as a\n                        new group.\n    cancel    "
+        "          Cancels the tasks with the given IDs.\n";
+    ck_assert_msg(strncmp(r, head, strlen(head)) == 0, "%s", r);
+    ck_assert_ptr_nonnull(strstr(r, "\n    doublestarmap       "));
+    ck_assert_ptr_null(strstr(r, "\n    start "));
+    ck_assert_ptr_null(strstr(r, "\n    func-name "));
+    free(r);
+    /* "help" and "help CMD" say the same as "-h" and "CMD -h". */
+    const char *want = "usage: cancel-group [-h] group_name\n\nCancels a "
+                        "group: its pending starts and its tasks.\n\n"
+                        "positional arguments:\n  group_name  string\n\n"
+                        "options:\n  -h, --help  show this help message and "
+                        "exit\n\n";
+    CMD_BLOCK_IS(cl, "help cancel-group", want);
+    CMD_BLOCK_IS(cl, "cancel-group --help", want);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(help_wraps_to_terminal_width)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"terminal_width\": 40}", "TaskPool-demo");
+    CMD_BLOCK_IS(cl, "cancel -h",
+                 "usage: cancel [-h] [task_ids ...]\n\nCancels the tasks "
+                 "with the given IDs; if\none of them is not running, "
+                 "cancels\nnone.\n\npositional arguments:\n  task_ids    "
+                 "int\n\noptions:\n  -h, --help  show this help message and\n"
+                 "              exit\n\n");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(spawn_commands_pass_json_arguments)
+{
+    tp_pool *p = general_pool(0);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "apply sleep -a [1, \"a b\"] -k {\"x\": {\"y\": null}}",
+           "apply-sleep-group-0");
+    CMD_IS(cl, "map sleep [7,\"s\",{\"k\":[]}] -n 3 -g mine", "mine");
+    CMD_IS(cl, "starmap sleep [[1,2],[]] --num-concurrent=2",
+           "starmap-sleep-group-0");
+    CMD_IS(cl, "doublestarmap sleep [{\"a\":1}]", "doublestarmap-sleep-group-0");
+    CMD_IS(cl, "apply sleep -n2", "apply-sleep-group-1");
+    ck_assert(counter_wait(&started, 9));
+    ck_assert(seen_has("{\"args\":[1,\"a b\"],\"kwargs\":{\"x\":{\"y\":null}}}"));
+    ck_assert(seen_has("7"));
+    ck_assert(seen_has("\"s\""));
+    ck_assert(seen_has("{\"k\":[]}"));
+    ck_assert(seen_has("[1,2]"));
+    ck_assert(seen_has("[]"));
+    ck_assert(seen_has("{\"a\":1}"));
+    ck_assert(seen_has("{\"args\":[],\"kwargs\":{}}"));
+    client_send_line(cl, "get-group-ids mine");
+    char *ids = client_line(cl);
+    int a, b, d;
+    ck_assert_int_eq(sscanf(ids, "{%d, %d, %d}", &a, &b, &d), 3);
+    ck_assert(a < b && b < d);
+    free(ids);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(spawn_commands_reject_bad_json)
+{
+    tp_pool *p = general_pool(0);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    client_send_line(cl, "apply sleep -a [1,");
+    char *r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(strstr(
+        r, "apply: error: argument -a/--args: invalid JSON array value: "
+           "'[1,'\n\n"));
+    free(r);
+    client_send_line(cl, "apply sleep -k [1]");
+    r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(strstr(
+        r, "argument -k/--kwargs: invalid JSON object value: '[1]'"));
+    free(r);
+    client_send_line(cl, "starmap sleep [[1],2]");
+    r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(strstr(
+        r, "argument args_iter: invalid JSON array of arrays value"));
+    free(r);
+    client_send_line(cl, "doublestarmap sleep [[1]]");
+    r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(strstr(
+        r, "argument kwargs_iter: invalid JSON array of objects value"));
+    free(r);
+    client_send_line(cl, "map sleep");
+    r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(
+        strstr(r, "map: error: the following arguments are required: "
+                  "arg_iter\n\n"));
+    free(r);
+    client_send_line(cl, "apply sleep -n");
+    r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(
+        strstr(r, "apply: error: argument -n/--num: expected one argument"));
+    free(r);
+    client_send_line(cl, "apply sleep -e nope");
+    r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(strstr(
+        r, "argument -e/--end-callback: no callback registered as 'nope'"));
+    free(r);
+    CMD_IS(cl, "map sleep [1] -n 0",
+           "`num_concurrent` must be a positive integer.");
+    CMD_IS(cl, "stats", "pool_size=inf running=0 cancelled=0 ended=0 "
+                        "pending=0 groups=0 threads=0 idle_threads=0 "
+                        "total_started=0 total_ended=0 total_cancelled=0 "
+                        "total_failed=0");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(callbacks_by_name_run)
+{
+    tp_pool *p = general_pool(0);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "map sleep [1,2,3] -n 3 -e on_end -c on_cancel", "map-sleep-group-0");
+    CMD_IS(cl, "pool-size 3", "ok");
+    ck_assert(counter_wait(&started, 3));
+    CMD_IS(cl, "cancel 0", "ok");
+    ck_assert(counter_wait(&cb_cancel, 1));
+    gate_open(&release);
+    ck_assert(counter_wait(&cb_end, 3));
+    ck_assert_int_eq(counter_get(&cb_cancel), 1);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(cancel_group_discards_pending_json_arguments)
+{
+    /* Pool size 0: nothing starts; cancelling the group discards every
+     * start, and LeakSanitizer checks that the JSON is freed. */
+    tp_pool *p = general_pool(0);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "pool-size 0", "ok");
+    CMD_IS(cl, "map sleep [[1],[2],[3]] -g m", "m");
+    CMD_IS(cl, "apply sleep -a [{\"deep\":[1]}] -n 4 -g a", "a");
+    CMD_IS(cl, "cancel-group m", "ok");
+    CMD_IS(cl, "cancel-group a", "ok");
+    CMD_IS(cl, "get-group-ids m", "No task group named m exists in this pool.");
+    ck_assert_int_eq(counter_get(&started), 0);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(function_names_match_lowercased_requests)
+{
+    tp_pool *p = general_pool(0);
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", NULL);
+    ck_assert_int_eq(tp_control_register(c, "FetchURL", record), TP_OK);
+    ck_assert_int_eq(tp_control_register(c, "FetchURL", record),
+                     TP_EGROUP_EXISTS);
+    ck_assert_int_eq(tp_control_register(c, "bad name", record), TP_EINVAL);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    ck_assert_int_eq(tp_control_register(c, "late", record), TP_EINVAL);
+    ck_assert_int_eq(tp_control_start(c), TP_EINVAL);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "apply fetchurl", "apply-FetchURL-group-0");
+    CMD_IS(cl, "APPLY FetchURL", "apply-FetchURL-group-1");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* JSON mode                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void json_is(client *cl, const char *cmd, const char *expect)
+{
+    client_send_line(cl, cmd);
+    char *l = client_line(cl);
+    ck_assert_msg(l != NULL, "no response to %s", cmd);
+    ck_assert_str_eq(l, expect);
+    free(l);
+}
+
+START_TEST(json_mode_types_results)
+{
+    tp_pool *p = simple_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = json_client(c);
+    json_is(cl, "start 2", "{\"ok\":true,\"result\":\"start-group-0\"}");
+    ck_assert(counter_wait(&started, 2));
+    json_is(cl, "num-running", "{\"ok\":true,\"result\":2}");
+    json_is(cl, "pool-size", "{\"ok\":true,\"result\":null}");
+    json_is(cl, "pool-size 4", "{\"ok\":true,\"result\":null}");
+    json_is(cl, "pool-size", "{\"ok\":true,\"result\":4}");
+    json_is(cl, "is-locked", "{\"ok\":true,\"result\":false}");
+    json_is(cl, "get-group-ids start-group-0", "{\"ok\":true,\"result\":[0,1]}");
+    json_is(cl, "stop 1", "{\"ok\":true,\"result\":[1]}");
+    json_is(cl, "cancel 99",
+            "{\"ok\":false,\"error\":\"TP_ENOTASK\",\"message\":\"No task "
+            "with ID 99 found in SimpleTaskPool-0\"}");
+    json_is(cl, "get-group-ids x",
+            "{\"ok\":false,\"error\":\"TP_ENOGROUP\",\"message\":\"No task "
+            "group named x exists in this pool.\"}");
+    json_is(cl, "stop",
+            "{\"ok\":false,\"error\":\"TP_EUSAGE\",\"message\":\"usage: stop "
+            "[-h] num\\nstop: error: the following arguments are required: "
+            "num\"}");
+    json_is(cl, "lock", "{\"ok\":true,\"result\":null}");
+    json_is(cl, "start 1",
+            "{\"ok\":false,\"error\":\"TP_ELOCKED\",\"message\":\"Cannot "
+            "start new tasks\"}");
+    cJSON *j = client_json(cl, "start -h");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "ok")));
+    const char *help = cJSON_GetStringValue(cJSON_GetObjectItem(j, "result"));
+    ck_assert_ptr_nonnull(help);
+    ck_assert_msg(strncmp(help, "usage: start [-h] num\n\n", 23) == 0, "%s",
+                  help);
+    cJSON_Delete(j);
+    j = client_json(cl, "stats");
+    cJSON *res = cJSON_GetObjectItem(j, "result");
+    ck_assert(cJSON_IsObject(res));
+    ck_assert_int_eq(cJSON_GetObjectItem(res, "pool_size")->valueint, 4);
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(res, "total_started")));
+    cJSON_Delete(j);
+    json_is(cl, "\xc3\x28",
+            "{\"ok\":false,\"error\":\"TP_EPROTO\",\"message\":\"error: the "
+            "request is not valid UTF-8 text (or holds a NUL byte)\"}");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Limits and junk                                                          */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(overlong_line_gets_error_and_is_skipped)
+{
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.max_line = 1024};
+    tp_control *c = tcp_server(p, &o);
+    client *cl = text_client(c, "TaskPool-demo");
+    char *big = malloc(5000);
+    memset(big, 'a', 4999);
+    big[4999] = '\0';
+    client_send(cl, big, 4999);
+    char *l = client_line(cl);
+    ck_assert_str_eq(l, "error: the line is longer than 1024 bytes");
+    free(l);
+    /* The rest of the long line is dropped, the next one answered. */
+    client_send(cl, big, 3000);
+    client_send_line(cl, "\nnum-running");
+    l = client_line(cl);
+    ck_assert_str_eq(l, "0");
+    free(l);
+    /* A line of exactly max_line bytes is fine. */
+    memcpy(big, "get-group-ids ", 14);
+    big[1024] = '\0';
+    client_send_line(cl, big);
+    l = client_line(cl);
+    char want[1100];
+    snprintf(want, sizeof want, "No task group named %s exists in this pool.",
+             big + 14);
+    ck_assert_str_eq(l, want);
+    free(l);
+    free(big);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(binary_junk_gets_errors_not_a_crash)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    const char junk[] = "\x00\x01\x02\xff\n\x80\x80\n";
+    client_send(cl, junk, sizeof junk - 1);
+    for (int i = 0; i < 2; i++) {
+        char *l = client_line(cl);
+        ck_assert_str_eq(l, "error: the request is not valid UTF-8 text (or "
+                            "holds a NUL byte)");
+        free(l);
+    }
+    /* Tokens that look like JSON but are not, and odd quoting. */
+    client_send_line(cl, "cancel-group \"unterminated [ {");
+    char *l = client_line(cl);
+    ck_assert_str_eq(l, "No task group named \"unterminated [ { exists in "
+                        "this pool.");
+    free(l);
+    CMD_IS(cl, "num-running", "0");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(blank_lines_get_no_response)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    client_send(cl, "\n  \r\n\t\nnum-ended\r\n", 19);
+    char *l = client_line(cl);
+    ck_assert_str_eq(l, "0");
+    free(l);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(pipelined_requests_answer_in_order)
+{
+    tp_pool *p = simple_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "SimpleTaskPool-0");
+    client_send(cl, "lock\nis-locked\nunlock\nis-locked\nflush\nnum-ended\n",
+                48);
+    const char *want[] = {"ok", "True", "ok", "False", "ok", "0"};
+    for (int i = 0; i < 6; i++) {
+        char *l = client_line(cl);
+        ck_assert_str_eq(l, want[i]);
+        free(l);
+    }
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(client_vanishing_mid_line_costs_nothing)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    client_send(cl, "num-runn", 8);
+    client_close(cl);
+    cl = client_tcp(tp_control_port(c));
+    client_send(cl, "{\"terminal_wi", 13);
+    client_close(cl);
+    cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "num-running", "0");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(exit_closes_the_session)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "exit", "ok");
+    ck_assert(client_eof(cl));
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(max_clients_refuses_extra_clients)
+{
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.max_clients = 2};
+    tp_control *c = tcp_server(p, &o);
+    client *a = text_client(c, "TaskPool-demo");
+    client *b = text_client(c, "TaskPool-demo");
+    client *x = client_tcp(tp_control_port(c));
+    char *l = client_line(x);
+    ck_assert_str_eq(l, "error: too many clients (at most 2)");
+    free(l);
+    ck_assert(client_eof(x));
+    client_close(x);
+    client_close(a);
+    /* A slot is free again once the server noticed a's departure. */
+    CMD_IS(b, "num-running", "0");
+    client *d = NULL;
+    for (int i = 0; i < 1000 && !d; i++) {
+        d = client_tcp(tp_control_port(c));
+        client_send_line(d, "{}");
+        l = client_line(d);
+        if (strcmp(l, "TaskPool-demo") != 0) {
+            client_close(d);
+            d = NULL;
+        }
+        free(l);
+    }
+    ck_assert_ptr_nonnull(d);
+    client_close(d);
+    client_close(b);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(idle_sessions_are_closed)
+{
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.idle_timeout = 0.2};
+    tp_control *c = tcp_server(p, &o);
+    client *cl = text_client(c, "TaskPool-demo");
+    ck_assert(client_eof(cl));
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Unix sockets                                                             */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(unix_socket_is_private_and_removed)
+{
+    char path[108];
+    sock_path(path, sizeof path, "perm");
+    tp_pool *p = simple_pool();
+    tp_control *c = tp_control_new_unix(p, path, NULL);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    ck_assert_int_eq(tp_control_port(c), -1);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISSOCK(st.st_mode));
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    client *cl = client_unix(path);
+    client_hello(cl, "{\"terminal_width\": 80}", "SimpleTaskPool-0");
+    CMD_IS(cl, "start 1", "start-group-0");
+    client_close(cl);
+    ck_assert_int_eq(tp_control_stop(c), TP_OK);
+    ck_assert(!tp_control_is_serving(c));
+    ck_assert_int_ne(stat(path, &st), 0);
+    ck_assert_int_eq(tp_control_stop(c), TP_OK);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(unix_stale_socket_is_replaced)
+{
+    char path[108];
+    sock_path(path, sizeof path, "stale");
+    /* A socket file that nobody listens on. */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(fd);
+    tp_pool *p = general_pool(3);
+    tp_control *c = tp_control_new_unix(p, path, NULL);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    client *cl = client_unix(path);
+    client_hello(cl, "{}", "TaskPool-demo");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(unix_live_socket_is_not_replaced)
+{
+    char path[108];
+    sock_path(path, sizeof path, "live");
+    tp_pool *p = general_pool(3);
+    tp_control *c = tp_control_new_unix(p, path, NULL);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    tp_control *c2 = tp_control_new_unix(p, path, NULL);
+    ck_assert_int_eq(tp_control_start(c2), TP_ESYS);
+    ck_assert_int_eq(errno, EADDRINUSE);
+    ck_assert(!tp_control_is_serving(c2));
+    tp_control_free(c2);
+    /* The first server still owns its socket. */
+    client *cl = client_unix(path);
+    client_hello(cl, "{}", "TaskPool-demo");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(unix_regular_file_is_not_replaced)
+{
+    char path[108];
+    sock_path(path, sizeof path, "file");
+    FILE *f = fopen(path, "w");
+    fputs("precious", f);
+    fclose(f);
+    tp_pool *p = general_pool(3);
+    tp_control *c = tp_control_new_unix(p, path, NULL);
+    ck_assert_int_eq(tp_control_start(c), TP_ESYS);
+    ck_assert_int_eq(errno, EEXIST);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+    unlink(path);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(bad_arguments_are_refused)
+{
+    tp_pool *p = general_pool(3);
+    ck_assert_ptr_null(tp_control_new_tcp(NULL, "127.0.0.1", "0", NULL));
+    ck_assert_ptr_null(tp_control_new_tcp(p, NULL, "0", NULL));
+    ck_assert_ptr_null(tp_control_new_unix(p, "", NULL));
+    char longpath[200];
+    memset(longpath, 'x', sizeof longpath - 1);
+    longpath[sizeof longpath - 1] = '\0';
+    ck_assert_ptr_null(tp_control_new_unix(p, longpath, NULL));
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "no-such-service", NULL);
+    ck_assert_int_eq(tp_control_start(c), TP_ESYS);
+    tp_control_free(c);
+    tp_control_free(NULL);
+    ck_assert_int_eq(tp_control_stop(NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_control_start(NULL), TP_EINVAL);
+    ck_assert(!tp_control_is_serving(NULL));
+    tp_pool_free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Concurrency                                                              */
+/* ------------------------------------------------------------------------ */
+
+START_TEST(two_hundred_concurrent_clients)
+{
+    tp_pool *p = simple_pool();
+    tp_control_opts o = {.max_clients = 256};
+    tp_control *c = tcp_server(p, &o);
+    enum { N = 200 };
+    client **cl = calloc(N, sizeof *cl);
+    for (int i = 0; i < N; i++) {
+        cl[i] = client_tcp(tp_control_port(c));
+        client_send_line(cl[i], "{\"terminal_width\": 80}");
+    }
+    for (int i = 0; i < N; i++) {
+        char *l = client_line(cl[i]);
+        ck_assert_str_eq(l, "SimpleTaskPool-0");
+        free(l);
+        client_send_line(cl[i], i % 2 ? "func-name" : "num-running");
+    }
+    for (int i = 0; i < N; i++) {
+        char *l = client_line(cl[i]);
+        ck_assert_str_eq(l, i % 2 ? "worker" : "0");
+        free(l);
+    }
+    for (int i = 0; i < N; i++)
+        client_close(cl[i]);
+    free(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(blocking_flush_does_not_stall_other_sessions)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *a = text_client(c, "TaskPool-demo");
+    client *b = text_client(c, "TaskPool-demo");
+    CMD_IS(a, "apply stubborn", "apply-stubborn-group-0");
+    ck_assert(counter_wait(&started, 1));
+    CMD_IS(a, "cancel 0", "ok");
+    /* flush waits for the cancelled task, which ignores cancellation. */
+    client_send_line(a, "flush");
+    client_send_line(a, "num-cancelled"); /* queued behind flush */
+    CMD_IS(b, "num-cancelled", "1");
+    CMD_IS(b, "is-locked", "False");
+    struct pollfd pf = {a->fd, POLLIN, 0};
+    ck_assert_int_eq(poll(&pf, 1, 0), 0); /* flush has not answered */
+    gate_open(&stubborn_gate);
+    char *l = client_line(a);
+    ck_assert_str_eq(l, "ok");
+    free(l);
+    l = client_line(a);
+    ck_assert_str_eq(l, "0");
+    free(l);
+    client_close(a);
+    client_close(b);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(stop_with_clients_connected)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *a = text_client(c, "TaskPool-demo");
+    client *b = text_client(c, "TaskPool-demo");
+    client *h = client_tcp(tp_control_port(c)); /* mid-handshake */
+    client_send_line(b, "until-closed");        /* a blocking command */
+    CMD_IS(a, "num-running", "0");
+    ck_assert_int_eq(tp_control_stop(c), TP_OK);
+    ck_assert(!tp_control_is_serving(c));
+    ck_assert_int_eq(tp_control_port(c), -1);
+    ck_assert(client_eof(a));
+    ck_assert(client_eof(b));
+    ck_assert(client_eof(h));
+    client_close(a);
+    client_close(b);
+    client_close(h);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(two_servers_serve_one_pool)
+{
+    char path[108];
+    sock_path(path, sizeof path, "two");
+    tp_pool *p = simple_pool();
+    tp_control *t = tcp_server(p, NULL);
+    tp_control *u = tp_control_new_unix(p, path, NULL);
+    ck_assert_int_eq(tp_control_start(u), TP_OK);
+    client *a = text_client(t, "SimpleTaskPool-0");
+    client *b = client_unix(path);
+    client_hello(b, "{}", "SimpleTaskPool-0");
+    CMD_IS(a, "start 2", "start-group-0");
+    ck_assert(counter_wait(&started, 2));
+    CMD_IS(b, "num-running", "2");
+    client_close(a);
+    client_close(b);
+    tp_control_free(u);
+    finish(t, p);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("control");
+    TCase *tc = tcase_create("server");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, handshake_text_answers_pool_name);
+    tcase_add_test(tc, handshake_json_answers_json);
+    tcase_add_test(tc, handshake_without_width_uses_default);
+    tcase_add_test(tc, handshake_not_json_is_refused);
+    tcase_add_test(tc, handshake_json_array_is_refused);
+    tcase_add_test(tc, handshake_bad_width_is_refused);
+    tcase_add_test(tc, handshake_bad_format_is_refused);
+    tcase_add_test(tc, handshake_binary_is_refused);
+    tcase_add_test(tc, token_accepted);
+    tcase_add_test(tc, token_wrong_is_refused);
+    tcase_add_test(tc, token_missing_is_refused);
+    tcase_add_test(tc, simple_pool_transcript);
+    tcase_add_test(tc, simple_pool_rejects_general_commands);
+    tcase_add_test(tc, simple_pool_counts_and_errors);
+    tcase_add_test(tc, cancel_reports_cancelled_and_ended_tasks);
+    tcase_add_test(tc, general_pool_transcript);
+    tcase_add_test(tc, general_pool_help_lists_its_commands);
+    tcase_add_test(tc, help_wraps_to_terminal_width);
+    tcase_add_test(tc, spawn_commands_pass_json_arguments);
+    tcase_add_test(tc, spawn_commands_reject_bad_json);
+    tcase_add_test(tc, callbacks_by_name_run);
+    tcase_add_test(tc, cancel_group_discards_pending_json_arguments);
+    tcase_add_test(tc, function_names_match_lowercased_requests);
+    tcase_add_test(tc, json_mode_types_results);
+    tcase_add_test(tc, overlong_line_gets_error_and_is_skipped);
+    tcase_add_test(tc, binary_junk_gets_errors_not_a_crash);
+    tcase_add_test(tc, blank_lines_get_no_response);
+    tcase_add_test(tc, pipelined_requests_answer_in_order);
+    tcase_add_test(tc, client_vanishing_mid_line_costs_nothing);
+    tcase_add_test(tc, exit_closes_the_session);
+    tcase_add_test(tc, max_clients_refuses_extra_clients);
+    tcase_add_test(tc, idle_sessions_are_closed);
+    tcase_add_test(tc, unix_socket_is_private_and_removed);
+    tcase_add_test(tc, unix_stale_socket_is_replaced);
+    tcase_add_test(tc, unix_live_socket_is_not_replaced);
+    tcase_add_test(tc, unix_regular_file_is_not_replaced);
+    tcase_add_test(tc, bad_arguments_are_refused);
+    tcase_add_test(tc, two_hundred_concurrent_clients);
+    tcase_add_test(tc, blocking_flush_does_not_stall_other_sessions);
+    tcase_add_test(tc, stop_with_clients_connected);
+    tcase_add_test(tc, two_servers_serve_one_pool);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(suite());
+}
