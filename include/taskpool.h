@@ -60,7 +60,11 @@ typedef int64_t tp_id;
 typedef int (*tp_fn)(tp_task *task, void *arg);
 
 /* An end or cancel callback: called on the task's worker thread, once per
- * task, with the task's id and tp_opts.callback_arg, no library lock held. */
+ * task, with the task's id and tp_opts.callback_arg, no library lock held.
+ * The order when a task's function returns is the reference's: if it was
+ * cancelled, "Cancelled" is logged and the cancel callback runs (the task
+ * still counts as cancelled); then the task counts as ended, "Ended" is
+ * logged, its pool slot is freed, and the end callback runs. */
 typedef void (*tp_callback)(tp_pool *pool, tp_id id, void *arg);
 
 /* Error codes. All negative; TP_OK is 0. */

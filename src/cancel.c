@@ -7,6 +7,37 @@
 
 #include <stdlib.h>
 
+bool tp__cancel_later(tp_pool *pool, tp_task *t, tp__wakes *w)
+{
+    TP_ASSERT_HELD(pool);
+    if (!tp__mark_cancelled(pool, t))
+        return false;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        tp_task **tasks = realloc(w->tasks, cap * sizeof *tasks);
+        if (!tasks) {
+            tp__wake(t);
+            return true;
+        }
+        w->tasks = tasks;
+        w->cap = cap;
+    }
+    atomic_fetch_add_explicit(&t->worker->pins, 1, memory_order_relaxed);
+    w->tasks[w->n++] = t;
+    return true;
+}
+
+void tp__wake_all(tp__wakes *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        tp_task *t = w->tasks[i];
+        tp__wake(t);
+        atomic_fetch_sub_explicit(&t->worker->pins, 1, memory_order_release);
+    }
+    free(w->tasks);
+    *w = (tp__wakes){0};
+}
+
 /* The error for an id that is not live: ended (still known) or unknown. */
 static int not_live(tp_pool *pool, tp_id id)
 {
@@ -34,21 +65,24 @@ int tp_cancel(tp_pool *pool, const tp_id ids[], size_t n)
             return rc;
         }
     }
+    tp__wakes wakes = {0};
     for (size_t i = 0; i < n; i++)
-        tp__cancel_task(pool, tp__idmap_get(&pool->live, ids[i]));
+        tp__cancel_later(pool, tp__idmap_get(&pool->live, ids[i]), &wakes);
     tp__unlock(pool);
+    tp__wake_all(&wakes);
     return TP_OK;
 }
 
 /* Drops g's pending starts, forgets its name and cancels its tasks. */
-static void cancel_group(tp_pool *pool, tp__group *g, tp__group **drops)
+static void cancel_group(tp_pool *pool, tp__group *g, tp__group **drops,
+                         tp__wakes *wakes)
 {
     TP_ASSERT_HELD(pool);
     tp__group_drop(pool, g, drops);
     tp__group_unindex(pool, g);
     for (tp_task *t = pool->live_head; t && g->live; t = t->next)
         if (t->group == g)
-            tp__cancel_task(pool, t);
+            tp__cancel_later(pool, t, wakes);
     tp__group_retire_if_empty(pool, g);
 }
 
@@ -56,11 +90,13 @@ int tp_cancel_group(tp_pool *pool, const char *group)
 {
     if (!pool || !group)
         return TP_EINVAL;
+    tp__wakes wakes = {0};
     tp__lock(pool);
     tp__group *g = tp__group_find(pool, group), *drops = NULL;
     if (g)
-        cancel_group(pool, g, &drops);
+        cancel_group(pool, g, &drops, &wakes);
     tp__unlock(pool);
+    tp__wake_all(&wakes);
     tp__drops_run(pool, drops);
     return g ? TP_OK : TP_ENOGROUP;
 }
@@ -70,14 +106,16 @@ void tp_cancel_all(tp_pool *pool)
     if (!pool)
         return;
     tp__log(TP_LOG_WARNING, "%s cancelling all tasks!", pool->name);
+    tp__wakes wakes = {0};
     tp__lock(pool);
     tp__group *drops = NULL;
     for (tp__group *g = pool->groups, *next; g; g = next) {
         next = g->next;
         if (g->indexed)
-            cancel_group(pool, g, &drops);
+            cancel_group(pool, g, &drops, &wakes);
     }
     tp__unlock(pool);
+    tp__wake_all(&wakes);
     tp__drops_run(pool, drops);
 }
 
@@ -97,15 +135,16 @@ int tp_stop(tp_pool *pool, size_t num, tp_ids *stopped)
         return TP_ENOMEM;
     }
     size_t j = 0;
+    tp__wakes wakes = {0};
     for (tp_task *t = pool->live_tail; t && j < k; t = t->prev) {
-        if (t->state != TP__RUNNING)
+        if (!tp__cancel_later(pool, t, &wakes))
             continue;
         if (ids)
             ids[j] = t->id;
         j++;
-        tp__cancel_task(pool, t);
     }
     tp__unlock(pool);
+    tp__wake_all(&wakes);
     if (stopped)
         *stopped = (tp_ids){j, ids};
     return TP_OK;

@@ -154,6 +154,8 @@ void tp__group_unref(tp_pool *pool, tp__group *g)
 
 bool tp__group_pending(const tp__group *g)
 {
+    if (g->dropping)
+        return true;
     if (g->src == TP__SRC_ITER)
         return !g->iter_over || g->queued || g->claims || g->iter_busy;
     return g->next_arg < g->nargs;
@@ -241,7 +243,7 @@ void tp__fifo_remove(tp_pool *pool, tp__group *g)
 void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
 {
     TP_ASSERT_HELD(pool);
-    if (!tp__group_pending(g))
+    if (g->dropping || !tp__group_pending(g))
         return;
     tp__fifo_remove(pool, g);
     if (g->src == TP__SRC_ITER) {
@@ -257,9 +259,9 @@ void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
         g->drop_done = false;
     }
     g->refs++;
+    g->dropping = true;
     g->drop_next = *drops;
     *drops = g;
-    tp__changed(pool);
 }
 
 void tp__drops_run(tp_pool *pool, tp__group *drops)
@@ -275,9 +277,11 @@ void tp__drops_run(tp_pool *pool, tp__group *drops)
     tp__lock(pool);
     for (tp__group *g = drops, *next; g; g = next) {
         next = g->drop_next;
+        g->dropping = false;
         tp__group_retire_if_empty(pool, g);
         tp__group_unref(pool, g);
     }
+    tp__changed(pool);
     tp__unlock(pool);
 }
 

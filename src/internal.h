@@ -69,6 +69,7 @@ typedef struct tp__worker {
     pthread_cond_t park;  /* CLOCK_MONOTONIC; waited on with pool->mu */
     bool idle;            /* on pool->idle_head's list */
     bool wake;            /* counted in pool->waking */
+    atomic_int pins;      /* deferred cancel wake-ups not yet delivered */
     struct tp__worker *idle_next, *idle_prev;
     tp_task task;
 } tp__worker;
@@ -120,6 +121,7 @@ typedef struct tp__group {
      * unlocking (see tp__group_drop); a group is dropped at most once. */
     size_t drop_from, drop_to;
     bool drop_done;
+    bool dropping; /* the calls are under way: the group is pending */
     struct tp__group *drop_next;
 } tp__group;
 
@@ -230,7 +232,26 @@ void tp__fifo_remove(tp_pool *pool, tp__group *g);
 
 /* worker.c */
 int tp__dispatch(tp_pool *pool);
-void tp__cancel_task(tp_pool *pool, tp_task *t);
+/* Marks a running task cancelled (true) or does nothing (false). */
+bool tp__mark_cancelled(tp_pool *pool, tp_task *t);
+/* Wakes a cancelled task from whatever taskpool wait it is in. The caller
+ * holds pool->mu or a pin on the task's worker. */
+void tp__wake(tp_task *t);
+
+/* cancel.c: cancelling marks tasks under pool->mu but wakes them after
+ * releasing it, so that the woken tasks do not convoy on pool->mu. Each
+ * deferred wake pins the task's worker (worker->pins), which then neither
+ * reuses nor frees the task until the wake is delivered (worker.c). */
+typedef struct tp__wakes {
+    tp_task **tasks;
+    size_t n, cap;
+} tp__wakes;
+/* Marks t cancelled and pins it for a later wake; false if it was not
+ * running. Wakes it at once if out of memory. */
+bool tp__cancel_later(tp_pool *pool, tp_task *t, tp__wakes *w);
+/* Delivers the deferred wakes and unpins; frees w. Called without the
+ * lock. */
+void tp__wake_all(tp__wakes *w);
 void tp__reap(tp_pool *pool);
 
 /* spawn.c */

@@ -410,9 +410,11 @@ void tp_pool_free(tp_pool *pool)
         tp__group_drop(pool, g, &drops);
         tp__group_unindex(pool, g);
     }
+    tp__wakes wakes = {0};
     for (tp_task *t = pool->live_head; t; t = t->next)
-        tp__cancel_task(pool, t);
+        tp__cancel_later(pool, t, &wakes);
     tp__unlock(pool);
+    tp__wake_all(&wakes);
     tp__drops_run(pool, drops);
 
     tp__lock(pool);

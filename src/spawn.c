@@ -30,10 +30,12 @@ static tp__group *group_new(int call, int src, size_t limit,
 /* Checks what every spawning call has in common. */
 static int check(tp_pool *pool, const void *fn, int kind, const tp_opts *opts)
 {
-    if (!pool || !fn)
+    if (!pool)
         return TP_EINVAL;
     if (pool->kind != kind)
         return TP_EWRONG_POOL;
+    if (!fn)
+        return TP_EINVAL;
     if (opts && opts->group_name && strlen(opts->group_name) >= TP_NAME_MAX)
         return TP_EINVAL;
     if (opts && opts->func_name && strlen(opts->func_name) >= TP_NAME_MAX)

@@ -19,6 +19,7 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -130,16 +131,21 @@ int tp__dispatch(tp_pool *pool)
     return err;
 }
 
-void tp__cancel_task(tp_pool *pool, tp_task *t)
+bool tp__mark_cancelled(tp_pool *pool, tp_task *t)
 {
     TP_ASSERT_HELD(pool);
     if (t->state != TP__RUNNING)
-        return;
+        return false;
     t->state = TP__CANCELLED;
     pool->n_running--;
     pool->n_cancelled++;
     pool->total_cancelled++;
     atomic_store(&t->cancelled, true);
+    return true;
+}
+
+void tp__wake(tp_task *t)
+{
     pthread_mutex_lock(&t->wmu);
     if (t->ucond) {
         /* Holding the user's mutex while signalling closes the window in
@@ -151,16 +157,16 @@ void tp__cancel_task(tp_pool *pool, tp_task *t)
         if (locked)
             pthread_mutex_unlock(t->umutex);
     }
-    if (t->efd >= 0) {
+    if (t->efd >= 0 && !t->efd_signalled) {
         uint64_t one = 1;
         ssize_t rc = write(t->efd, &one, sizeof one);
-        (void)rc; /* EAGAIN only if the counter is saturated */
+        (void)rc;
         t->efd_signalled = true;
     }
     pthread_mutex_unlock(&t->wmu);
     /* Signalled after unlocking, so that the sleeper does not wake into a
-     * held mutex. The flag was set under wmu, so a sleeper either saw it or
-     * is already waiting; and t cannot end while we hold pool->mu. */
+     * held mutex: the flag was set before wmu was taken, so a sleeper
+     * either saw it or is already waiting. */
     pthread_cond_signal(&t->wcv);
 }
 
@@ -225,10 +231,11 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
         g->done_called |= done;
         tp__changed(pool);
     }
-    g->claims--;
     if (!got) {
         pool->occupied--;
         g->active--;
+        /* Still counted in claims, so the group stays pending (and gather
+         * waits) until these calls are done. */
         if (rc == 1 || rc < 0 || done) {
             tp__unlock(pool);
             if (rc < 0)
@@ -240,7 +247,11 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
                 g->iter.done(g->iter.state);
             tp__lock(pool);
         }
+    }
+    g->claims--;
+    if (!got) {
         tp__group_retire_if_empty(pool, g);
+        tp__changed(pool);
     }
     return got;
 }
@@ -317,40 +328,48 @@ static void mark_ended(tp_pool *pool, tp_task *t)
     t->state = TP__ENDED;
 }
 
-/* Records the end of t, whose function returned rc: frees its pool slot,
- * runs its callbacks (unlocked), then forgets it as live and lets its group
- * admit the next start. */
+/* Records the end of t, whose function returned rc, in the reference's
+ * order: a task that was not cancelled has ended at once; a cancelled one
+ * logs "Cancelling"/"Cancelled", runs its cancel callback and then ends.
+ * "Ended" is logged, then its pool slot is freed, then its end callback
+ * runs; then it stops being live and its group may admit the next start.
+ * Callbacks and logging run unlocked. */
 static void finish(tp_pool *pool, tp_task *t, int rc)
 {
     TP_ASSERT_HELD(pool);
     tp__group *g = t->group;
-    pool->occupied--;
     if (rc)
         pool->total_failed++;
+    bool cancelled = t->state == TP__CANCELLED;
+    if (!cancelled)
+        mark_ended(pool, t);
     if (g->end_cb || g->cancel_cb || tp__log_on(TP_LOG_INFO) ||
-        (t->state == TP__CANCELLED && tp__log_on(TP_LOG_DEBUG))) {
-        /* The slot is free now: let another worker use it meanwhile. This
-         * may unlock, and the task counts as running until mark_ended, so
-         * whether it was cancelled is decided only afterwards. */
-        tp__dispatch(pool);
-        if (t->state == TP__CANCELLED) {
-            tp__unlock(pool);
+        (cancelled && tp__log_on(TP_LOG_DEBUG))) {
+        tp__unlock(pool);
+        if (cancelled) {
             tp__log(TP_LOG_DEBUG, "Cancelling %s_Task-%" PRId64 " ...",
                     pool->name, t->id);
             tp__log(TP_LOG_DEBUG, "Cancelled %s_Task-%" PRId64, pool->name,
                     t->id);
             if (g->cancel_cb)
                 g->cancel_cb(pool, t->id, g->cb_arg);
+        }
+        tp__log(TP_LOG_INFO, "Ended %s_Task-%" PRId64, pool->name, t->id);
+        tp__lock(pool);
+        if (cancelled)
+            mark_ended(pool, t);
+        pool->occupied--;
+        if (g->end_cb) {
+            /* Let another worker use the slot during the callback. */
+            tp__dispatch(pool);
+            tp__unlock(pool);
+            g->end_cb(pool, t->id, g->cb_arg);
             tp__lock(pool);
         }
-        mark_ended(pool, t);
-        tp__unlock(pool);
-        tp__log(TP_LOG_INFO, "Ended %s_Task-%" PRId64, pool->name, t->id);
-        if (g->end_cb)
-            g->end_cb(pool, t->id, g->cb_arg);
-        tp__lock(pool);
     } else {
-        mark_ended(pool, t);
+        if (cancelled)
+            mark_ended(pool, t);
+        pool->occupied--;
     }
 
     tp__idmap_del(&pool->live, t->id);
@@ -363,12 +382,23 @@ static void finish(tp_pool *pool, tp_task *t, int rc)
     else
         pool->live_tail = t->prev;
     pool->n_live--;
+    /* No new pin can come now that t is not live; wait for the wakes
+     * already promised to it (rare: the waker is between marking and
+     * waking), so that none lands on the worker's next task. */
+    if (atomic_load_explicit(&t->worker->pins, memory_order_acquire)) {
+        tp__unlock(pool);
+        while (atomic_load_explicit(&t->worker->pins, memory_order_acquire))
+            sched_yield();
+        tp__lock(pool);
+    }
+    pthread_mutex_lock(&t->wmu);
     if (t->efd_signalled) {
         uint64_t count;
         ssize_t n = read(t->efd, &count, sizeof count);
         (void)n;
         t->efd_signalled = false;
     }
+    pthread_mutex_unlock(&t->wmu);
     g->live--;
     g->active--;
     tp__group_admit(pool, g);
