@@ -230,28 +230,26 @@ int tp_set_pool_size(tp_pool *pool, size_t size)
     return rc;
 }
 
-void tp_lock(tp_pool *pool)
+static void set_locked(tp_pool *pool, bool locked, const char *message)
 {
     if (!pool)
         return;
     tp__lock(pool);
-    bool was = pool->locked;
-    pool->locked = true;
+    bool changed = pool->locked != locked;
+    pool->locked = locked;
     tp__unlock(pool);
-    if (!was)
-        tp__log(TP_LOG_INFO, "%s is locked!", pool->name);
+    if (changed)
+        tp__log(TP_LOG_INFO, message, pool->name);
+}
+
+void tp_lock(tp_pool *pool)
+{
+    set_locked(pool, true, "%s is locked!");
 }
 
 void tp_unlock(tp_pool *pool)
 {
-    if (!pool)
-        return;
-    tp__lock(pool);
-    bool was = pool->locked;
-    pool->locked = false;
-    tp__unlock(pool);
-    if (was)
-        tp__log(TP_LOG_INFO, "%s was unlocked.", pool->name);
+    set_locked(pool, false, "%s was unlocked.");
 }
 
 int tp_get_stats(const tp_pool *cpool, tp_stats *out)
