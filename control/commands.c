@@ -188,7 +188,8 @@ static void h_get_group_ids(tp__ctl_ctx *ctx, const tp__ctl_args *a,
 {
     const tp__ctl_value *v = &a->v[0];
     tp_ids ids = {0};
-    int rc = tp_get_group_ids(ctx->pool, v->strs, v->n, &ids);
+    /* No names: the empty set, without asking the engine. */
+    int rc = v->n ? tp_get_group_ids(ctx->pool, v->strs, v->n, &ids) : TP_OK;
     if (rc == TP_OK) {
         result_ids(r, &ids);
         return;

@@ -26,7 +26,7 @@ typedef struct client {
     size_t len;
 } client;
 
-static void client_timeouts(int fd)
+static inline void client_timeouts(int fd)
 {
     double s = 10 * time_multiplier();
     struct timeval tv = {(time_t)s, 0};
@@ -34,7 +34,7 @@ static void client_timeouts(int fd)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-static client *client_tcp(int port)
+static inline client *client_tcp(int port)
 {
     client *c = calloc(1, sizeof *c);
     ck_assert_ptr_nonnull(c);
@@ -50,7 +50,7 @@ static client *client_tcp(int port)
 }
 
 /* Connects to a Unix socket; NULL (with errno) if that fails. */
-static client *client_unix_try(const char *path)
+static inline client *client_unix_try(const char *path)
 {
     client *c = calloc(1, sizeof *c);
     ck_assert_ptr_nonnull(c);
@@ -70,14 +70,14 @@ static client *client_unix_try(const char *path)
     return c;
 }
 
-static client *client_unix(const char *path)
+static inline client *client_unix(const char *path)
 {
     client *c = client_unix_try(path);
     ck_assert_msg(c != NULL, "connect %s: %s", path, strerror(errno));
     return c;
 }
 
-static void client_close(client *c)
+static inline void client_close(client *c)
 {
     if (c) {
         close(c->fd);
@@ -85,7 +85,7 @@ static void client_close(client *c)
     }
 }
 
-static void client_send(client *c, const char *data, size_t len)
+static inline void client_send(client *c, const char *data, size_t len)
 {
     size_t off = 0;
     while (off < len) {
@@ -95,7 +95,7 @@ static void client_send(client *c, const char *data, size_t len)
     }
 }
 
-static void client_send_line(client *c, const char *line)
+static inline void client_send_line(client *c, const char *line)
 {
     client_send(c, line, strlen(line));
     client_send(c, "\n", 1);
@@ -103,7 +103,7 @@ static void client_send_line(client *c, const char *line)
 
 /* Reads until the buffer ends with `end` (or EOF/timeout); returns the
  * text read (malloc'd), or NULL on EOF/timeout with nothing read. */
-static char *client_read_until(client *c, const char *end)
+static inline char *client_read_until(client *c, const char *end)
 {
     size_t el = strlen(end);
     for (;;) {
@@ -142,7 +142,7 @@ static char *client_read_until(client *c, const char *end)
 }
 
 /* One line without its newline (malloc'd), NULL on EOF. */
-static char *client_line(client *c)
+static inline char *client_line(client *c)
 {
     char *s = client_read_until(c, "\n");
     if (s && *s && s[strlen(s) - 1] == '\n')
@@ -151,7 +151,7 @@ static char *client_line(client *c)
 }
 
 /* True once the server closed the connection (no more data). */
-static bool client_eof(client *c)
+static inline bool client_eof(client *c)
 {
     char tmp[256];
     for (;;) {
@@ -163,7 +163,7 @@ static bool client_eof(client *c)
     }
 }
 
-static void client_hello(client *c, const char *json, const char *expect)
+static inline void client_hello(client *c, const char *json, const char *expect)
 {
     client_send_line(c, json);
     char *l = client_line(c);
@@ -183,7 +183,7 @@ static void client_hello(client *c, const char *json, const char *expect)
     } while (0)
 
 /* Reads exactly n bytes (fewer on EOF or timeout); malloc'd. */
-static char *client_read_n(client *c, size_t n)
+static inline char *client_read_n(client *c, size_t n)
 {
     while (c->len < n && c->len < sizeof c->buf) {
         ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
@@ -211,7 +211,7 @@ static char *client_read_n(client *c, size_t n)
     } while (0)
 
 /* Sends a command, returns the parsed JSON response. */
-static cJSON *client_json(client *c, const char *cmd)
+static inline cJSON *client_json(client *c, const char *cmd)
 {
     client_send_line(c, cmd);
     char *l = client_line(c);
