@@ -126,9 +126,11 @@ int cli_interactive(cli_conn *c, bool json)
     el_set(el, EL_HIST, history, hist);
     /* Ctrl+C reaches us as a key, not as SIGINT, while editing. */
     el_set(el, EL_SETTY, "-d", "-isig", NULL);
-    el_set(el, EL_ADDFN, "tp-interrupt", "Clear the line", on_interrupt);
+    /* The wide EL_ADDFN keeps our static strings; the narrow one copies
+     * them and never frees the copies. */
+    el_wset(el, EL_ADDFN, L"tp-interrupt", L"Clear the line", on_interrupt);
     el_set(el, EL_BIND, "^C", "tp-interrupt", NULL);
-    el_set(el, EL_ADDFN, "tp-complete", "Complete a command", on_complete);
+    el_wset(el, EL_ADDFN, L"tp-complete", L"Complete a command", on_complete);
     el_set(el, EL_BIND, "^I", "tp-complete", NULL);
     el_source(el, NULL); /* the user's ~/.editrc, if any */
 
