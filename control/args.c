@@ -665,6 +665,10 @@ static int find_option(const tp__ctl_command *cmd, char *t, char **value,
         if (so && strncmp(so, t, 2) == 0) {
             if (t[2] == '\0')
                 return (int)i;
+            if (t[2] == '=') { /* "-n=2", as argparse reads it */
+                *value = t + 3;
+                return (int)i;
+            }
             if (cmd->args[i].type != TP__CTL_T_FLAG) {
                 *value = t + 2;
                 return (int)i;

@@ -215,8 +215,14 @@ static void accept_clients(tp_control *ctl)
     for (int i = 0; i < ACCEPT_BURST; i++) {
         int fd = accept4(ctl->listen_fd, NULL, NULL,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or a client that vanished meanwhile */
+        if (fd < 0) {
+            /* Out of descriptors or memory: the listener stays readable,
+             * so stop polling it for a while instead of spinning. */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM)
+                ctl->accept_paused = true;
+            return; /* else EAGAIN, or a client that vanished meanwhile */
+        }
         if (ctl->nsessions >= ctl->max_clients) {
             refuse(ctl, fd);
             continue;
@@ -286,14 +292,19 @@ static void *control_loop(void *arg)
             }
         }
         pfd[0] = (struct pollfd){ctl->wake[0], POLLIN, 0};
-        pfd[1] = (struct pollfd){ctl->listen_fd, POLLIN, 0};
+        pfd[1] = (struct pollfd){ctl->listen_fd,
+                                 ctl->accept_paused ? 0 : POLLIN, 0};
         size_t n = 2;
         for (size_t i = 0; i < ctl->nsessions && n < pfd_cap; i++) {
             tp__ctl_session *s = ctl->sessions[i];
             pfd[n++] = (struct pollfd){tp__ctl_session_fd(s),
                                        tp__ctl_session_events(s), 0};
         }
-        int rc = poll(pfd, n, poll_timeout(ctl, tp__ctl_now()));
+        int timeout = poll_timeout(ctl, tp__ctl_now());
+        if (ctl->accept_paused && (timeout < 0 || timeout > 100))
+            timeout = 100;
+        ctl->accept_paused = false; /* retry after this poll */
+        int rc = poll(pfd, n, timeout);
         if (rc < 0 && errno != EINTR)
             break;
         if (rc > 0 && pfd[0].revents)

@@ -62,6 +62,7 @@ struct tp_control {
     size_t nsessions, cap_sessions;
     size_t jobs_running;
     uint64_t next_id;
+    bool accept_paused;   /* out of descriptors: listener not polled */
 };
 
 /* Session life (session.c); all called on the control thread only. */

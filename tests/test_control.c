@@ -788,6 +788,47 @@ START_TEST(overlong_line_gets_error_and_is_skipped)
 }
 END_TEST
 
+START_TEST(overlong_handshake_is_refused)
+{
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.max_line = 256};
+    tp_control *c = tcp_server(p, &o);
+    client *cl = client_tcp(tp_control_port(c));
+    char big[600];
+    memset(big, ' ', sizeof big);
+    client_send(cl, big, sizeof big);
+    char *l = client_line(cl);
+    ck_assert_str_eq(l, "error: the line is longer than 256 bytes");
+    free(l);
+    ck_assert(client_eof(cl));
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(option_spellings)
+{
+    tp_pool *p = general_pool(0);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "apply sleep --num 2 --group-name=g1", "g1");
+    CMD_IS(cl, "apply sleep --gr g2 -n1", "g2");
+    CMD_IS(cl, "apply -- sleep", "apply-sleep-group-0");
+    /* A unique prefix of a long option is that option, as in argparse. */
+    CMD_IS(cl, "apply sleep --n 2", "apply-sleep-group-1");
+    CMD_BLOCK_IS(cl, "apply sleep --bogus",
+                 "usage: [-h] [command] ...\n: error: unrecognized "
+                 "arguments: --bogus\n\n");
+    CMD_BLOCK_IS(cl, "flush -r=1",
+                 "usage: flush [-h] [-r]\nflush: error: argument "
+                 "-r/--return-exceptions: ignored explicit argument "
+                 "'1'\n\n");
+    CMD_IS(cl, "flush --return-exceptions", "ok");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
 START_TEST(binary_junk_gets_errors_not_a_crash)
 {
     tp_pool *p = general_pool(3);
@@ -1164,6 +1205,8 @@ static Suite *suite(void)
     tcase_add_test(tc, function_names_match_lowercased_requests);
     tcase_add_test(tc, json_mode_types_results);
     tcase_add_test(tc, overlong_line_gets_error_and_is_skipped);
+    tcase_add_test(tc, overlong_handshake_is_refused);
+    tcase_add_test(tc, option_spellings);
     tcase_add_test(tc, binary_junk_gets_errors_not_a_crash);
     tcase_add_test(tc, blank_lines_get_no_response);
     tcase_add_test(tc, pipelined_requests_answer_in_order);
