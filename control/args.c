@@ -9,7 +9,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -563,16 +562,6 @@ static bool convert(const tp__ctl_ctx *ctx, const tp__ctl_argspec *a,
         }
         snprintf(why, size, "invalid int value (or 'inf'): '%s'", shown);
         return false;
-    case TP__CTL_T_SECONDS: {
-        char *end;
-        double d = strtod(t, &end);
-        if (end != t && *end == '\0' && !isnan(d)) {
-            v->seconds = d;
-            return true;
-        }
-        snprintf(why, size, "invalid number of seconds: '%s'", shown);
-        return false;
-    }
     case TP__CTL_T_FUNC:
     case TP__CTL_T_CALLBACK: {
         bool want_fn = a->type == TP__CTL_T_FUNC;

@@ -98,7 +98,6 @@ typedef enum {
     TP__CTL_T_INT,         /* any integer */
     TP__CTL_T_COUNT,       /* integer >= 0 (checked by the handler) */
     TP__CTL_T_SIZE,        /* integer or "inf" */
-    TP__CTL_T_SECONDS,     /* number of seconds */
     TP__CTL_T_STR,
     TP__CTL_T_FUNC,        /* registered function name */
     TP__CTL_T_CALLBACK,    /* registered callback name */
@@ -134,7 +133,6 @@ typedef struct tp__ctl_value {
     const char *str;
     long long i;
     size_t size;
-    double seconds;
     cJSON *json;                  /* owned by tp__ctl_args */
     const tp__ctl_entry *entry;   /* FUNC or CALLBACK */
     size_t n;
