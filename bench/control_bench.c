@@ -27,8 +27,8 @@ typedef struct run {
     const char *path;
     const char *hello;
     const char *request;
-    size_t n;          /* requests */
-    double *lat;       /* latencies in seconds, n of them */
+    size_t n;    /* requests */
+    double *lat; /* latencies in seconds, n of them */
     int failed;
 } run;
 
@@ -57,11 +57,9 @@ static int read_line(int fd, char *buf, size_t size)
     size_t len = 0;
     while (len + 1 < size) {
         ssize_t r = read(fd, buf + len, size - 1 - len);
-        if (r <= 0)
-            return -1;
+        if (r <= 0) return -1;
         len += (size_t)r;
-        if (buf[len - 1] == '\n')
-            return 0;
+        if (buf[len - 1] == '\n') return 0;
     }
     return -1;
 }
@@ -75,8 +73,7 @@ static void *client(void *arg)
     if (fd < 0 || write(fd, r->hello, strlen(r->hello)) < 0 ||
         read_line(fd, buf, sizeof buf) != 0) {
         r->failed = 1;
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return NULL;
     }
     for (size_t i = 0; i < r->n; i++) {
@@ -109,8 +106,8 @@ static void measure(const char *label, const char *path, const char *hello,
         exit(1);
     }
     for (int i = 0; i < clients; i++)
-        runs[i] = (run){path, hello, request, per_client,
-                        all + (size_t)i * per_client, 0};
+        runs[i] = (run){
+            path, hello, request, per_client, all + (size_t)i * per_client, 0};
     double t0 = now();
     for (int i = 0; i < clients; i++)
         pthread_create(&th[i], NULL, client, &runs[i]);

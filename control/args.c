@@ -18,7 +18,7 @@
 
 #define MAX_TOKENS 4096
 #define TOP_METAVAR                                                            \
-    "(A command followed by '-h' or '--help' will show command-specific "     \
+    "(A command followed by '-h' or '--help' will show command-specific "      \
     "help.)"
 #define TOP_USAGE "[-h] [command] ..."
 
@@ -34,8 +34,7 @@ typedef struct str {
 
 static void s_addn(str *s, const char *t, size_t n)
 {
-    if (s->oom)
-        return;
+    if (s->oom) return;
     if (s->len + n + 1 > s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 256;
         while (cap < s->len + n + 1)
@@ -66,8 +65,7 @@ static void s_spaces(str *s, size_t n)
 
 static char *s_done(str *s)
 {
-    if (!s->p && !s->oom)
-        s_addn(s, "", 0);
+    if (!s->p && !s->oom) s_addn(s, "", 0);
     if (s->oom) {
         free(s->p);
         return NULL;
@@ -86,8 +84,7 @@ size_t tp__ctl_tokenize(char *line, char **tok, size_t max)
     while (*p) {
         while (*p && isspace((unsigned char)*p))
             p++;
-        if (!*p)
-            break;
+        if (!*p) break;
         char *start = p;
         int depth = 0;
         bool in_str = false;
@@ -109,10 +106,8 @@ size_t tp__ctl_tokenize(char *line, char **tok, size_t max)
             }
             p++;
         }
-        if (*p)
-            *p++ = '\0';
-        if (n < max)
-            tok[n] = start;
+        if (*p) *p++ = '\0';
+        if (n < max) tok[n] = start;
         n++;
     }
     return n;
@@ -173,8 +168,7 @@ static void wrap_parts(str *out, char **parts, size_t n, size_t indent,
             line_len = indent - 1;
             empty = true;
         }
-        if (!empty)
-            s_add(out, " ");
+        if (!empty) s_add(out, " ");
         s_add(out, parts[i]);
         line_len += pl + 1;
         empty = false;
@@ -202,11 +196,9 @@ static void usage_line(const tp__ctl_command *cmd, int width, str *out)
             opt[nopt++] = p;
     }
     for (size_t i = 0; i < nopt; i++)
-        if (!opt[i])
-            out->oom = true;
+        if (!opt[i]) out->oom = true;
     for (size_t i = 0; i < npos; i++)
-        if (!pos[i])
-            out->oom = true;
+        if (!pos[i]) out->oom = true;
     if (!out->oom) {
         size_t total = strlen("usage: ");
         for (size_t i = 0; i < nopt; i++)
@@ -218,8 +210,7 @@ static void usage_line(const tp__ctl_command *cmd, int width, str *out)
         size_t indent = strlen("usage: ") + strlen(cmd->name) + 1;
         if (total <= w) {
             for (size_t i = 0; i < nopt; i++) {
-                if (i)
-                    s_add(out, " ");
+                if (i) s_add(out, " ");
                 s_add(out, opt[i]);
             }
             for (size_t i = 0; i < npos; i++) {
@@ -227,8 +218,7 @@ static void usage_line(const tp__ctl_command *cmd, int width, str *out)
                 s_add(out, pos[i]);
             }
         } else if (indent - 1 <= 0.75 * (double)w) {
-            wrap_parts(out, opt, nopt, indent, strlen("usage: ") - 1, w,
-                       true);
+            wrap_parts(out, opt, nopt, indent, strlen("usage: ") - 1, w, true);
             if (npos) {
                 s_add(out, "\n");
                 s_spaces(out, indent);
@@ -257,8 +247,7 @@ static void usage_line(const tp__ctl_command *cmd, int width, str *out)
 /* Wraps text at whitespace into lines of at most width columns, the first
  * starting at column first_col (already written), the others indented by
  * indent. */
-static void wrap_text(str *out, const char *text, size_t width,
-                      size_t indent)
+static void wrap_text(str *out, const char *text, size_t width, size_t indent)
 {
     size_t col = 0;
     const char *p = text;
@@ -266,8 +255,7 @@ static void wrap_text(str *out, const char *text, size_t width,
     while (*p) {
         while (*p && isspace((unsigned char)*p))
             p++;
-        if (!*p)
-            break;
+        if (!*p) break;
         const char *w = p;
         while (*p && !isspace((unsigned char)*p))
             p++;
@@ -325,14 +313,11 @@ static size_t help_position(const help_item *items, size_t n, size_t width)
     size_t max_len = 0;
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(items[i].invocation) + items[i].indent;
-        if (l > max_len)
-            max_len = l;
+        if (l > max_len) max_len = l;
     }
     size_t max_pos = width > 20 ? width - 20 : 0;
-    if (max_pos < 4)
-        max_pos = 4;
-    if (max_pos > 24)
-        max_pos = 24;
+    if (max_pos < 4) max_pos = 4;
+    if (max_pos > 24) max_pos = 24;
     return max_len + 2 < max_pos ? max_len + 2 : max_pos;
 }
 
@@ -348,10 +333,8 @@ static char *invocation(const tp__ctl_argspec *a)
     const char *opts[2] = {a->short_opt, a->long_opt};
     bool first = true;
     for (int i = 0; i < 2; i++) {
-        if (!opts[i])
-            continue;
-        if (!first)
-            s_add(&s, ", ");
+        if (!opts[i]) continue;
+        if (!first) s_add(&s, ", ");
         first = false;
         s_add(&s, opts[i]);
         if (a->type != TP__CTL_T_FLAG) {
@@ -364,10 +347,8 @@ static char *invocation(const tp__ctl_argspec *a)
 
 static int clamp_width(int width)
 {
-    if (width < 20)
-        return 20;
-    if (width > 1000)
-        return 1000;
+    if (width < 20) return 20;
+    if (width > 1000) return 1000;
     return width;
 }
 
@@ -382,8 +363,8 @@ char *tp__ctl_help_command(const tp__ctl_command *cmd, int width)
     for (size_t i = 0; i < cmd->nargs; i++) {
         const tp__ctl_argspec *a = &cmd->args[i];
         help_item it = {invocation(a), a->help, NULL, 2};
-        if (a->deflt && asprintf(&it.help_owned, "%s (default: %s)", a->help,
-                                 a->deflt) < 0)
+        if (a->deflt &&
+            asprintf(&it.help_owned, "%s (default: %s)", a->help, a->deflt) < 0)
             it.help_owned = NULL;
         items[n++] = it;
     }
@@ -391,14 +372,12 @@ char *tp__ctl_help_command(const tp__ctl_command *cmd, int width)
     str out = {0};
     usage_line(cmd, width, &out);
     s_add(&out, "\n\n");
-    wrap_text(&out, cmd->description ? cmd->description : cmd->summary, w,
-              0);
+    wrap_text(&out, cmd->description ? cmd->description : cmd->summary, w, 0);
     s_add(&out, "\n");
     bool any_pos = false;
     for (size_t i = 1; i < n; i++) {
         if (is_positional(&cmd->args[i - 1])) {
-            if (!any_pos)
-                s_add(&out, "\npositional arguments:\n");
+            if (!any_pos) s_add(&out, "\npositional arguments:\n");
             any_pos = true;
             help_line(&out, &items[i], pos, w);
         }
@@ -454,8 +433,8 @@ void tp__ctl_args_free(tp__ctl_args *a)
 }
 
 /* Fills r with "usage: ...\nprog: error: msg". */
-static void usage_error(tp__ctl_reply *r, const tp__ctl_command *cmd,
-                        int width, const char *msg)
+static void usage_error(tp__ctl_reply *r, const tp__ctl_command *cmd, int width,
+                        const char *msg)
 {
     str s = {0};
     usage_line(cmd, clamp_width(width), &s);
@@ -477,8 +456,7 @@ void tp__ctl_reply_help(tp__ctl_reply *r, char *text)
     }
     /* Help texts are kept without their final newline. */
     size_t n = strlen(text);
-    if (n && text[n - 1] == '\n')
-        text[n - 1] = '\0';
+    if (n && text[n - 1] == '\n') text[n - 1] = '\0';
     tp__ctl_reply_result(r, cJSON_CreateString(text));
     r->is_help = true;
     free(text);
@@ -486,8 +464,7 @@ void tp__ctl_reply_help(tp__ctl_reply *r, char *text)
 
 static bool looks_negative(const char *t)
 {
-    if (t[0] != '-' || !t[1])
-        return false;
+    if (t[0] != '-' || !t[1]) return false;
     char *end;
     errno = 0;
     (void)strtod(t, &end);
@@ -516,15 +493,12 @@ static bool parse_int(const char *t, long long *out)
     errno = 0;
     while (isspace((unsigned char)*t))
         t++;
-    if (!*t)
-        return false;
+    if (!*t) return false;
     long long v = strtoll(t, &end, 10);
-    if (errno || end == t)
-        return false;
+    if (errno || end == t) return false;
     while (isspace((unsigned char)*end))
         end++;
-    if (*end)
-        return false;
+    if (*end) return false;
     *out = v;
     return true;
 }
@@ -546,8 +520,7 @@ static bool convert(const tp__ctl_ctx *ctx, const tp__ctl_argspec *a,
         return true;
     case TP__CTL_T_INT:
     case TP__CTL_T_COUNT:
-        if (parse_int(t, &v->i))
-            return true;
+        if (parse_int(t, &v->i)) return true;
         snprintf(why, size, "invalid int value: '%s'", shown);
         return false;
     case TP__CTL_T_SIZE:
@@ -595,11 +568,9 @@ static bool convert(const tp__ctl_ctx *ctx, const tp__ctl_argspec *a,
         what = arrays ? "JSON array of arrays" : "JSON array of objects";
         ok = ok && cJSON_IsArray(j);
         const cJSON *e;
-        if (ok)
-            cJSON_ArrayForEach(e, j)
+        if (ok) cJSON_ArrayForEach(e, j)
             {
-                if (arrays ? !cJSON_IsArray(e) : !cJSON_IsObject(e))
-                    ok = false;
+                if (arrays ? !cJSON_IsArray(e) : !cJSON_IsObject(e)) ok = false;
             }
         break;
     }
@@ -634,26 +605,21 @@ static int find_option(const tp__ctl_command *cmd, char *t, char **value,
         int found = -1, matches = 0;
         for (size_t i = 0; i < cmd->nargs; i++) {
             const char *lo = cmd->args[i].long_opt;
-            if (!lo)
-                continue;
-            if (strcmp(lo, t) == 0)
-                return (int)i;
+            if (!lo) continue;
+            if (strcmp(lo, t) == 0) return (int)i;
             if (strncmp(lo, t, strlen(t)) == 0) {
                 found = (int)i;
                 matches++;
             }
         }
-        if (matches > 1)
-            *ambiguous = true;
-        if (matches != 1 && eq)
-            *eq = '=';
+        if (matches > 1) *ambiguous = true;
+        if (matches != 1 && eq) *eq = '=';
         return matches == 1 ? found : -1;
     }
     for (size_t i = 0; i < cmd->nargs; i++) {
         const char *so = cmd->args[i].short_opt;
         if (so && strncmp(so, t, 2) == 0) {
-            if (t[2] == '\0')
-                return (int)i;
+            if (t[2] == '\0') return (int)i;
             if (t[2] == '=') { /* "-n=2", as argparse reads it */
                 *value = t + 3;
                 return (int)i;
@@ -672,14 +638,11 @@ static void join_tokens(char **tok, size_t n, char *out, size_t size)
     size_t used = 0;
     out[0] = '\0';
     for (size_t i = 0; i < n && used + 1 < size; i++) {
-        int w = snprintf(out + used, size - used, "%s%s", i ? " " : "",
-                         tok[i]);
-        if (w < 0)
-            break;
+        int w = snprintf(out + used, size - used, "%s%s", i ? " " : "", tok[i]);
+        if (w < 0) break;
         used += (size_t)w;
     }
-    if (used >= size - 1 && size > 4)
-        memcpy(out + size - 4, "...", 4);
+    if (used >= size - 1 && size > 4) memcpy(out + size - 4, "...", 4);
 }
 
 static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
@@ -760,16 +723,15 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
     char missing[256] = "";
     for (size_t k = 0; k < cmd->nargs; k++) {
         const tp__ctl_argspec *spec = &cmd->args[k];
-        if (!is_positional(spec))
-            continue;
+        if (!is_positional(spec)) continue;
         tp__ctl_value *v = &a->v[k];
         size_t want = spec->nargs == TP__CTL_STAR  ? npos - next
                       : spec->nargs == TP__CTL_OPT ? (next < npos ? 1 : 0)
                                                    : 1;
         if (spec->nargs == TP__CTL_ONE && next >= npos) {
             size_t ml = strlen(missing);
-            snprintf(missing + ml, sizeof missing - ml, "%s%s",
-                     ml ? ", " : "", spec->dest);
+            snprintf(missing + ml, sizeof missing - ml, "%s%s", ml ? ", " : "",
+                     spec->dest);
             continue;
         }
         if (spec->nargs == TP__CTL_STAR) {
@@ -804,8 +766,8 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
         v->set = want > 0 || spec->nargs == TP__CTL_STAR;
     }
     if (missing[0]) {
-        snprintf(why, sizeof why,
-                 "the following arguments are required: %s", missing);
+        snprintf(why, sizeof why, "the following arguments are required: %s",
+                 missing);
         usage_error(r, cmd, ctx->width, why);
         tp__ctl_args_free(a);
         return false;
@@ -852,8 +814,7 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
     } else if (!(*cmd = tp__ctl_command_find(toks[0], ctx->simple))) {
         char shown[96];
         snprintf(shown, sizeof shown, "%s", toks[0]);
-        if (strlen(toks[0]) > 80)
-            memcpy(shown + 77, "...", 4);
+        if (strlen(toks[0]) > 80) memcpy(shown + 77, "...", 4);
         int w = snprintf(why, sizeof why,
                          "argument " TOP_METAVAR
                          ": invalid choice: '%s' (choose from ",
@@ -862,19 +823,16 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
         bool first = true;
         for (size_t i = 0; i < tp__ctl_ncommands && used < sizeof why; i++) {
             const tp__ctl_command *c = &tp__ctl_commands[i];
-            if (!tp__ctl_command_applies(c, ctx->simple))
-                continue;
+            if (!tp__ctl_command_applies(c, ctx->simple)) continue;
             w = snprintf(why + used, sizeof why - used, "%s'%s'",
                          first ? "" : ", ", c->name);
             used += w > 0 ? (size_t)w : 0;
             first = false;
         }
-        if (used < sizeof why)
-            snprintf(why + used, sizeof why - used, ")");
+        if (used < sizeof why) snprintf(why + used, sizeof why - used, ")");
         usage_error(r, NULL, ctx->width, why);
     } else {
-        ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + MAX_TOKENS, a,
-                           r);
+        ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + MAX_TOKENS, a, r);
     }
     free(toks);
     return ok;

@@ -48,8 +48,8 @@ static void result_rc(tp__ctl_reply *r, tp_pool *pool, int rc, cJSON *ok)
 }
 
 /* Rejects a negative count with a sentence naming the argument. */
-static bool count_ok(tp__ctl_reply *r, const tp__ctl_value *v,
-                     const char *name, bool positive)
+static bool count_ok(tp__ctl_reply *r, const tp__ctl_value *v, const char *name,
+                     bool positive)
 {
     if (v->i < 0 || (positive && v->i == 0)) {
         tp__ctl_reply_error(r, tp_err_name(TP_EINVAL),
@@ -64,8 +64,7 @@ static bool count_ok(tp__ctl_reply *r, const tp__ctl_value *v,
 /* Handlers: both kinds                                                     */
 /* ------------------------------------------------------------------------ */
 
-static void h_cancel(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                     tp__ctl_reply *r)
+static void h_cancel(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
     const tp__ctl_value *v = &a->v[0];
     tp_id *ids = calloc(v->n ? v->n : 1, sizeof *ids);
@@ -92,15 +91,15 @@ static void h_cancel(tp__ctl_ctx *ctx, const tp__ctl_args *a,
         tp__ctl_reply_error(r, name, "%s_Task-%lld has been cancelled", pool,
                             v->ints[0]);
     else if (v->n == 1 && rc == TP_EALREADY_ENDED)
-        tp__ctl_reply_error(r, name, "%s_Task-%lld has finished running",
-                            pool, v->ints[0]);
+        tp__ctl_reply_error(r, name, "%s_Task-%lld has finished running", pool,
+                            v->ints[0]);
     else if (rc == TP_ENOTASK || rc == TP_EALREADY_CANCELLED ||
              rc == TP_EALREADY_ENDED) {
         char list[160];
         size_t used = 0;
         for (size_t i = 0; i < v->n && used + 24 < sizeof list; i++)
-            used += (size_t)snprintf(list + used, sizeof list - used,
-                                     "%s%lld", i ? ", " : "", v->ints[i]);
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%lld",
+                                     i ? ", " : "", v->ints[i]);
         if (used + 24 >= sizeof list)
             snprintf(list + used, sizeof list - used, ", ...");
         if (rc == TP_ENOTASK)
@@ -113,11 +112,9 @@ static void h_cancel(tp__ctl_ctx *ctx, const tp__ctl_args *a,
                                 "One of the tasks [%s] in %s %s; none was "
                                 "cancelled",
                                 list, pool,
-                                rc == TP_EALREADY_ENDED
-                                    ? "has finished running"
-                                    : "has been cancelled");
-    }
-    else
+                                rc == TP_EALREADY_ENDED ? "has finished running"
+                                                        : "has been cancelled");
+    } else
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
 }
 
@@ -153,8 +150,7 @@ static void h_cancel_group(tp__ctl_ctx *ctx, const tp__ctl_args *a,
         group_error(r, ctx->pool, rc, a->v[0].str);
 }
 
-static void h_flush(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                    tp__ctl_reply *r)
+static void h_flush(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     result_rc(r, ctx->pool, tp_flush(ctx->pool), NULL);
@@ -198,8 +194,7 @@ static void h_get_group_ids(tp__ctl_ctx *ctx, const tp__ctl_args *a,
     const char *bad = v->n ? v->strs[0] : "";
     for (size_t i = 0; rc == TP_ENOGROUP && i < v->n; i++) {
         tp_ids one = {0};
-        if (tp_get_group_ids(ctx->pool, &v->strs[i], 1, &one) ==
-            TP_ENOGROUP) {
+        if (tp_get_group_ids(ctx->pool, &v->strs[i], 1, &one) == TP_ENOGROUP) {
             bad = v->strs[i];
             break;
         }
@@ -208,8 +203,7 @@ static void h_get_group_ids(tp__ctl_ctx *ctx, const tp__ctl_args *a,
     group_error(r, ctx->pool, rc, bad);
 }
 
-static void h_is_full(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                      tp__ctl_reply *r)
+static void h_is_full(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     result_bool(r, tp_is_full(ctx->pool));
@@ -229,8 +223,7 @@ static void h_lock(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
     tp__ctl_reply_result(r, NULL);
 }
 
-static void h_unlock(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                     tp__ctl_reply *r)
+static void h_unlock(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     tp_unlock(ctx->pool);
@@ -276,8 +269,7 @@ static void h_pool_size(tp__ctl_ctx *ctx, const tp__ctl_args *a,
     result_rc(r, ctx->pool, rc == TP_ESYS ? TP_OK : rc, NULL);
 }
 
-static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                    tp__ctl_reply *r)
+static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     tp_stats s;
@@ -346,11 +338,9 @@ static void h_exit(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 /* Handlers: SimpleTaskPool                                                 */
 /* ------------------------------------------------------------------------ */
 
-static void h_start(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                    tp__ctl_reply *r)
+static void h_start(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
-    if (!count_ok(r, &a->v[0], "num", true))
-        return;
+    if (!count_ok(r, &a->v[0], "num", true)) return;
     char group[TP_NAME_MAX];
     int rc = tp_start(ctx->pool, (size_t)a->v[0].i, group);
     result_rc(r, ctx->pool, rc, rc == TP_OK ? cJSON_CreateString(group) : NULL);
@@ -358,8 +348,7 @@ static void h_start(tp__ctl_ctx *ctx, const tp__ctl_args *a,
 
 static void h_stop(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
-    if (!count_ok(r, &a->v[0], "num", false))
-        return;
+    if (!count_ok(r, &a->v[0], "num", false)) return;
     tp_ids ids = {0};
     int rc = tp_stop(ctx->pool, (size_t)a->v[0].i, &ids);
     if (rc == TP_OK)
@@ -421,8 +410,7 @@ static void spawn(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r,
         .cancel_cb = a->v[x->cancel].set ? a->v[x->cancel].entry : NULL,
     };
     m->v[x->second].json = NULL;
-    if (apply)
-        m->v[x->kwargs].json = NULL;
+    if (apply) m->v[x->kwargs].json = NULL;
     if (req.group_name && strlen(req.group_name) >= TP_NAME_MAX) {
         cJSON_Delete(req.args);
         cJSON_Delete(req.kwargs);
@@ -449,8 +437,7 @@ static void h_map(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
     spawn(ctx, a, r, TP__CTL_MAP);
 }
 
-static void h_starmap(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                      tp__ctl_reply *r)
+static void h_starmap(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
     spawn(ctx, a, r, TP__CTL_STARMAP);
 }
@@ -466,33 +453,44 @@ static void h_doublestarmap(tp__ctl_ctx *ctx, const tp__ctl_args *a,
 /* ------------------------------------------------------------------------ */
 
 #define OPT_GROUP                                                              \
-    {"-g", "--group-name", "group_name", TP__CTL_T_STR, TP__CTL_ONE,          \
-     "string", "generated"}
+    {                                                                          \
+        "-g", "--group-name", "group_name", TP__CTL_T_STR, TP__CTL_ONE,        \
+            "string", "generated"                                              \
+    }
 #define OPT_END                                                                \
-    {"-e", "--end-callback", "end_callback", TP__CTL_T_CALLBACK, TP__CTL_ONE, \
-     "callback name", "none"}
+    {                                                                          \
+        "-e", "--end-callback", "end_callback", TP__CTL_T_CALLBACK,            \
+            TP__CTL_ONE, "callback name", "none"                               \
+    }
 #define OPT_CANCEL                                                             \
-    {"-c", "--cancel-callback", "cancel_callback", TP__CTL_T_CALLBACK,        \
-     TP__CTL_ONE, "callback name", "none"}
+    {                                                                          \
+        "-c", "--cancel-callback", "cancel_callback", TP__CTL_T_CALLBACK,      \
+            TP__CTL_ONE, "callback name", "none"                               \
+    }
 #define OPT_NUM_CONCURRENT                                                     \
-    {"-n", "--num-concurrent", "num_concurrent", TP__CTL_T_COUNT,             \
-     TP__CTL_ONE, "int", "1"}
+    {                                                                          \
+        "-n", "--num-concurrent", "num_concurrent", TP__CTL_T_COUNT,           \
+            TP__CTL_ONE, "int", "1"                                            \
+    }
 #define POS_FUNC                                                               \
-    {NULL, NULL, "func", TP__CTL_T_FUNC, TP__CTL_ONE,                         \
-     "name of a registered function", NULL}
+    {                                                                          \
+        NULL, NULL, "func", TP__CTL_T_FUNC, TP__CTL_ONE,                       \
+            "name of a registered function", NULL                              \
+    }
 #define OPT_RETURN_EXC                                                         \
-    {"-r", "--return-exceptions", "return_exceptions", TP__CTL_T_FLAG,        \
-     TP__CTL_ONE, "accepted for compatibility; C tasks raise no exceptions",  \
-     "False"}
+    {                                                                          \
+        "-r", "--return-exceptions", "return_exceptions", TP__CTL_T_FLAG,      \
+            TP__CTL_ONE,                                                       \
+            "accepted for compatibility; C tasks raise no exceptions", "False" \
+    }
 
 /* The order of apply's and the map family's specs matches apply_idx and
  * map_idx above. */
 static const tp__ctl_argspec apply_args[] = {
     POS_FUNC,
-    {"-a", "--args", "args", TP__CTL_T_ARRAY, TP__CTL_ONE, "JSON array",
-     "[]"},
-    {"-k", "--kwargs", "kwargs", TP__CTL_T_OBJECT, TP__CTL_ONE,
-     "JSON object", "{}"},
+    {"-a", "--args", "args", TP__CTL_T_ARRAY, TP__CTL_ONE, "JSON array", "[]"},
+    {"-k", "--kwargs", "kwargs", TP__CTL_T_OBJECT, TP__CTL_ONE, "JSON object",
+     "{}"},
     {"-n", "--num", "num", TP__CTL_T_COUNT, TP__CTL_ONE, "int", "1"},
     OPT_GROUP,
     OPT_END,
@@ -502,19 +500,28 @@ static const tp__ctl_argspec map_args[] = {
     POS_FUNC,
     {NULL, NULL, "arg_iter", TP__CTL_T_ARRAY, TP__CTL_ONE,
      "JSON array (one task per element)", NULL},
-    OPT_NUM_CONCURRENT, OPT_GROUP, OPT_END, OPT_CANCEL,
+    OPT_NUM_CONCURRENT,
+    OPT_GROUP,
+    OPT_END,
+    OPT_CANCEL,
 };
 static const tp__ctl_argspec starmap_args[] = {
     POS_FUNC,
     {NULL, NULL, "args_iter", TP__CTL_T_ARRAYS, TP__CTL_ONE,
      "JSON array of arrays (one task per array)", NULL},
-    OPT_NUM_CONCURRENT, OPT_GROUP, OPT_END, OPT_CANCEL,
+    OPT_NUM_CONCURRENT,
+    OPT_GROUP,
+    OPT_END,
+    OPT_CANCEL,
 };
 static const tp__ctl_argspec doublestarmap_args[] = {
     POS_FUNC,
     {NULL, NULL, "kwargs_iter", TP__CTL_T_OBJECTS, TP__CTL_ONE,
      "JSON array of objects (one task per object)", NULL},
-    OPT_NUM_CONCURRENT, OPT_GROUP, OPT_END, OPT_CANCEL,
+    OPT_NUM_CONCURRENT,
+    OPT_GROUP,
+    OPT_END,
+    OPT_CANCEL,
 };
 static const tp__ctl_argspec cancel_args[] = {
     {NULL, NULL, "task_ids", TP__CTL_T_INT, TP__CTL_STAR, "int", NULL},
@@ -545,8 +552,9 @@ static const tp__ctl_argspec help_args[] = {
 
 /* Sorted by name: "-h" lists commands in this order. */
 const tp__ctl_command tp__ctl_commands[] = {
-    {"apply", "Starts tasks running a registered function with the given "
-              "arguments, as a new group.",
+    {"apply",
+     "Starts tasks running a registered function with the given "
+     "arguments, as a new group.",
      "Starts NUM tasks running FUNC, a function the program registered, as "
      "a new group, and prints the group's name. Each task receives the JSON "
      "object {\"args\": ARGS, \"kwargs\": KWARGS}.",
@@ -557,8 +565,8 @@ const tp__ctl_command tp__ctl_commands[] = {
      ARGS(cancel_args), 0, h_cancel},
     {"cancel-all", "Cancels every task and every pending start in the pool.",
      NULL, NOARGS, 0, h_cancel_all},
-    {"cancel-group", "Cancels a group: its pending starts and its tasks.",
-     NULL, ARGS(group_name_args), 0, h_cancel_group},
+    {"cancel-group", "Cancels a group: its pending starts and its tasks.", NULL,
+     ARGS(group_name_args), 0, h_cancel_group},
     {"doublestarmap",
      "Starts one task per JSON object of the array, at most NUM_CONCURRENT "
      "at once, as a new group.",
@@ -566,10 +574,10 @@ const tp__ctl_command tp__ctl_commands[] = {
      "object, passed to the task as is), at most NUM_CONCURRENT at once, as "
      "a new group, and prints the group's name.",
      ARGS(doublestarmap_args), TP__CTL_GENERAL, h_doublestarmap},
-    {"exit", "Ends this control session.", NULL, NOARGS, TP__CTL_EXTRA,
-     h_exit},
-    {"flush", "Waits for ended and cancelled tasks to finish, then forgets "
-              "them.",
+    {"exit", "Ends this control session.", NULL, NOARGS, TP__CTL_EXTRA, h_exit},
+    {"flush",
+     "Waits for ended and cancelled tasks to finish, then forgets "
+     "them.",
      NULL, ARGS(return_exc_args), TP__CTL_BLOCKING, h_flush},
     {"func-name", "Name of the function the pool runs.", NULL, NOARGS,
      TP__CTL_SIMPLE, h_func_name},
@@ -577,13 +585,14 @@ const tp__ctl_command tp__ctl_commands[] = {
      "Waits for **all** tasks and pending starts of the pool, then closes "
      "it.",
      NULL, ARGS(return_exc_args), TP__CTL_BLOCKING, h_gather_and_close},
-    {"get-group-ids", "Prints the set of IDs of the tasks in the given "
-                      "groups.",
+    {"get-group-ids",
+     "Prints the set of IDs of the tasks in the given "
+     "groups.",
      NULL, ARGS(group_names_args), 0, h_get_group_ids},
     {"help", "Shows this help, or the help of one command.", NULL,
      ARGS(help_args), TP__CTL_EXTRA, h_help},
-    {"is-full", "`True` if no more task can start right now.", NULL, NOARGS,
-     0, h_is_full},
+    {"is-full", "`True` if no more task can start right now.", NULL, NOARGS, 0,
+     h_is_full},
     {"is-locked", "`True` if the pool is locked (see lock).", NULL, NOARGS, 0,
      h_is_locked},
     {"lock", "Refuses new tasks until unlocked; queued starts still happen.",
@@ -614,14 +623,16 @@ const tp__ctl_command tp__ctl_commands[] = {
      ARGS(num_args), TP__CTL_SIMPLE, h_start},
     {"stats", "Shows all counters of the pool, including lifetime totals.",
      NULL, NOARGS, TP__CTL_EXTRA, h_stats},
-    {"stop", "Cancels the given number of tasks, most recent first, and "
-             "prints their IDs.",
+    {"stop",
+     "Cancels the given number of tasks, most recent first, and "
+     "prints their IDs.",
      NULL, ARGS(num_args), TP__CTL_SIMPLE, h_stop},
     {"stop-all", "Cancels all running tasks and prints their IDs.", NULL,
      NOARGS, TP__CTL_SIMPLE, h_stop_all},
     {"unlock", "Allows new tasks again.", NULL, NOARGS, 0, h_unlock},
-    {"until-closed", "Waits until the pool is closed (this does **not** "
-                     "close it), then prints True.",
+    {"until-closed",
+     "Waits until the pool is closed (this does **not** "
+     "close it), then prints True.",
      NULL, NOARGS, TP__CTL_BLOCKING, h_until_closed},
 };
 const size_t tp__ctl_ncommands =
@@ -629,10 +640,8 @@ const size_t tp__ctl_ncommands =
 
 bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple)
 {
-    if (cmd->flags & TP__CTL_SIMPLE)
-        return simple;
-    if (cmd->flags & TP__CTL_GENERAL)
-        return !simple;
+    if (cmd->flags & TP__CTL_SIMPLE) return simple;
+    if (cmd->flags & TP__CTL_GENERAL) return !simple;
     return true;
 }
 

@@ -39,20 +39,19 @@
  * (for usage errors and help, several lines). Owns result and message. */
 typedef struct tp__ctl_reply {
     bool ok;
-    bool is_help;       /* result is a help text (printed verbatim) */
-    bool is_usage;      /* message is a usage error (ends in a blank line) */
-    bool close_after;   /* close the session once the reply is written */
-    const char *cmd;    /* static command name, or NULL */
-    cJSON *result;      /* owned; may be NULL */
-    const char *error;  /* static TP_* name */
-    char *message;      /* owned */
+    bool is_help;      /* result is a help text (printed verbatim) */
+    bool is_usage;     /* message is a usage error (ends in a blank line) */
+    bool close_after;  /* close the session once the reply is written */
+    const char *cmd;   /* static command name, or NULL */
+    cJSON *result;     /* owned; may be NULL */
+    const char *error; /* static TP_* name */
+    char *message;     /* owned */
 } tp__ctl_reply;
 
 void tp__ctl_reply_clear(tp__ctl_reply *r);
 void tp__ctl_reply_result(tp__ctl_reply *r, cJSON *result);
-void tp__ctl_reply_error(tp__ctl_reply *r, const char *error,
-                         const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void tp__ctl_reply_error(tp__ctl_reply *r, const char *error, const char *fmt,
+                         ...) __attribute__((format(printf, 3, 4)));
 /* An engine error with the reference's sentence for it. */
 void tp__ctl_reply_tp_error(tp__ctl_reply *r, tp_pool *pool, int err);
 
@@ -69,9 +68,9 @@ char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len);
 
 typedef struct tp__ctl_entry {
     char *name;
-    tp_fn fn;          /* a function, or */
-    tp_callback cb;    /* a callback, with */
-    void *cb_arg;      /* its argument */
+    tp_fn fn;       /* a function, or */
+    tp_callback cb; /* a callback, with */
+    void *cb_arg;   /* its argument */
 } tp__ctl_entry;
 
 typedef struct tp__ctl_registry {
@@ -94,23 +93,23 @@ void tp__ctl_registry_free(tp__ctl_registry *reg);
 /* ------------------------------------------------------------------------ */
 
 typedef enum {
-    TP__CTL_T_FLAG,        /* option without value */
-    TP__CTL_T_INT,         /* any integer */
-    TP__CTL_T_COUNT,       /* integer >= 0 (checked by the handler) */
-    TP__CTL_T_SIZE,        /* integer or "inf" */
+    TP__CTL_T_FLAG,  /* option without value */
+    TP__CTL_T_INT,   /* any integer */
+    TP__CTL_T_COUNT, /* integer >= 0 (checked by the handler) */
+    TP__CTL_T_SIZE,  /* integer or "inf" */
     TP__CTL_T_STR,
-    TP__CTL_T_FUNC,        /* registered function name */
-    TP__CTL_T_CALLBACK,    /* registered callback name */
-    TP__CTL_T_ARRAY,       /* JSON array */
-    TP__CTL_T_OBJECT,      /* JSON object */
-    TP__CTL_T_ARRAYS,      /* JSON array of arrays */
-    TP__CTL_T_OBJECTS      /* JSON array of objects */
+    TP__CTL_T_FUNC,     /* registered function name */
+    TP__CTL_T_CALLBACK, /* registered callback name */
+    TP__CTL_T_ARRAY,    /* JSON array */
+    TP__CTL_T_OBJECT,   /* JSON object */
+    TP__CTL_T_ARRAYS,   /* JSON array of arrays */
+    TP__CTL_T_OBJECTS   /* JSON array of objects */
 } tp__ctl_type;
 
 typedef enum {
-    TP__CTL_ONE,  /* exactly one value */
-    TP__CTL_OPT,  /* positional: zero or one ("[x]") */
-    TP__CTL_STAR  /* positional: any number ("[x ...]") */
+    TP__CTL_ONE, /* exactly one value */
+    TP__CTL_OPT, /* positional: zero or one ("[x]") */
+    TP__CTL_STAR /* positional: any number ("[x ...]") */
 } tp__ctl_nargs;
 
 /* One argument of a command. Positionals have no option strings. */
@@ -120,8 +119,8 @@ typedef struct tp__ctl_argspec {
     const char *dest;      /* "num"; the metavar is its upper case */
     tp__ctl_type type;
     tp__ctl_nargs nargs;
-    const char *help;      /* the C type, as the reference shows a type */
-    const char *deflt;     /* "(default: ...)" text, or NULL */
+    const char *help;  /* the C type, as the reference shows a type */
+    const char *deflt; /* "(default: ...)" text, or NULL */
 } tp__ctl_argspec;
 
 #define TP__CTL_MAX_ARGS 8
@@ -133,11 +132,11 @@ typedef struct tp__ctl_value {
     const char *str;
     long long i;
     size_t size;
-    cJSON *json;                  /* owned by tp__ctl_args */
-    const tp__ctl_entry *entry;   /* FUNC or CALLBACK */
+    cJSON *json;                /* owned by tp__ctl_args */
+    const tp__ctl_entry *entry; /* FUNC or CALLBACK */
     size_t n;
-    const char **strs;            /* owned array; strings in the line */
-    long long *ints;              /* owned array */
+    const char **strs; /* owned array; strings in the line */
+    long long *ints;   /* owned array */
 } tp__ctl_value;
 
 typedef struct tp__ctl_args {
@@ -148,20 +147,20 @@ void tp__ctl_args_free(tp__ctl_args *a);
 
 /* Command flags. */
 enum {
-    TP__CTL_SIMPLE = 1,    /* only for a SimpleTaskPool */
-    TP__CTL_GENERAL = 2,   /* only for a TaskPool */
-    TP__CTL_BLOCKING = 4,  /* runs on a helper thread */
-    TP__CTL_EXTRA = 8      /* not in the reference (stats, help, exit) */
+    TP__CTL_SIMPLE = 1,   /* only for a SimpleTaskPool */
+    TP__CTL_GENERAL = 2,  /* only for a TaskPool */
+    TP__CTL_BLOCKING = 4, /* runs on a helper thread */
+    TP__CTL_EXTRA = 8     /* not in the reference (stats, help, exit) */
 };
 
 struct tp__ctl_ctx;
-typedef void (*tp__ctl_handler)(struct tp__ctl_ctx *ctx,
-                                const tp__ctl_args *a, tp__ctl_reply *r);
+typedef void (*tp__ctl_handler)(struct tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                                tp__ctl_reply *r);
 
 typedef struct tp__ctl_command {
     const char *name;
-    const char *summary;      /* one line for "-h" */
-    const char *description;  /* for "CMD -h"; NULL: the summary */
+    const char *summary;     /* one line for "-h" */
+    const char *description; /* for "CMD -h"; NULL: the summary */
     const tp__ctl_argspec *args;
     size_t nargs;
     unsigned flags;
@@ -179,10 +178,10 @@ const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple);
 /* What a handler may use. On a helper thread only pool is used. */
 typedef struct tp__ctl_ctx {
     tp_pool *pool;
-    bool simple;                     /* a SimpleTaskPool */
+    bool simple; /* a SimpleTaskPool */
     const tp__ctl_registry *reg;
-    const atomic_int *stopping;      /* set when the server stops */
-    int width;                       /* the client's terminal width */
+    const atomic_int *stopping; /* set when the server stops */
+    int width;                  /* the client's terminal width */
 } tp__ctl_ctx;
 
 /* Parses one request line (modified in place) into *cmd and *a. On a usage
@@ -207,7 +206,7 @@ char *tp__ctl_help_command(const tp__ctl_command *cmd, int width);
 size_t tp__ctl_tokenize(char *line, char **tok, size_t max);
 
 /* ------------------------------------------------------------------------ */
-/* Spawning with JSON arguments (jsonargs.c)                                   */
+/* Spawning with JSON arguments (jsonargs.c) */
 /* ------------------------------------------------------------------------ */
 
 typedef enum {
@@ -220,11 +219,11 @@ typedef enum {
 typedef struct tp__ctl_spawn_req {
     tp__ctl_spawn_kind kind;
     const tp__ctl_entry *func;
-    const char *func_name;         /* as typed, used in group names */
-    cJSON *args;                   /* apply: array or NULL; map: the list */
-    cJSON *kwargs;                 /* apply: object or NULL */
-    size_t num;                    /* apply: num; map: num_concurrent */
-    const char *group_name;        /* or NULL */
+    const char *func_name;  /* as typed, used in group names */
+    cJSON *args;            /* apply: array or NULL; map: the list */
+    cJSON *kwargs;          /* apply: object or NULL */
+    size_t num;             /* apply: num; map: num_concurrent */
+    const char *group_name; /* or NULL */
     const tp__ctl_entry *end_cb, *cancel_cb;
 } tp__ctl_spawn_req;
 

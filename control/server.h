@@ -43,9 +43,9 @@ struct tp_control {
     /* Set by start, read-only while serving. */
     int listen_fd;
     int bound_port;
-    int wake[2];          /* pipe: helper jobs done, stop requested */
+    int wake[2]; /* pipe: helper jobs done, stop requested */
     pthread_t thread;
-    dev_t sock_dev;       /* the Unix socket file we created */
+    dev_t sock_dev; /* the Unix socket file we created */
     ino_t sock_ino;
 
     atomic_int serving;
@@ -62,7 +62,7 @@ struct tp_control {
     size_t nsessions, cap_sessions;
     size_t jobs_running;
     uint64_t next_id;
-    bool accept_paused;   /* out of descriptors: listener not polled */
+    bool accept_paused; /* out of descriptors: listener not polled */
 };
 
 /* Session life (session.c); all called on the control thread only. */
@@ -83,8 +83,8 @@ double tp__ctl_session_deadline(const tp__ctl_session *s);
 
 /* Starts cmd on a helper thread for session id (server.c). TP_OK or
  * TP_ESYS/TP_ENOMEM (then the caller answers with the error). */
-int tp__ctl_job_start(tp_control *ctl, uint64_t id,
-                      const tp__ctl_command *cmd, const tp__ctl_ctx *ctx);
+int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_command *cmd,
+                      const tp__ctl_ctx *ctx);
 
 /* Seconds on CLOCK_MONOTONIC. */
 double tp__ctl_now(void);

@@ -54,8 +54,7 @@ static int record(tp_task *task, void *arg)
 {
     char *s = cJSON_PrintUnformatted((const cJSON *)arg);
     pthread_mutex_lock(&seen_mu);
-    if (nseen < 16)
-        snprintf(seen[nseen++], sizeof seen[0], "%s", s);
+    if (nseen < 16) snprintf(seen[nseen++], sizeof seen[0], "%s", s);
     pthread_mutex_unlock(&seen_mu);
     free(s);
     counter_add(&started, 1);
@@ -88,8 +87,7 @@ static bool seen_has(const char *json)
     bool found = false;
     pthread_mutex_lock(&seen_mu);
     for (int i = 0; i < nseen; i++)
-        if (strcmp(seen[i], json) == 0)
-            found = true;
+        if (strcmp(seen[i], json) == 0) found = true;
     pthread_mutex_unlock(&seen_mu);
     return found;
 }
@@ -518,10 +516,10 @@ START_TEST(general_pool_help_lists_its_commands)
     free(r);
     /* "help" and "help CMD" say the same as "-h" and "CMD -h". */
     const char *want = "usage: cancel-group [-h] group_name\n\nCancels a "
-                        "group: its pending starts and its tasks.\n\n"
-                        "positional arguments:\n  group_name  string\n\n"
-                        "options:\n  -h, --help  show this help message and "
-                        "exit\n\n";
+                       "group: its pending starts and its tasks.\n\n"
+                       "positional arguments:\n  group_name  string\n\n"
+                       "options:\n  -h, --help  show this help message and "
+                       "exit\n\n";
     CMD_BLOCK_IS(cl, "help cancel-group", want);
     CMD_BLOCK_IS(cl, "cancel-group --help", want);
     client_close(cl);
@@ -556,10 +554,12 @@ START_TEST(spawn_commands_pass_json_arguments)
     CMD_IS(cl, "map sleep [7,\"s\",{\"k\":[]}] -n 3 -g mine", "mine");
     CMD_IS(cl, "starmap sleep [[1,2],[]] --num-concurrent=2",
            "starmap-sleep-group-0");
-    CMD_IS(cl, "doublestarmap sleep [{\"a\":1}]", "doublestarmap-sleep-group-0");
+    CMD_IS(cl, "doublestarmap sleep [{\"a\":1}]",
+           "doublestarmap-sleep-group-0");
     CMD_IS(cl, "apply sleep -n2", "apply-sleep-group-1");
     ck_assert(counter_wait(&started, 9));
-    ck_assert(seen_has("{\"args\":[1,\"a b\"],\"kwargs\":{\"x\":{\"y\":null}}}"));
+    ck_assert(
+        seen_has("{\"args\":[1,\"a b\"],\"kwargs\":{\"x\":{\"y\":null}}}"));
     ck_assert(seen_has("7"));
     ck_assert(seen_has("\"s\""));
     ck_assert(seen_has("{\"k\":[]}"));
@@ -585,24 +585,24 @@ START_TEST(spawn_commands_reject_bad_json)
     client *cl = text_client(c, "TaskPool-demo");
     client_send_line(cl, "apply sleep -a [1,");
     char *r = client_read_until(cl, "\n\n");
-    ck_assert_ptr_nonnull(strstr(
-        r, "apply: error: argument -a/--args: invalid JSON array value: "
-           "'[1,'\n\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r, "apply: error: argument -a/--args: invalid JSON array value: "
+                  "'[1,'\n\n"));
     free(r);
     client_send_line(cl, "apply sleep -k [1]");
     r = client_read_until(cl, "\n\n");
-    ck_assert_ptr_nonnull(strstr(
-        r, "argument -k/--kwargs: invalid JSON object value: '[1]'"));
+    ck_assert_ptr_nonnull(
+        strstr(r, "argument -k/--kwargs: invalid JSON object value: '[1]'"));
     free(r);
     client_send_line(cl, "starmap sleep [[1],2]");
     r = client_read_until(cl, "\n\n");
-    ck_assert_ptr_nonnull(strstr(
-        r, "argument args_iter: invalid JSON array of arrays value"));
+    ck_assert_ptr_nonnull(
+        strstr(r, "argument args_iter: invalid JSON array of arrays value"));
     free(r);
     client_send_line(cl, "doublestarmap sleep [[1]]");
     r = client_read_until(cl, "\n\n");
-    ck_assert_ptr_nonnull(strstr(
-        r, "argument kwargs_iter: invalid JSON array of objects value"));
+    ck_assert_ptr_nonnull(
+        strstr(r, "argument kwargs_iter: invalid JSON array of objects value"));
     free(r);
     client_send_line(cl, "map sleep");
     r = client_read_until(cl, "\n\n");
@@ -622,10 +622,11 @@ START_TEST(spawn_commands_reject_bad_json)
     free(r);
     CMD_IS(cl, "map sleep [1] -n 0",
            "`num_concurrent` must be a positive integer.");
-    CMD_IS(cl, "stats", "pool_size=inf running=0 cancelled=0 ended=0 "
-                        "pending=0 groups=0 threads=0 idle_threads=0 "
-                        "total_started=0 total_ended=0 total_cancelled=0 "
-                        "total_failed=0");
+    CMD_IS(cl, "stats",
+           "pool_size=inf running=0 cancelled=0 ended=0 "
+           "pending=0 groups=0 threads=0 idle_threads=0 "
+           "total_started=0 total_ended=0 total_cancelled=0 "
+           "total_failed=0");
     client_close(cl);
     finish(c, p);
 }
@@ -636,7 +637,8 @@ START_TEST(callbacks_by_name_run)
     tp_pool *p = general_pool(0);
     tp_control *c = tcp_server(p, NULL);
     client *cl = text_client(c, "TaskPool-demo");
-    CMD_IS(cl, "map sleep [1,2,3] -n 3 -e on_end -c on_cancel", "map-sleep-group-0");
+    CMD_IS(cl, "map sleep [1,2,3] -n 3 -e on_end -c on_cancel",
+           "map-sleep-group-0");
     CMD_IS(cl, "pool-size 3", "ok");
     ck_assert(counter_wait(&started, 3));
     CMD_IS(cl, "cancel 0", "ok");
@@ -712,7 +714,8 @@ START_TEST(json_mode_types_results)
     json_is(cl, "pool-size 4", "{\"ok\":true,\"result\":null}");
     json_is(cl, "pool-size", "{\"ok\":true,\"result\":4}");
     json_is(cl, "is-locked", "{\"ok\":true,\"result\":false}");
-    json_is(cl, "get-group-ids start-group-0", "{\"ok\":true,\"result\":[0,1]}");
+    json_is(cl, "get-group-ids start-group-0",
+            "{\"ok\":true,\"result\":[0,1]}");
     json_is(cl, "stop 1", "{\"ok\":true,\"result\":[1]}");
     json_is(cl, "cancel 99",
             "{\"ok\":false,\"error\":\"TP_ENOTASK\",\"message\":\"No task "

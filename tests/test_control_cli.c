@@ -28,8 +28,7 @@ static int noop(tp_task *task, void *arg)
 static void start_server(const char *token)
 {
     const char *dir = getenv("TP_BUILD_DIR");
-    snprintf(cli_path, sizeof cli_path, "%s/taskpool-control",
-             dir ? dir : ".");
+    snprintf(cli_path, sizeof cli_path, "%s/taskpool-control", dir ? dir : ".");
     ck_assert_msg(access(cli_path, X_OK) == 0,
                   "%s not built (set TP_BUILD_DIR)", cli_path);
     snprintf(sock, sizeof sock, "/tmp/tpctl-cli-%d.sock", (int)getpid());
@@ -77,8 +76,7 @@ static int run_cli(const char *const *args, char *out, size_t out_size,
     while (open_fds > 0) {
         ck_assert_int_gt(poll(pf, 2, (int)(10000 * time_multiplier())), 0);
         for (int i = 0; i < 2; i++) {
-            if (!pf[i].revents)
-                continue;
+            if (!pf[i].revents) continue;
             char *buf = i ? err : out;
             size_t *len = i ? &le : &lo;
             size_t size = i ? err_size : out_size;
@@ -104,10 +102,10 @@ START_TEST(script_mode_prints_text_and_exits_zero)
 {
     start_server(NULL);
     char out[8192], err[4096];
-    const char *args[] = {"-c", "pool-size", "-c", "pool-size 5",
-                          "-c", "pool-size", "-c", "apply noop -n 2",
-                          "-c", "is-locked", "-c", "get-group-ids",
-                          "unix", sock, NULL};
+    const char *args[] = {"-c",   "pool-size", "-c", "pool-size 5",
+                          "-c",   "pool-size", "-c", "apply noop -n 2",
+                          "-c",   "is-locked", "-c", "get-group-ids",
+                          "unix", sock,        NULL};
     ck_assert_int_eq(run_cli(args, out, sizeof out, err, sizeof err), 0);
     ck_assert_str_eq(out, "3\nok\n5\napply-noop-group-0\nFalse\n{}\n");
     ck_assert_str_eq(err, "");
@@ -135,8 +133,8 @@ START_TEST(json_flag_prints_raw_responses)
 {
     start_server(NULL);
     char out[8192], err[4096];
-    const char *args[] = {"--json", "-c", "pool-size", "-c", "cancel 7",
-                          "unix", sock, NULL};
+    const char *args[] = {"--json",   "-c",   "pool-size", "-c",
+                          "cancel 7", "unix", sock,        NULL};
     ck_assert_int_eq(run_cli(args, out, sizeof out, err, sizeof err), 1);
     ck_assert_str_eq(out, "{\"ok\":true,\"result\":3}\n{\"ok\":false,"
                           "\"error\":\"TP_ENOTASK\",\"message\":\"No task "
@@ -164,12 +162,11 @@ START_TEST(token_option_is_sent)
 {
     start_server("tok");
     char out[8192], err[4096];
-    const char *good[] = {"--token", "tok", "-c", "is-full", "unix", sock,
-                          NULL};
+    const char *good[] = {"--token", "tok", "-c", "is-full",
+                          "unix",    sock,  NULL};
     ck_assert_int_eq(run_cli(good, out, sizeof out, err, sizeof err), 0);
     ck_assert_str_eq(out, "False\n");
-    const char *bad[] = {"--token", "tik", "-c", "is-full", "unix", sock,
-                         NULL};
+    const char *bad[] = {"--token", "tik", "-c", "is-full", "unix", sock, NULL};
     ck_assert_int_eq(run_cli(bad, out, sizeof out, err, sizeof err), 2);
     ck_assert_str_eq(err, "taskpool-control: refused: error: wrong token\n");
     stop_server();
@@ -209,14 +206,11 @@ static bool expect(term *t, const char *want)
         clock_gettime(CLOCK_MONOTONIC, &now);
         double left = limit - (double)(now.tv_sec - t0.tv_sec) -
                       (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
-        if (left <= 0 || t->len + 1 >= sizeof t->buf)
-            return false;
+        if (left <= 0 || t->len + 1 >= sizeof t->buf) return false;
         struct pollfd pf = {t->fd, POLLIN, 0};
-        if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0)
-            return false;
+        if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0) return false;
         ssize_t r = read(t->fd, t->buf + t->len, sizeof t->buf - 1 - t->len);
-        if (r <= 0)
-            return false;
+        if (r <= 0) return false;
         if (t->log_len + (size_t)r < sizeof t->log) {
             memcpy(t->log + t->log_len, t->buf + t->len, (size_t)r);
             t->log_len += (size_t)r;
@@ -231,8 +225,7 @@ static bool expect(term *t, const char *want)
 static bool editing(void *arg)
 {
     struct termios tio;
-    return tcgetattr(((term *)arg)->fd, &tio) == 0 &&
-           !(tio.c_lflag & ICANON);
+    return tcgetattr(((term *)arg)->fd, &tio) == 0 && !(tio.c_lflag & ICANON);
 }
 
 static void type(term *t, const char *keys)

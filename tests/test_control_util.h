@@ -125,12 +125,10 @@ static inline char *client_read_until(client *c, const char *end)
             c->len -= n;
             return out;
         }
-        if (c->len == sizeof c->buf)
-            return NULL;
+        if (c->len == sizeof c->buf) return NULL;
         ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
         if (r <= 0) {
-            if (c->len == 0)
-                return NULL;
+            if (c->len == 0) return NULL;
             char *out = malloc(c->len + 1);
             memcpy(out, c->buf, c->len);
             out[c->len] = '\0';
@@ -145,8 +143,7 @@ static inline char *client_read_until(client *c, const char *end)
 static inline char *client_line(client *c)
 {
     char *s = client_read_until(c, "\n");
-    if (s && *s && s[strlen(s) - 1] == '\n')
-        s[strlen(s) - 1] = '\0';
+    if (s && *s && s[strlen(s) - 1] == '\n') s[strlen(s) - 1] = '\0';
     return s;
 }
 
@@ -156,10 +153,8 @@ static inline bool client_eof(client *c)
     char tmp[256];
     for (;;) {
         ssize_t r = recv(c->fd, tmp, sizeof tmp, 0);
-        if (r == 0 || (r < 0 && errno == ECONNRESET))
-            return true;
-        if (r < 0)
-            return false; /* timeout */
+        if (r == 0 || (r < 0 && errno == ECONNRESET)) return true;
+        if (r < 0) return false; /* timeout */
     }
 }
 
@@ -177,7 +172,7 @@ static inline void client_hello(client *c, const char *json, const char *expect)
     do {                                                                       \
         client_send_line((c), (cmd));                                          \
         char *l_ = client_line(c);                                             \
-        ck_assert_msg(l_ != NULL, "no response to %s", (cmd));                \
+        ck_assert_msg(l_ != NULL, "no response to %s", (cmd));                 \
         ck_assert_str_eq(l_, (expect));                                        \
         free(l_);                                                              \
     } while (0)
@@ -187,8 +182,7 @@ static inline char *client_read_n(client *c, size_t n)
 {
     while (c->len < n && c->len < sizeof c->buf) {
         ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-        if (r <= 0)
-            break;
+        if (r <= 0) break;
         c->len += (size_t)r;
     }
     size_t k = c->len < n ? c->len : n;
@@ -205,7 +199,7 @@ static inline char *client_read_n(client *c, size_t n)
     do {                                                                       \
         client_send_line((c), (cmd));                                          \
         char *l_ = client_read_n((c), strlen(expect));                         \
-        ck_assert_msg(l_ != NULL, "no response to %s", (cmd));                \
+        ck_assert_msg(l_ != NULL, "no response to %s", (cmd));                 \
         ck_assert_str_eq(l_, (expect));                                        \
         free(l_);                                                              \
     } while (0)

@@ -14,10 +14,10 @@
 /* A connection to a control server. */
 typedef struct cli_conn {
     int fd;
-    char *pool_name;      /* from the handshake */
-    char buf[1 << 16];    /* bytes read but not yet returned */
+    char *pool_name;   /* from the handshake */
+    char buf[1 << 16]; /* bytes read but not yet returned */
     size_t len;
-    char *line;           /* the last line read (owned) */
+    char *line; /* the last line read (owned) */
 } cli_conn;
 
 /* Connects; on failure prints why (prefixed by "taskpool-control: ") and

@@ -60,8 +60,7 @@ static unsigned char on_complete(EditLine *el, int ch)
             strncmp(c->name, start, len) == 0)
             match[n++] = c->name;
     }
-    if (n == 0)
-        return CC_ERROR;
+    if (n == 0) return CC_ERROR;
     if (n == 1) {
         char rest[64];
         snprintf(rest, sizeof rest, "%s ", match[0] + len);
@@ -112,10 +111,8 @@ int cli_interactive(cli_conn *c, bool json)
     HistEvent ev;
     if (!el || !hist) {
         fprintf(stderr, "taskpool-control: cannot start line editing\n");
-        if (el)
-            el_end(el);
-        if (hist)
-            history_end(hist);
+        if (el) el_end(el);
+        if (hist) history_end(hist);
         return 1;
     }
     history(hist, &ev, H_SETSIZE, 1000);
@@ -141,11 +138,9 @@ int cli_interactive(cli_conn *c, bool json)
         const char *raw = el_gets(el, &count);
         if (!raw || count <= 0)
             break; /* Ctrl+D on an empty line, or end of input */
-        if (s.interrupted)
-            continue;
+        if (s.interrupted) continue;
         char *line = trimmed(raw);
-        if (!line)
-            break;
+        if (!line) break;
         if (!*line) {
             free(line);
             continue;

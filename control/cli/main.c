@@ -17,22 +17,21 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: taskpool-control [--json] [--token TOKEN] [-c CMD]... "
-            "tcp HOST PORT\n"
-            "       taskpool-control [--json] [--token TOKEN] [-c CMD]... "
-            "unix PATH\n\n"
-            "Connects to a taskpool control server. Without -c, reads "
-            "commands interactively\n(type '-h' for the server's help, "
-            "'exit' or Ctrl+D to leave).\n\n"
-            "options:\n"
-            "  -c CMD         run CMD and exit (repeatable); exit status 0 "
-            "only if every\n"
-            "                 command succeeded\n"
-            "  --json         print the server's raw JSON responses\n"
-            "  --token TOKEN  the server's token (default: "
-            "$TASKPOOL_CONTROL_TOKEN)\n"
-            "  -h, --help     show this help and exit\n");
+    fprintf(f, "usage: taskpool-control [--json] [--token TOKEN] [-c CMD]... "
+               "tcp HOST PORT\n"
+               "       taskpool-control [--json] [--token TOKEN] [-c CMD]... "
+               "unix PATH\n\n"
+               "Connects to a taskpool control server. Without -c, reads "
+               "commands interactively\n(type '-h' for the server's help, "
+               "'exit' or Ctrl+D to leave).\n\n"
+               "options:\n"
+               "  -c CMD         run CMD and exit (repeatable); exit status 0 "
+               "only if every\n"
+               "                 command succeeded\n"
+               "  --json         print the server's raw JSON responses\n"
+               "  --token TOKEN  the server's token (default: "
+               "$TASKPOOL_CONTROL_TOKEN)\n"
+               "  -h, --help     show this help and exit\n");
 }
 
 int main(int argc, char **argv)
@@ -42,8 +41,7 @@ int main(int argc, char **argv)
     size_t ncmds = 0, npos = 0;
     bool json = false;
     const char *token = getenv("TASKPOOL_CONTROL_TOKEN");
-    if (!cmds)
-        return 2;
+    if (!cmds) return 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -76,8 +74,8 @@ int main(int argc, char **argv)
         free(cmds);
         return 2;
     }
-    cli_conn *c = tcp ? cli_connect_tcp(pos[1], pos[2])
-                      : cli_connect_unix(pos[1]);
+    cli_conn *c =
+        tcp ? cli_connect_tcp(pos[1], pos[2]) : cli_connect_unix(pos[1]);
     if (!c || !cli_handshake(c, token)) {
         cli_close(c);
         free(cmds);
@@ -96,8 +94,7 @@ int main(int argc, char **argv)
             }
             if (json) {
                 puts(raw);
-                if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok")))
-                    status = 1;
+                if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) status = 1;
             } else if (!cli_print(cmds[i], resp, stdout, stderr)) {
                 status = 1;
             }
