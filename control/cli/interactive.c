@@ -138,7 +138,11 @@ int cli_interactive(cli_conn *c, bool json)
         const char *raw = el_gets(el, &count);
         if (!raw || count <= 0)
             break; /* Ctrl+D on an empty line, or end of input */
-        if (s.interrupted) continue;
+        if (s.interrupted) {
+            fputs("^C\n", stdout); /* the dropped line stays visible */
+            fflush(stdout);
+            continue;
+        }
         char *line = trimmed(raw);
         if (!line) break;
         if (!*line) {
