@@ -19,7 +19,8 @@ suite() {
   local name=$1 type=$2 sanitize=$3
   echo "=== $name build ==="
   cmake -S . -B "build-$name" -DCMAKE_BUILD_TYPE="$type" \
-    -DTP_SANITIZE="$sanitize" -DTP_BUILD_BENCH=OFF >/dev/null
+    -DTP_SANITIZE="$sanitize" -DTP_WITH_CONTROL=ON -DTP_BUILD_USAGE=ON \
+    -DTP_BUILD_TESTS=ON -DTP_BUILD_BENCH=OFF >/dev/null
   cmake --build "build-$name" -j"$jobs"
   (cd "build-$name" &&
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
