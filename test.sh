@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite three times: plain, under
 # ThreadSanitizer, and under AddressSanitizer + UndefinedBehaviorSanitizer;
-# then, if clang is installed, runs each fuzz target briefly.
-# Installs missing Debian packages first.
+# then runs the libFuzzer target on the control protocol for a short while
+# (TP_FUZZ_SECONDS, default 30). Installs missing Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/deps.sh
+scripts/deps.sh --test
 jobs=$(nproc)
 
 # TSan cannot map its shadow memory with the high ASLR entropy of recent
@@ -33,16 +33,18 @@ suite plain RelWithDebInfo ""
 suite tsan Debug thread
 suite asan Debug "address,undefined"
 
-if command -v clang >/dev/null && [ -f tests/fuzz/CMakeLists.txt ]; then
-  echo "=== fuzz (clang, libFuzzer) ==="
-  CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug \
-    -DTP_BUILD_BENCH=OFF -DTP_BUILD_USAGE=OFF >/dev/null
-  cmake --build build-fuzz -j"$jobs" --target tp_fuzz_targets
-  for f in build-fuzz/tests/fuzz/fuzz_*; do
-    [ -x "$f" ] || continue
-    corpus="tests/fuzz/corpus/$(basename "$f")"
-    "$f" -max_total_time="${TP_FUZZ_SECONDS:-20}" -timeout=5 \
-      ${corpus:+$( [ -d "$corpus" ] && echo "$corpus")} 2>&1 | tail -3
-  done
+echo "=== fuzz (clang, libFuzzer) ==="
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DTP_SANITIZE= -DTP_WITH_CONTROL=ON -DTP_BUILD_TESTS=ON \
+  -DTP_BUILD_BENCH=OFF -DTP_BUILD_USAGE=OFF >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_control
+# New inputs go to a scratch directory; the seeds stay as committed.
+rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
+if ! build-fuzz/tests/fuzz/fuzz_control -max_total_time="${TP_FUZZ_SECONDS:-30}" \
+  -timeout=5 -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus \
+  >build-fuzz/fuzz.log 2>&1; then
+  tail -60 build-fuzz/fuzz.log
+  exit 1
 fi
+grep -E "^stat::number_of_executed_units" build-fuzz/fuzz.log
 echo "All tests passed."

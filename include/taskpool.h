@@ -417,11 +417,12 @@ TP_API int tp_sleep(tp_task *task, double seconds);
 
 /* pthread_cond_wait with cancellation and a timeout (negative: none). The
  * caller holds mutex, which is held again when this returns. Returns TP_OK
- * when woken (possibly spuriously: re-check the predicate), TP_ETIMEDOUT,
- * TP_ECANCELED. The cancelling thread wakes the waiter at once when it can
- * take the mutex; if the mutex is busy at that instant the waiter notices
- * the cancellation within 20 ms. cond must use CLOCK_REALTIME (the
- * default). */
+ * when woken (possibly spuriously: always re-check the predicate in a
+ * loop), TP_ETIMEDOUT, TP_ECANCELED. A cancel wakes the waiter at once; in
+ * the rare case that the cancel races with the start of the wait while
+ * another thread holds mutex, the waiter notices within 50 ms, because a
+ * task's wait returns (as a spurious wake-up) at least every 50 ms. cond
+ * must use CLOCK_REALTIME (the default). */
 TP_API int tp_cond_wait(tp_task *task, pthread_cond_t *cond,
                         pthread_mutex_t *mutex, double timeout);
 

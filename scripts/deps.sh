@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages taskpool needs, if any are missing.
-#   scripts/deps.sh          build and test dependencies
+#   scripts/deps.sh          build dependencies
+#   scripts/deps.sh --test   also clang and its runtimes, for the fuzz target
 #   scripts/deps.sh --bench  also the optional benchmark peers (GLib, libuv)
 set -euo pipefail
 pkgs="cmake make gcc pkg-config check libcjson-dev libedit-dev"
-[ "${1:-}" = --bench ] && pkgs="$pkgs libglib2.0-dev libuv1-dev"
+case "${1:-}" in
+  --test) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+  --bench) pkgs="$pkgs libglib2.0-dev libuv1-dev" ;;
+esac
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -202,7 +202,8 @@ int tp_get_group_ids(tp_pool *pool, const char *const groups[], size_t n,
     }
     tp__unlock(pool);
     /* A group named twice contributes its ids once. */
-    qsort(v, len, sizeof *v, by_id);
+    if (len)
+        qsort(v, len, sizeof *v, by_id);
     size_t kept = 0;
     for (size_t i = 0; i < len; i++)
         if (kept == 0 || v[kept - 1] != v[i])

@@ -186,7 +186,13 @@ static void fifo_append(tp_pool *pool, tp__group *g, size_t count)
     if (tail && tail->group == g) {
         tail->count += count;
     } else {
-        tp__run *run = malloc(sizeof *run);
+        tp__run *run = pool->spare_runs;
+        if (run) {
+            pool->spare_runs = run->next;
+            pool->n_spare_runs--;
+        } else {
+            run = malloc(sizeof *run);
+        }
         if (!run) {
             tp__log(TP_LOG_ERROR, "%s: out of memory queueing starts of %s",
                     pool->name, g->name);
@@ -202,6 +208,18 @@ static void fifo_append(tp_pool *pool, tp__group *g, size_t count)
     g->queued += count;
     g->active += count;
     pool->queued_total += count;
+}
+
+void tp__run_free(tp_pool *pool, tp__run *run)
+{
+    TP_ASSERT_HELD(pool);
+    if (pool->n_spare_runs < 64) {
+        run->next = pool->spare_runs;
+        pool->spare_runs = run;
+        pool->n_spare_runs++;
+    } else {
+        free(run);
+    }
 }
 
 void tp__group_admit(tp_pool *pool, tp__group *g)
@@ -229,7 +247,7 @@ void tp__fifo_remove(tp_pool *pool, tp__group *g)
         if (run->group == g) {
             *p = run->next;
             pool->queued_total -= run->count;
-            free(run);
+            tp__run_free(pool, run);
         } else {
             last = run;
             p = &run->next;

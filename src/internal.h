@@ -169,6 +169,9 @@ struct tp_pool {
 
     tp__run *fifo_head, *fifo_tail;
     size_t queued_total;
+    tp__run *spare_runs; /* freed runs kept for reuse (a map group admits
+                            one start per ended task) */
+    size_t n_spare_runs;
 
     size_t threads, idle, waking;
     tp__worker *idle_head;
@@ -229,6 +232,8 @@ void tp__group_add_id(tp__group *g, tp_id id);
 bool tp__group_has_id(const tp__group *g, tp_id id);
 void *tp__group_arg(const tp__group *g, size_t i);
 void tp__fifo_remove(tp_pool *pool, tp__group *g);
+/* Returns an emptied run to the pool's spares (or frees it). */
+void tp__run_free(tp_pool *pool, tp__run *run);
 
 /* worker.c */
 int tp__dispatch(tp_pool *pool);
@@ -269,11 +274,22 @@ static inline bool tp__log_on(tp_log_level level)
         min = tp__log_init();
     return (int)level >= min;
 }
-void tp__log(tp_log_level level, const char *fmt, ...)
+void tp__log_write(tp_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Logs if the level is enabled; a disabled message costs one load. */
+#define tp__log(level, ...)                                                   \
+    do {                                                                      \
+        if (tp__log_on(level))                                                \
+            tp__log_write(level, __VA_ARGS__);                                \
+    } while (0)
 
 /* Fault injection for tests: the next n worker thread creations fail. */
 extern atomic_int tp__fail_thread_create;
+
+/* The longest a tp_cond_wait waits before it returns (as a spurious
+ * wake-up), so that a cancel whose wake-up raced with the start of the
+ * wait is noticed within this many seconds. */
+#define TP__COND_SLICE 0.05
 
 /* ---- time ---- */
 

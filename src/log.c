@@ -66,10 +66,8 @@ void tp_log_set(tp_log_fn fn, void *arg, tp_log_level min_level)
     pthread_mutex_unlock(&log_mu);
 }
 
-void tp__log(tp_log_level level, const char *fmt, ...)
+void tp__log_write(tp_log_level level, const char *fmt, ...)
 {
-    if (!tp__log_on(level))
-        return;
     char message[512];
     va_list ap;
     va_start(ap, fmt);

@@ -436,6 +436,10 @@ void tp_pool_free(tp_pool *pool)
         free(c->key);
         free(c);
     }
+    for (tp__run *run = pool->spare_runs, *next; run; run = next) {
+        next = run->next;
+        free(run);
+    }
     tp__idmap_free(&pool->live);
     free(pool->index);
     pthread_cond_destroy(&pool->changed);

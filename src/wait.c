@@ -75,28 +75,17 @@ int tp_cond_wait(tp_task *task, pthread_cond_t *cond, pthread_mutex_t *mutex,
     if (cancelled)
         return TP_ECANCELED;
 
-    int result;
-    for (;;) {
-        /* Wait in slices: a cancel that could not take the mutex may have
-         * signalled just before this thread started waiting. */
-        struct timespec slice = tp__deadline(CLOCK_REALTIME, 0.020);
-        if (timeout >= 0 && tp__before(&deadline, &slice))
-            slice = deadline;
-        int rc = pthread_cond_timedwait(cond, mutex, &slice);
-        if (atomic_load(&task->cancelled)) {
-            result = TP_ECANCELED;
-            break;
-        }
-        if (rc != ETIMEDOUT) {
-            result = TP_OK;
-            break;
-        }
-        struct timespec now = tp__deadline(CLOCK_REALTIME, 0);
-        if (timeout >= 0 && !tp__before(&now, &deadline)) {
-            result = TP_ETIMEDOUT;
-            break;
-        }
-    }
+    /* Wait at most one slice: a cancel that could not take the mutex may
+     * have signalled just before this thread started waiting. A slice that
+     * expires is reported as a spurious wake-up, never waited again here:
+     * glibc may have consumed a signal meant for us as it timed out, and
+     * only the caller can re-check its predicate. */
+    struct timespec slice = tp__deadline(CLOCK_REALTIME, TP__COND_SLICE);
+    bool last = timeout >= 0 && tp__before(&deadline, &slice);
+    int rc = pthread_cond_timedwait(cond, mutex, last ? &deadline : &slice);
+    int result = atomic_load(&task->cancelled)      ? TP_ECANCELED
+                 : rc == ETIMEDOUT && last ? TP_ETIMEDOUT
+                                                    : TP_OK;
     pthread_mutex_lock(&task->wmu);
     task->ucond = NULL;
     task->umutex = NULL;

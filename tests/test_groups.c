@@ -123,6 +123,8 @@ START_TEST(group_ids_are_sorted_and_per_group)
     for (size_t i = 0; i < 5; i++)
         ck_assert_int_eq(ids.v[i], (tp_id)i);
     tp_ids_free(&ids);
+    ck_assert_int_eq(tp_get_group_ids(p, NULL, 0, &ids), TP_OK);
+    ck_assert_uint_eq(ids.len, 0);
     const char *bad[] = {a, "nope"};
     ck_assert_int_eq(tp_get_group_ids(p, bad, 2, &ids), TP_ENOGROUP);
     ck_assert_uint_eq(ids.len, 0);
