@@ -57,9 +57,11 @@ static int read_line(int fd, char *buf, size_t size)
     size_t len = 0;
     while (len + 1 < size) {
         ssize_t r = read(fd, buf + len, size - 1 - len);
-        if (r <= 0) return -1;
+        if (r <= 0)
+            return -1;
         len += (size_t)r;
-        if (buf[len - 1] == '\n') return 0;
+        if (buf[len - 1] == '\n')
+            return 0;
     }
     return -1;
 }
@@ -73,7 +75,8 @@ static void *client(void *arg)
     if (fd < 0 || write(fd, r->hello, strlen(r->hello)) < 0 ||
         read_line(fd, buf, sizeof buf) != 0) {
         r->failed = 1;
-        if (fd >= 0) close(fd);
+        if (fd >= 0)
+            close(fd);
         return NULL;
     }
     for (size_t i = 0; i < r->n; i++) {

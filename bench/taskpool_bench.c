@@ -47,7 +47,7 @@
 
 static struct config {
     bool quick;
-    bool no_peers; /* taskpool only: for profiling */
+    bool no_peers;    /* taskpool only: for profiling */
     long futex_slots; /* < 0: leave the kernel's default */
     int runs;
     bool only[5]; /* only[0]: no filter */
@@ -115,8 +115,7 @@ static void row(const char *impl, const char *metric, const series *s,
     char range[64], tgt[32] = "";
     snprintf(range, sizeof range, "[%.3f .. %.3f]", lo, hi);
     if (target > 0)
-        snprintf(tgt, sizeof tgt, fmt_target ? fmt_target : "<= %.2f",
-                 target);
+        snprintf(tgt, sizeof tgt, fmt_target ? fmt_target : "<= %.2f", target);
     printf("  %-28s %-16s %10.3f  %-21s %-10s %s\n", impl, metric, med, range,
            tgt, target > 0 ? (med <= target ? "yes" : "NO") : "");
 }
@@ -236,8 +235,7 @@ static void run_w1(void)
 
     char title[128];
     snprintf(title, sizeof title,
-             "W1: %zu empty tasks on 2 threads (us/task, lower is better)",
-             n);
+             "W1: %zu empty tasks on 2 threads (us/task, lower is better)", n);
     header(title);
     row("taskpool tp_apply", "us/task", &apply, 0.30, NULL);
     row("taskpool tp_map (conc. 2)", "us/task", &map, 0.30, NULL);
@@ -403,10 +401,10 @@ static void run_w3(void)
 /* ------------------------------------------------------------------------ */
 
 typedef struct w4 {
-    int fd;                /* -1: tp_sleep; else tp_wait_fd on it */
-    atomic_int tid;        /* the task's thread, once about to block */
-    atomic_llong id;       /* the task's id */
-    double t_end;          /* when the end callback began */
+    int fd;          /* -1: tp_sleep; else tp_wait_fd on it */
+    atomic_int tid;  /* the task's thread, once about to block */
+    atomic_llong id; /* the task's id */
+    double t_end;    /* when the end callback began */
     bool ended;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -529,7 +527,8 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--quick] [--runs N] [--only W1,W2,W3,W4] "
-            "[--no-peers] [--futex-slots N]\n", argv0);
+            "[--no-peers] [--futex-slots N]\n",
+            argv0);
     exit(1);
 }
 

@@ -34,7 +34,8 @@ typedef struct str {
 
 static void s_addn(str *s, const char *t, size_t n)
 {
-    if (s->oom) return;
+    if (s->oom)
+        return;
     if (s->len + n + 1 > s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 256;
         while (cap < s->len + n + 1)
@@ -65,7 +66,8 @@ static void s_spaces(str *s, size_t n)
 
 static char *s_done(str *s)
 {
-    if (!s->p && !s->oom) s_addn(s, "", 0);
+    if (!s->p && !s->oom)
+        s_addn(s, "", 0);
     if (s->oom) {
         free(s->p);
         return NULL;
@@ -84,7 +86,8 @@ size_t tp__ctl_tokenize(char *line, char **tok, size_t max)
     while (*p) {
         while (*p && isspace((unsigned char)*p))
             p++;
-        if (!*p) break;
+        if (!*p)
+            break;
         char *start = p;
         int depth = 0;
         bool in_str = false;
@@ -106,8 +109,10 @@ size_t tp__ctl_tokenize(char *line, char **tok, size_t max)
             }
             p++;
         }
-        if (*p) *p++ = '\0';
-        if (n < max) tok[n] = start;
+        if (*p)
+            *p++ = '\0';
+        if (n < max)
+            tok[n] = start;
         n++;
     }
     return n;
@@ -168,7 +173,8 @@ static void wrap_parts(str *out, char **parts, size_t n, size_t indent,
             line_len = indent - 1;
             empty = true;
         }
-        if (!empty) s_add(out, " ");
+        if (!empty)
+            s_add(out, " ");
         s_add(out, parts[i]);
         line_len += pl + 1;
         empty = false;
@@ -196,9 +202,11 @@ static void usage_line(const tp__ctl_command *cmd, int width, str *out)
             opt[nopt++] = p;
     }
     for (size_t i = 0; i < nopt; i++)
-        if (!opt[i]) out->oom = true;
+        if (!opt[i])
+            out->oom = true;
     for (size_t i = 0; i < npos; i++)
-        if (!pos[i]) out->oom = true;
+        if (!pos[i])
+            out->oom = true;
     if (!out->oom) {
         size_t total = strlen("usage: ");
         for (size_t i = 0; i < nopt; i++)
@@ -210,7 +218,8 @@ static void usage_line(const tp__ctl_command *cmd, int width, str *out)
         size_t indent = strlen("usage: ") + strlen(cmd->name) + 1;
         if (total <= w) {
             for (size_t i = 0; i < nopt; i++) {
-                if (i) s_add(out, " ");
+                if (i)
+                    s_add(out, " ");
                 s_add(out, opt[i]);
             }
             for (size_t i = 0; i < npos; i++) {
@@ -255,7 +264,8 @@ static void wrap_text(str *out, const char *text, size_t width, size_t indent)
     while (*p) {
         while (*p && isspace((unsigned char)*p))
             p++;
-        if (!*p) break;
+        if (!*p)
+            break;
         const char *w = p;
         while (*p && !isspace((unsigned char)*p))
             p++;
@@ -313,11 +323,14 @@ static size_t help_position(const help_item *items, size_t n, size_t width)
     size_t max_len = 0;
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(items[i].invocation) + items[i].indent;
-        if (l > max_len) max_len = l;
+        if (l > max_len)
+            max_len = l;
     }
     size_t max_pos = width > 20 ? width - 20 : 0;
-    if (max_pos < 4) max_pos = 4;
-    if (max_pos > 24) max_pos = 24;
+    if (max_pos < 4)
+        max_pos = 4;
+    if (max_pos > 24)
+        max_pos = 24;
     return max_len + 2 < max_pos ? max_len + 2 : max_pos;
 }
 
@@ -333,8 +346,10 @@ static char *invocation(const tp__ctl_argspec *a)
     const char *opts[2] = {a->short_opt, a->long_opt};
     bool first = true;
     for (int i = 0; i < 2; i++) {
-        if (!opts[i]) continue;
-        if (!first) s_add(&s, ", ");
+        if (!opts[i])
+            continue;
+        if (!first)
+            s_add(&s, ", ");
         first = false;
         s_add(&s, opts[i]);
         if (a->type != TP__CTL_T_FLAG) {
@@ -347,8 +362,10 @@ static char *invocation(const tp__ctl_argspec *a)
 
 static int clamp_width(int width)
 {
-    if (width < 20) return 20;
-    if (width > 1000) return 1000;
+    if (width < 20)
+        return 20;
+    if (width > 1000)
+        return 1000;
     return width;
 }
 
@@ -377,7 +394,8 @@ char *tp__ctl_help_command(const tp__ctl_command *cmd, int width)
     bool any_pos = false;
     for (size_t i = 1; i < n; i++) {
         if (is_positional(&cmd->args[i - 1])) {
-            if (!any_pos) s_add(&out, "\npositional arguments:\n");
+            if (!any_pos)
+                s_add(&out, "\npositional arguments:\n");
             any_pos = true;
             help_line(&out, &items[i], pos, w);
         }
@@ -456,7 +474,8 @@ void tp__ctl_reply_help(tp__ctl_reply *r, char *text)
     }
     /* Help texts are kept without their final newline. */
     size_t n = strlen(text);
-    if (n && text[n - 1] == '\n') text[n - 1] = '\0';
+    if (n && text[n - 1] == '\n')
+        text[n - 1] = '\0';
     tp__ctl_reply_result(r, cJSON_CreateString(text));
     r->is_help = true;
     free(text);
@@ -464,7 +483,8 @@ void tp__ctl_reply_help(tp__ctl_reply *r, char *text)
 
 static bool looks_negative(const char *t)
 {
-    if (t[0] != '-' || !t[1]) return false;
+    if (t[0] != '-' || !t[1])
+        return false;
     char *end;
     errno = 0;
     (void)strtod(t, &end);
@@ -493,12 +513,15 @@ static bool parse_int(const char *t, long long *out)
     errno = 0;
     while (isspace((unsigned char)*t))
         t++;
-    if (!*t) return false;
+    if (!*t)
+        return false;
     long long v = strtoll(t, &end, 10);
-    if (errno || end == t) return false;
+    if (errno || end == t)
+        return false;
     while (isspace((unsigned char)*end))
         end++;
-    if (*end) return false;
+    if (*end)
+        return false;
     *out = v;
     return true;
 }
@@ -520,7 +543,8 @@ static bool convert(const tp__ctl_ctx *ctx, const tp__ctl_argspec *a,
         return true;
     case TP__CTL_T_INT:
     case TP__CTL_T_COUNT:
-        if (parse_int(t, &v->i)) return true;
+        if (parse_int(t, &v->i))
+            return true;
         snprintf(why, size, "invalid int value: '%s'", shown);
         return false;
     case TP__CTL_T_SIZE:
@@ -568,9 +592,11 @@ static bool convert(const tp__ctl_ctx *ctx, const tp__ctl_argspec *a,
         what = arrays ? "JSON array of arrays" : "JSON array of objects";
         ok = ok && cJSON_IsArray(j);
         const cJSON *e;
-        if (ok) cJSON_ArrayForEach(e, j)
+        if (ok)
+            cJSON_ArrayForEach(e, j)
             {
-                if (arrays ? !cJSON_IsArray(e) : !cJSON_IsObject(e)) ok = false;
+                if (arrays ? !cJSON_IsArray(e) : !cJSON_IsObject(e))
+                    ok = false;
             }
         break;
     }
@@ -605,21 +631,26 @@ static int find_option(const tp__ctl_command *cmd, char *t, char **value,
         int found = -1, matches = 0;
         for (size_t i = 0; i < cmd->nargs; i++) {
             const char *lo = cmd->args[i].long_opt;
-            if (!lo) continue;
-            if (strcmp(lo, t) == 0) return (int)i;
+            if (!lo)
+                continue;
+            if (strcmp(lo, t) == 0)
+                return (int)i;
             if (strncmp(lo, t, strlen(t)) == 0) {
                 found = (int)i;
                 matches++;
             }
         }
-        if (matches > 1) *ambiguous = true;
-        if (matches != 1 && eq) *eq = '=';
+        if (matches > 1)
+            *ambiguous = true;
+        if (matches != 1 && eq)
+            *eq = '=';
         return matches == 1 ? found : -1;
     }
     for (size_t i = 0; i < cmd->nargs; i++) {
         const char *so = cmd->args[i].short_opt;
         if (so && strncmp(so, t, 2) == 0) {
-            if (t[2] == '\0') return (int)i;
+            if (t[2] == '\0')
+                return (int)i;
             if (t[2] == '=') { /* "-n=2", as argparse reads it */
                 *value = t + 3;
                 return (int)i;
@@ -639,10 +670,12 @@ static void join_tokens(char **tok, size_t n, char *out, size_t size)
     out[0] = '\0';
     for (size_t i = 0; i < n && used + 1 < size; i++) {
         int w = snprintf(out + used, size - used, "%s%s", i ? " " : "", tok[i]);
-        if (w < 0) break;
+        if (w < 0)
+            break;
         used += (size_t)w;
     }
-    if (used >= size - 1 && size > 4) memcpy(out + size - 4, "...", 4);
+    if (used >= size - 1 && size > 4)
+        memcpy(out + size - 4, "...", 4);
 }
 
 static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
@@ -723,7 +756,8 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
     char missing[256] = "";
     for (size_t k = 0; k < cmd->nargs; k++) {
         const tp__ctl_argspec *spec = &cmd->args[k];
-        if (!is_positional(spec)) continue;
+        if (!is_positional(spec))
+            continue;
         tp__ctl_value *v = &a->v[k];
         size_t want = spec->nargs == TP__CTL_STAR  ? npos - next
                       : spec->nargs == TP__CTL_OPT ? (next < npos ? 1 : 0)
@@ -814,7 +848,8 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
     } else if (!(*cmd = tp__ctl_command_find(toks[0], ctx->simple))) {
         char shown[96];
         snprintf(shown, sizeof shown, "%s", toks[0]);
-        if (strlen(toks[0]) > 80) memcpy(shown + 77, "...", 4);
+        if (strlen(toks[0]) > 80)
+            memcpy(shown + 77, "...", 4);
         int w = snprintf(why, sizeof why,
                          "argument " TOP_METAVAR
                          ": invalid choice: '%s' (choose from ",
@@ -823,13 +858,15 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
         bool first = true;
         for (size_t i = 0; i < tp__ctl_ncommands && used < sizeof why; i++) {
             const tp__ctl_command *c = &tp__ctl_commands[i];
-            if (!tp__ctl_command_applies(c, ctx->simple)) continue;
+            if (!tp__ctl_command_applies(c, ctx->simple))
+                continue;
             w = snprintf(why + used, sizeof why - used, "%s'%s'",
                          first ? "" : ", ", c->name);
             used += w > 0 ? (size_t)w : 0;
             first = false;
         }
-        if (used < sizeof why) snprintf(why + used, sizeof why - used, ")");
+        if (used < sizeof why)
+            snprintf(why + used, sizeof why - used, ")");
         usage_error(r, NULL, ctx->width, why);
     } else {
         ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + MAX_TOKENS, a, r);

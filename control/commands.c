@@ -340,7 +340,8 @@ static void h_exit(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 
 static void h_start(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
-    if (!count_ok(r, &a->v[0], "num", true)) return;
+    if (!count_ok(r, &a->v[0], "num", true))
+        return;
     char group[TP_NAME_MAX];
     int rc = tp_start(ctx->pool, (size_t)a->v[0].i, group);
     result_rc(r, ctx->pool, rc, rc == TP_OK ? cJSON_CreateString(group) : NULL);
@@ -348,7 +349,8 @@ static void h_start(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 
 static void h_stop(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
-    if (!count_ok(r, &a->v[0], "num", false)) return;
+    if (!count_ok(r, &a->v[0], "num", false))
+        return;
     tp_ids ids = {0};
     int rc = tp_stop(ctx->pool, (size_t)a->v[0].i, &ids);
     if (rc == TP_OK)
@@ -410,7 +412,8 @@ static void spawn(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r,
         .cancel_cb = a->v[x->cancel].set ? a->v[x->cancel].entry : NULL,
     };
     m->v[x->second].json = NULL;
-    if (apply) m->v[x->kwargs].json = NULL;
+    if (apply)
+        m->v[x->kwargs].json = NULL;
     if (req.group_name && strlen(req.group_name) >= TP_NAME_MAX) {
         cJSON_Delete(req.args);
         cJSON_Delete(req.kwargs);
@@ -640,8 +643,10 @@ const size_t tp__ctl_ncommands =
 
 bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple)
 {
-    if (cmd->flags & TP__CTL_SIMPLE) return simple;
-    if (cmd->flags & TP__CTL_GENERAL) return !simple;
+    if (cmd->flags & TP__CTL_SIMPLE)
+        return simple;
+    if (cmd->flags & TP__CTL_GENERAL)
+        return !simple;
     return true;
 }
 

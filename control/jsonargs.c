@@ -55,20 +55,23 @@ static void group_free(spawn_group *g)
 
 static void group_unref(spawn_group *g)
 {
-    if (atomic_fetch_sub(&g->refs, 1) == 1) group_free(g);
+    if (atomic_fetch_sub(&g->refs, 1) == 1)
+        group_free(g);
 }
 
 static void on_end(tp_pool *pool, tp_id id, void *arg)
 {
     spawn_group *g = arg;
-    if (g->end_cb) g->end_cb(pool, id, g->end_arg);
+    if (g->end_cb)
+        g->end_cb(pool, id, g->end_arg);
     group_unref(g);
 }
 
 static void on_cancel(tp_pool *pool, tp_id id, void *arg)
 {
     spawn_group *g = arg;
-    if (g->cancel_cb) g->cancel_cb(pool, id, g->cancel_arg);
+    if (g->cancel_cb)
+        g->cancel_cb(pool, id, g->cancel_arg);
 }
 
 static void on_discard(void *arg, void *callback_arg)
@@ -98,8 +101,10 @@ static int run_kw(tp_task *task, const tp_kwargs *kwargs)
 static cJSON *apply_object(cJSON *args, cJSON *kwargs)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!args) args = cJSON_CreateArray();
-    if (!kwargs) kwargs = cJSON_CreateObject();
+    if (!args)
+        args = cJSON_CreateArray();
+    if (!kwargs)
+        kwargs = cJSON_CreateObject();
     if (!o || !args || !kwargs) {
         cJSON_Delete(o);
         cJSON_Delete(args);
@@ -116,14 +121,16 @@ static bool alloc_slots(spawn_group *g, tp__ctl_spawn_kind kind, size_t n)
 {
     size_t m = n ? n : 1;
     g->slots = calloc(m, sizeof *g->slots);
-    if (!g->slots) return false;
+    if (!g->slots)
+        return false;
     const cJSON *e = g->root->child;
     for (size_t i = 0; i < n; i++, e = e->next)
         g->slots[i] = (slot){g, e};
     if (kind == TP__CTL_STARMAP) {
         g->slot_ptrs = calloc(m, sizeof *g->slot_ptrs);
         g->star = calloc(m, sizeof *g->star);
-        if (!g->slot_ptrs || !g->star) return false;
+        if (!g->slot_ptrs || !g->star)
+            return false;
         for (size_t i = 0; i < n; i++) {
             g->slot_ptrs[i] = &g->slots[i];
             g->star[i] = (tp_args){1, &g->slot_ptrs[i]};
@@ -131,14 +138,16 @@ static bool alloc_slots(spawn_group *g, tp__ctl_spawn_kind kind, size_t n)
     } else if (kind == TP__CTL_DOUBLESTARMAP) {
         g->kw = calloc(m, sizeof *g->kw);
         g->kws = calloc(m, sizeof *g->kws);
-        if (!g->kw || !g->kws) return false;
+        if (!g->kw || !g->kws)
+            return false;
         for (size_t i = 0; i < n; i++) {
             g->kw[i] = (tp_kwarg){"arg", &g->slots[i]};
             g->kws[i] = (tp_kwargs){1, &g->kw[i]};
         }
     } else {
         g->slot_ptrs = calloc(m, sizeof *g->slot_ptrs);
-        if (!g->slot_ptrs) return false;
+        if (!g->slot_ptrs)
+            return false;
         for (size_t i = 0; i < n; i++)
             g->slot_ptrs[i] = &g->slots[i];
     }
@@ -177,7 +186,8 @@ int tp__ctl_spawn(tp_pool *pool, tp__ctl_spawn_req *req,
         g->root = apply_object(req->args, req->kwargs);
         req->args = req->kwargs = NULL;
         starts = req->num;
-        if (g->root) g->slots = calloc(1, sizeof *g->slots);
+        if (g->root)
+            g->slots = calloc(1, sizeof *g->slots);
         if (!g->root || !g->slots) {
             group_free(g);
             return TP_ENOMEM;
@@ -215,6 +225,7 @@ int tp__ctl_spawn(tp_pool *pool, tp__ctl_spawn_req *req,
         break;
     }
     /* On error no callback ran or will run; with no starts none will. */
-    if (rc != TP_OK || starts == 0) group_free(g);
+    if (rc != TP_OK || starts == 0)
+        group_free(g);
     return rc;
 }

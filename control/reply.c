@@ -20,7 +20,8 @@ typedef struct sbuf {
 
 static void sb_add(sbuf *b, const char *s, size_t n)
 {
-    if (b->oom) return;
+    if (b->oom)
+        return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         while (cap < b->len + n + 1)
@@ -59,7 +60,8 @@ static char *sb_done(sbuf *b)
         free(b->p);
         return NULL;
     }
-    if (!b->p) sb_add(b, "", 0);
+    if (!b->p)
+        sb_add(b, "", 0);
     return b->p;
 }
 
@@ -82,7 +84,8 @@ void tp__ctl_reply_error(tp__ctl_reply *r, const char *error, const char *fmt,
     va_list ap;
     va_start(ap, fmt);
     char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0) msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
     va_end(ap);
     cJSON_Delete(r->result);
     r->result = NULL;
@@ -145,7 +148,8 @@ char *tp__ctl_result_text(const char *cmd, const cJSON *result)
         bool first = true;
         cJSON_ArrayForEach(e, result)
         {
-            if (!first) sb_str(&b, ", ");
+            if (!first)
+                sb_str(&b, ", ");
             first = false;
             render_value(&b, e);
         }
@@ -155,7 +159,8 @@ char *tp__ctl_result_text(const char *cmd, const cJSON *result)
         bool first = true;
         cJSON_ArrayForEach(e, result)
         {
-            if (!first) sb_str(&b, " ");
+            if (!first)
+                sb_str(&b, " ");
             first = false;
             sb_str(&b, e->string);
             sb_str(&b, "=");
@@ -172,7 +177,8 @@ char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
     sbuf b = {0};
     if (json) {
         cJSON *o = cJSON_CreateObject();
-        if (!o) return NULL;
+        if (!o)
+            return NULL;
         cJSON_AddBoolToObject(o, "ok", r->ok);
         if (r->ok) {
             /* A reference item: deleting o leaves r->result alone. */
@@ -186,7 +192,8 @@ char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
         }
         char *s = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
-        if (!s) return NULL;
+        if (!s)
+            return NULL;
         sb_str(&b, s);
         cJSON_free(s);
         sb_str(&b, "\n");
@@ -195,7 +202,8 @@ char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
         sb_str(&b, "\n\n");
     } else if (r->ok) {
         char *s = tp__ctl_result_text(r->cmd, r->result);
-        if (!s) return NULL;
+        if (!s)
+            return NULL;
         sb_str(&b, s);
         free(s);
         sb_str(&b, "\n");
@@ -204,6 +212,7 @@ char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
         sb_str(&b, r->is_usage ? "\n\n" : "\n");
     }
     char *out = sb_done(&b);
-    if (out && len) *len = b.len;
+    if (out && len)
+        *len = b.len;
     return out;
 }

@@ -79,8 +79,10 @@ const tp__ctl_entry *tp__ctl_registry_find(const tp__ctl_registry *reg,
     size_t nfold = 0;
     for (size_t i = 0; i < reg->len; i++) {
         const tp__ctl_entry *e = &reg->v[i];
-        if ((fn ? e->fn == NULL : e->cb == NULL)) continue;
-        if (strcmp(e->name, name) == 0) return e;
+        if ((fn ? e->fn == NULL : e->cb == NULL))
+            continue;
+        if (strcmp(e->name, name) == 0)
+            return e;
         if (strcasecmp(e->name, name) == 0) {
             fold = e;
             nfold++;
@@ -99,12 +101,14 @@ int tp__ctl_registry_add(tp__ctl_registry *reg, const char *name, tp_fn fn,
     if (reg->len == reg->cap) {
         size_t cap = reg->cap ? reg->cap * 2 : 8;
         tp__ctl_entry *v = realloc(reg->v, cap * sizeof *v);
-        if (!v) return TP_ENOMEM;
+        if (!v)
+            return TP_ENOMEM;
         reg->v = v;
         reg->cap = cap;
     }
     char *copy = strdup(name);
-    if (!copy) return TP_ENOMEM;
+    if (!copy)
+        return TP_ENOMEM;
     reg->v[reg->len++] = (tp__ctl_entry){copy, fn, cb, cb_arg};
     return TP_OK;
 }
@@ -140,7 +144,8 @@ int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_command *cmd,
                       const tp__ctl_ctx *ctx)
 {
     tp__ctl_job *job = calloc(1, sizeof *job);
-    if (!job) return TP_ENOMEM;
+    if (!job)
+        return TP_ENOMEM;
     job->ctl = ctl;
     job->session_id = id;
     job->cmd = cmd;
@@ -162,7 +167,8 @@ int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_command *cmd,
 static tp__ctl_session *find_session(tp_control *ctl, uint64_t id)
 {
     for (size_t i = 0; i < ctl->nsessions; i++)
-        if (tp__ctl_session_id(ctl->sessions[i]) == id) return ctl->sessions[i];
+        if (tp__ctl_session_id(ctl->sessions[i]) == id)
+            return ctl->sessions[i];
     return NULL;
 }
 
@@ -181,7 +187,8 @@ static void collect_jobs(tp_control *ctl)
         pthread_join(job->thread, NULL);
         ctl->jobs_running--;
         tp__ctl_session *s = find_session(ctl, job->session_id);
-        if (s) tp__ctl_session_job_done(s, &job->reply);
+        if (s)
+            tp__ctl_session_job_done(s, &job->reply);
         tp__ctl_reply_clear(&job->reply);
         free(job);
         job = next;
@@ -259,9 +266,11 @@ static int poll_timeout(tp_control *ctl, double now)
     double first = 0;
     for (size_t i = 0; i < ctl->nsessions; i++) {
         double dl = tp__ctl_session_deadline(ctl->sessions[i]);
-        if (dl > 0 && (first == 0 || dl < first)) first = dl;
+        if (dl > 0 && (first == 0 || dl < first))
+            first = dl;
     }
-    if (first == 0) return -1;
+    if (first == 0)
+        return -1;
     double ms = (first - now) * 1000.0 + 1.0;
     return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
 }
@@ -292,17 +301,21 @@ static void *control_loop(void *arg)
                                        tp__ctl_session_events(s), 0};
         }
         int timeout = poll_timeout(ctl, tp__ctl_now());
-        if (ctl->accept_paused && (timeout < 0 || timeout > 100)) timeout = 100;
+        if (ctl->accept_paused && (timeout < 0 || timeout > 100))
+            timeout = 100;
         ctl->accept_paused = false; /* retry after this poll */
         int rc = poll(pfd, n, timeout);
-        if (rc < 0 && errno != EINTR) break;
-        if (rc > 0 && pfd[0].revents) collect_jobs(ctl);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (rc > 0 && pfd[0].revents)
+            collect_jobs(ctl);
         /* Sessions first: their pollfd slots match their indexes now. */
         size_t count = n - 2;
         for (size_t i = 0; rc > 0 && i < count; i++)
             if (pfd[i + 2].revents)
                 tp__ctl_session_io(ctl->sessions[i], pfd[i + 2].revents);
-        if (rc > 0 && pfd[1].revents) accept_clients(ctl);
+        if (rc > 0 && pfd[1].revents)
+            accept_clients(ctl);
         reap_sessions(ctl, tp__ctl_now());
     }
     free(pfd);
@@ -312,7 +325,8 @@ static void *control_loop(void *arg)
     /* Wait for the helpers; their sessions are gone, so replies drop. */
     while (ctl->jobs_running > 0) {
         struct pollfd w = {ctl->wake[0], POLLIN, 0};
-        if (poll(&w, 1, -1) > 0) collect_jobs(ctl);
+        if (poll(&w, 1, -1) > 0)
+            collect_jobs(ctl);
     }
     return NULL;
 }
@@ -371,7 +385,8 @@ static bool fill_sun(struct sockaddr_un *sa, const char *path)
 {
     memset(sa, 0, sizeof *sa);
     sa->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sa->sun_path) return false;
+    if (strlen(path) >= sizeof sa->sun_path)
+        return false;
     strcpy(sa->sun_path, path);
     return true;
 }
@@ -381,7 +396,8 @@ static bool fill_sun(struct sockaddr_un *sa, const char *path)
 static int clear_stale(const char *path)
 {
     struct stat st;
-    if (lstat(path, &st) != 0) return errno == ENOENT ? TP_OK : TP_ESYS;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? TP_OK : TP_ESYS;
     if (!S_ISSOCK(st.st_mode)) {
         errno = EEXIST;
         return TP_ESYS;
@@ -389,7 +405,8 @@ static int clear_stale(const char *path)
     struct sockaddr_un sa;
     fill_sun(&sa, path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return TP_ESYS;
+    if (fd < 0)
+        return TP_ESYS;
     int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
     int err = errno;
     close(fd);
@@ -411,16 +428,19 @@ static int bind_private(int fd, const char *path)
 {
     struct sockaddr_un sa;
     char *dir = strdup(path);
-    if (!dir) return TP_ENOMEM;
+    if (!dir)
+        return TP_ENOMEM;
     char *slash = strrchr(dir, '/');
     const char *parent = slash ? (slash == dir ? "/" : dir) : ".";
-    if (slash && slash != dir) *slash = '\0';
+    if (slash && slash != dir)
+        *slash = '\0';
     char tmp[sizeof sa.sun_path + 32];
     snprintf(tmp, sizeof tmp, "%s/.tpctl-XXXXXX", parent);
     free(dir);
     char sock[sizeof tmp + 4];
     int rc = TP_ESYS;
-    if (mkdtemp(tmp) == NULL) return TP_ESYS;
+    if (mkdtemp(tmp) == NULL)
+        return TP_ESYS;
     snprintf(sock, sizeof sock, "%s/s", tmp);
     if (!fill_sun(&sa, sock)) {
         errno = ENAMETOOLONG;
@@ -445,11 +465,14 @@ static int listen_unix(tp_control *ctl)
         return TP_ESYS;
     }
     int rc = clear_stale(ctl->path);
-    if (rc != TP_OK) return rc;
+    if (rc != TP_OK)
+        return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return TP_ESYS;
+    if (fd < 0)
+        return TP_ESYS;
     rc = bind_private(fd, ctl->path);
-    if (rc == TP_OK && listen(fd, SOMAXCONN) != 0) rc = TP_ESYS;
+    if (rc == TP_OK && listen(fd, SOMAXCONN) != 0)
+        rc = TP_ESYS;
     struct stat st;
     if (rc == TP_OK && stat(ctl->path, &st) == 0) {
         ctl->sock_dev = st.st_dev;
@@ -480,9 +503,11 @@ static void unlink_ours(tp_control *ctl)
 
 static tp_control *new_common(tp_pool *pool, const tp_control_opts *opts)
 {
-    if (!pool) return NULL;
+    if (!pool)
+        return NULL;
     tp_control *ctl = calloc(1, sizeof *ctl);
-    if (!ctl) return NULL;
+    if (!ctl)
+        return NULL;
     ctl->pool = pool;
     ctl->simple = tp_func_name(pool) != NULL;
     ctl->listen_fd = -1;
@@ -491,8 +516,10 @@ static tp_control *new_common(tp_pool *pool, const tp_control_opts *opts)
     ctl->max_clients = DEFAULT_MAX_CLIENTS;
     ctl->max_line = DEFAULT_MAX_LINE;
     if (opts) {
-        if (opts->max_clients) ctl->max_clients = opts->max_clients;
-        if (opts->max_line) ctl->max_line = opts->max_line;
+        if (opts->max_clients)
+            ctl->max_clients = opts->max_clients;
+        if (opts->max_line)
+            ctl->max_line = opts->max_line;
         ctl->idle_timeout = opts->idle_timeout > 0 ? opts->idle_timeout : 0;
         if (opts->token && !(ctl->token = strdup(opts->token))) {
             free(ctl);
@@ -508,9 +535,11 @@ TP_API tp_control *tp_control_new_tcp(tp_pool *pool, const char *host,
                                       const char *port,
                                       const tp_control_opts *opts)
 {
-    if (!host || !port) return NULL;
+    if (!host || !port)
+        return NULL;
     tp_control *ctl = new_common(pool, opts);
-    if (!ctl) return NULL;
+    if (!ctl)
+        return NULL;
     ctl->host = strdup(host);
     ctl->port = strdup(port);
     if (!ctl->host || !ctl->port) {
@@ -524,9 +553,11 @@ TP_API tp_control *tp_control_new_unix(tp_pool *pool, const char *path,
                                        const tp_control_opts *opts)
 {
     struct sockaddr_un sa;
-    if (!path || !*path || strlen(path) >= sizeof sa.sun_path) return NULL;
+    if (!path || !*path || strlen(path) >= sizeof sa.sun_path)
+        return NULL;
     tp_control *ctl = new_common(pool, opts);
-    if (!ctl) return NULL;
+    if (!ctl)
+        return NULL;
     ctl->is_unix = true;
     if (!(ctl->path = dup_or_null(path))) {
         tp_control_free(ctl);
@@ -545,7 +576,8 @@ static int check_name(const char *name)
 
 TP_API int tp_control_register(tp_control *ctl, const char *name, tp_fn fn)
 {
-    if (!ctl || !fn || check_name(name) != TP_OK) return TP_EINVAL;
+    if (!ctl || !fn || check_name(name) != TP_OK)
+        return TP_EINVAL;
     pthread_mutex_lock(&ctl->stop_mu);
     int rc = ctl->started
                  ? TP_EINVAL
@@ -557,7 +589,8 @@ TP_API int tp_control_register(tp_control *ctl, const char *name, tp_fn fn)
 TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
                                         tp_callback cb, void *arg)
 {
-    if (!ctl || !cb || check_name(name) != TP_OK) return TP_EINVAL;
+    if (!ctl || !cb || check_name(name) != TP_OK)
+        return TP_EINVAL;
     pthread_mutex_lock(&ctl->stop_mu);
     int rc = ctl->started
                  ? TP_EINVAL
@@ -568,14 +601,16 @@ TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
 
 TP_API int tp_control_start(tp_control *ctl)
 {
-    if (!ctl) return TP_EINVAL;
+    if (!ctl)
+        return TP_EINVAL;
     pthread_mutex_lock(&ctl->stop_mu);
     if (ctl->started) {
         pthread_mutex_unlock(&ctl->stop_mu);
         return TP_EINVAL;
     }
     int rc = pipe2(ctl->wake, O_NONBLOCK | O_CLOEXEC) == 0 ? TP_OK : TP_ESYS;
-    if (rc == TP_OK) rc = ctl->is_unix ? listen_unix(ctl) : listen_tcp(ctl);
+    if (rc == TP_OK)
+        rc = ctl->is_unix ? listen_unix(ctl) : listen_tcp(ctl);
     if (rc == TP_OK) {
         int err = pthread_create(&ctl->thread, NULL, control_loop, ctl);
         if (err != 0) {
@@ -586,7 +621,8 @@ TP_API int tp_control_start(tp_control *ctl)
     }
     if (rc != TP_OK) {
         int err = errno;
-        if (ctl->listen_fd >= 0) close(ctl->listen_fd);
+        if (ctl->listen_fd >= 0)
+            close(ctl->listen_fd);
         if (ctl->wake[0] >= 0) {
             close(ctl->wake[0]);
             close(ctl->wake[1]);
@@ -604,7 +640,8 @@ TP_API int tp_control_start(tp_control *ctl)
 
 TP_API int tp_control_port(const tp_control *ctl)
 {
-    if (!ctl || ctl->is_unix || !atomic_load(&ctl->serving)) return -1;
+    if (!ctl || ctl->is_unix || !atomic_load(&ctl->serving))
+        return -1;
     return ctl->bound_port;
 }
 
@@ -615,7 +652,8 @@ TP_API bool tp_control_is_serving(const tp_control *ctl)
 
 TP_API int tp_control_stop(tp_control *ctl)
 {
-    if (!ctl) return TP_EINVAL;
+    if (!ctl)
+        return TP_EINVAL;
     pthread_mutex_lock(&ctl->stop_mu);
     if (!atomic_load(&ctl->serving)) {
         pthread_mutex_unlock(&ctl->stop_mu);
@@ -641,7 +679,8 @@ TP_API int tp_control_stop(tp_control *ctl)
 
 TP_API void tp_control_free(tp_control *ctl)
 {
-    if (!ctl) return;
+    if (!ctl)
+        return;
     tp_control_stop(ctl);
     free(ctl->sessions);
     tp__ctl_registry_free(&ctl->reg);

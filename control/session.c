@@ -57,7 +57,8 @@ bool tp__ctl_utf8_valid(const char *s, size_t len)
         unsigned char c = p[i];
         size_t n;
         unsigned int cp;
-        if (c == 0) return false;
+        if (c == 0)
+            return false;
         if (c < 0x80) {
             i++;
             continue;
@@ -74,7 +75,8 @@ bool tp__ctl_utf8_valid(const char *s, size_t len)
             return false;
         }
         for (size_t k = 1; k <= n; k++) {
-            if (i + k >= len || (p[i + k] & 0xC0) != 0x80) return false;
+            if (i + k >= len || (p[i + k] & 0xC0) != 0x80)
+                return false;
             cp = (cp << 6) | (p[i + k] & 0x3F);
         }
         /* Overlong forms, surrogates and values beyond U+10FFFF. */
@@ -155,19 +157,24 @@ static void flush_out(tp__ctl_session *s)
             s->out_off += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
         s->st = S_DEAD; /* the client went away */
         return;
     }
     s->out_off = s->out_len = 0;
-    if (s->st == S_CLOSING) s->st = S_DEAD;
+    if (s->st == S_CLOSING)
+        s->st = S_DEAD;
 }
 
 static void queue_out(tp__ctl_session *s, const char *data, size_t len)
 {
-    if (s->st == S_DEAD) return;
-    if (s->out_off > 0 && s->out_off == s->out_len) s->out_off = s->out_len = 0;
+    if (s->st == S_DEAD)
+        return;
+    if (s->out_off > 0 && s->out_off == s->out_len)
+        s->out_off = s->out_len = 0;
     if (s->out_len + len > s->out_cap) {
         if (s->out_off > 0) {
             memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
@@ -299,7 +306,8 @@ static void line(tp__ctl_session *s, char *p, size_t len)
         handshake(s, p, len);
         return;
     }
-    if (len == 0) return; /* blank lines get no response */
+    if (len == 0)
+        return; /* blank lines get no response */
     if (!tp__ctl_utf8_valid(p, len)) {
         send_error(s, TP__CTL_EPROTO,
                    "the request is not valid UTF-8 text (or holds a NUL "
@@ -317,7 +325,8 @@ static void process_input(tp__ctl_session *s)
     while ((s->st == S_READY || s->st == S_HANDSHAKE) &&
            s->out_len - s->out_off < OUT_HIGH) {
         char *nl = memchr(s->in + start, '\n', s->in_len - start);
-        if (!nl) break;
+        if (!nl)
+            break;
         size_t len = (size_t)(nl - (s->in + start));
         if (s->discarding)
             s->discarding = false;
@@ -353,7 +362,8 @@ static void read_input(tp__ctl_session *s)
     do
         n = recv(s->fd, s->in + s->in_len, s->in_cap - s->in_len, MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
     if (n <= 0) {
         /* EOF or error: a line cut off mid-way is dropped. */
         s->st = S_DEAD;
@@ -384,7 +394,8 @@ static void read_input(tp__ctl_session *s)
 tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id)
 {
     tp__ctl_session *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
+    if (!s)
+        return NULL;
     s->in_cap = ctl->max_line + 1;
     s->in = malloc(s->in_cap);
     if (!s->in) {
@@ -402,7 +413,8 @@ tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id)
 
 void tp__ctl_session_free(tp__ctl_session *s)
 {
-    if (!s) return;
+    if (!s)
+        return;
     close(s->fd);
     free(s->in);
     free(s->out);
@@ -423,7 +435,8 @@ short tp__ctl_session_events(const tp__ctl_session *s)
 {
     short ev = 0;
     bool pending = s->out_off < s->out_len;
-    if (pending) ev |= POLLOUT;
+    if (pending)
+        ev |= POLLOUT;
     if ((s->st == S_READY || s->st == S_HANDSHAKE) &&
         s->out_len - s->out_off < OUT_HIGH && s->in_len < s->in_cap)
         ev |= POLLIN;
@@ -437,11 +450,13 @@ void tp__ctl_session_io(tp__ctl_session *s, short revents)
         flush_out(s);
         process_input(s);
     }
-    if (s->st == S_DEAD) return;
+    if (s->st == S_DEAD)
+        return;
     if (revents & (POLLIN | POLLHUP | POLLERR)) {
         if (s->st == S_BUSY || s->st == S_CLOSING) {
             /* Not reading: only notice a peer that hung up. */
-            if (revents & (POLLHUP | POLLERR)) s->st = S_DEAD;
+            if (revents & (POLLHUP | POLLERR))
+                s->st = S_DEAD;
             return;
         }
         read_input(s);
@@ -450,7 +465,8 @@ void tp__ctl_session_io(tp__ctl_session *s, short revents)
 
 void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r)
 {
-    if (s->st != S_BUSY) return;
+    if (s->st != S_BUSY)
+        return;
     s->st = S_READY;
     s->last_active = tp__ctl_now();
     send_reply(s, r);
@@ -465,6 +481,7 @@ bool tp__ctl_session_dead(const tp__ctl_session *s)
 double tp__ctl_session_deadline(const tp__ctl_session *s)
 {
     double t = s->ctl->idle_timeout;
-    if (t <= 0 || s->st == S_BUSY) return 0;
+    if (t <= 0 || s->st == S_BUSY)
+        return 0;
     return s->last_active + t;
 }

@@ -70,21 +70,21 @@ typedef void (*tp_callback)(tp_pool *pool, tp_id id, void *arg);
 /* Error codes. All negative; TP_OK is 0. */
 enum {
     TP_OK = 0,
-    TP_EINVAL = -1,              /* an argument is invalid */
-    TP_ENOMEM = -2,              /* out of memory */
-    TP_ECLOSED = -3,             /* the pool is closed */
-    TP_ELOCKED = -4,             /* the pool is locked */
-    TP_ENOTASK = -5,             /* no task with that id is known */
-    TP_EALREADY_CANCELLED = -6,  /* the task has been cancelled */
-    TP_EALREADY_ENDED = -7,      /* the task has ended */
-    TP_ENOGROUP = -8,            /* no group with that name exists */
-    TP_EGROUP_EXISTS = -9,       /* a group with that name exists */
-    TP_EWRONG_POOL = -10,        /* not possible with this kind of pool */
-    TP_EDEADLK = -11,            /* the call would wait for itself */
-    TP_ECANCELED = -12,          /* the calling task was cancelled */
-    TP_ETIMEDOUT = -13,          /* the timeout expired */
-    TP_ESYS = -14,               /* a system call failed (see errno) */
-    TP_EAGAIN = -15              /* nothing available right now (_nowait) */
+    TP_EINVAL = -1,             /* an argument is invalid */
+    TP_ENOMEM = -2,             /* out of memory */
+    TP_ECLOSED = -3,            /* the pool is closed */
+    TP_ELOCKED = -4,            /* the pool is locked */
+    TP_ENOTASK = -5,            /* no task with that id is known */
+    TP_EALREADY_CANCELLED = -6, /* the task has been cancelled */
+    TP_EALREADY_ENDED = -7,     /* the task has ended */
+    TP_ENOGROUP = -8,           /* no group with that name exists */
+    TP_EGROUP_EXISTS = -9,      /* a group with that name exists */
+    TP_EWRONG_POOL = -10,       /* not possible with this kind of pool */
+    TP_EDEADLK = -11,           /* the call would wait for itself */
+    TP_ECANCELED = -12,         /* the calling task was cancelled */
+    TP_ETIMEDOUT = -13,         /* the timeout expired */
+    TP_ESYS = -14,              /* a system call failed (see errno) */
+    TP_EAGAIN = -15             /* nothing available right now (_nowait) */
 };
 
 /* A sentence describing err ("No such task."); never NULL. Thread safety:
@@ -349,8 +349,8 @@ TP_API void tp_cancel_all(tp_pool *pool);
  * forgotten) in the named groups, sorted ascending, into *out (free with
  * tp_ids_free). Errors: TP_ENOGROUP (the first unknown name; *out empty),
  * TP_EINVAL, TP_ENOMEM. */
-TP_API int tp_get_group_ids(tp_pool *pool, const char *const groups[],
-                            size_t n, tp_ids *out);
+TP_API int tp_get_group_ids(tp_pool *pool, const char *const groups[], size_t n,
+                            tp_ids *out);
 
 /* Waits until every task that was cancelled or ended when it was called has
  * finished its callbacks (a cancelled task must return first), then forgets
@@ -372,16 +372,16 @@ TP_API int tp_until_closed(tp_pool *pool, double timeout);
 
 /* A snapshot of the pool's counters, taken atomically. */
 typedef struct tp_stats {
-    size_t pool_size;     /* as tp_pool_size */
-    size_t running;       /* as tp_num_running */
-    size_t cancelled;     /* as tp_num_cancelled */
-    size_t ended;         /* as tp_num_ended */
-    size_t pending;       /* starts waiting for room or for their group;
-                             an iterator group counts the starts it has
-                             admitted, not its unknown length */
-    size_t groups;        /* groups the pool knows */
-    size_t threads;       /* worker threads alive */
-    size_t idle_threads;  /* of which parked, waiting for work */
+    size_t pool_size;    /* as tp_pool_size */
+    size_t running;      /* as tp_num_running */
+    size_t cancelled;    /* as tp_num_cancelled */
+    size_t ended;        /* as tp_num_ended */
+    size_t pending;      /* starts waiting for room or for their group;
+                            an iterator group counts the starts it has
+                            admitted, not its unknown length */
+    size_t groups;       /* groups the pool knows */
+    size_t threads;      /* worker threads alive */
+    size_t idle_threads; /* of which parked, waiting for work */
     uint64_t total_started, total_ended, total_cancelled, total_failed;
 } tp_stats;
 
@@ -488,8 +488,7 @@ typedef enum {
 } tp_log_level;
 
 /* A log handler: called on whichever thread logs, no library lock held. */
-typedef void (*tp_log_fn)(tp_log_level level, const char *message,
-                          void *arg);
+typedef void (*tp_log_fn)(tp_log_level level, const char *message, void *arg);
 
 /* Sets the process-wide log handler and the lowest level passed to it; a
  * NULL fn silences logging. Until the first call, logging is silent unless

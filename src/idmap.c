@@ -78,7 +78,8 @@ void tp__idmap_del(tp__idmap *m, tp_id id)
     size_t mask = m->cap - 1;
     /* Shift later members of the cluster back into the hole whenever their
      * home slot does not lie cyclically between the hole and them. */
-    for (size_t j = (hole + 1) & mask; m->slots[j].id >= 0; j = (j + 1) & mask) {
+    for (size_t j = (hole + 1) & mask; m->slots[j].id >= 0;
+         j = (j + 1) & mask) {
         size_t home = (size_t)m->slots[j].id & mask;
         if (((j - home) & mask) >= ((j - hole) & mask)) {
             m->slots[hole] = m->slots[j];

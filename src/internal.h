@@ -14,11 +14,13 @@
 
 /* ---- ids of live tasks: an open-addressing map id -> task (idmap.c) ---- */
 
+struct tp__idslot {
+    tp_id id; /* -1: empty */
+    tp_task *task;
+};
+
 typedef struct tp__idmap {
-    struct tp__idslot {
-        tp_id id; /* -1: empty */
-        tp_task *task;
-    } *slots;
+    struct tp__idslot *slots;
     size_t cap; /* a power of two, or 0 */
     size_t len;
 } tp__idmap;
@@ -55,21 +57,21 @@ struct tp_task {
     /* The waiter: what the task blocks in, so that a cancel can wake it.
      * Guarded by wmu; lock order pool->mu -> wmu. */
     pthread_mutex_t wmu;
-    pthread_cond_t wcv; /* CLOCK_MONOTONIC; tp_sleep */
+    pthread_cond_t wcv;    /* CLOCK_MONOTONIC; tp_sleep */
     pthread_cond_t *ucond; /* the user's cond in tp_cond_wait, or NULL */
     pthread_mutex_t *umutex;
-    bool flush_wait;   /* a tp_flush waits for this task to end */
-    int efd;           /* eventfd for tp_cancel_fd/tp_wait_fd, or -1 */
+    bool flush_wait;    /* a tp_flush waits for this task to end */
+    int efd;            /* eventfd for tp_cancel_fd/tp_wait_fd, or -1 */
     bool efd_signalled; /* efd holds a count to drain */
 };
 
 typedef struct tp__worker {
     tp_pool *pool;
     pthread_t thread;
-    pthread_cond_t park;  /* CLOCK_MONOTONIC; waited on with pool->mu */
-    bool idle;            /* on pool->idle_head's list */
-    bool wake;            /* counted in pool->waking */
-    atomic_int pins;      /* deferred cancel wake-ups not yet delivered */
+    pthread_cond_t park; /* CLOCK_MONOTONIC; waited on with pool->mu */
+    bool idle;           /* on pool->idle_head's list */
+    bool wake;           /* counted in pool->waking */
+    atomic_int pins;     /* deferred cancel wake-ups not yet delivered */
     struct tp__worker *idle_next, *idle_prev;
     tp_task task;
 } tp__worker;
@@ -81,11 +83,11 @@ enum tp__call { TP__CALL_FN, TP__CALL_STAR, TP__CALL_KW };
 
 typedef struct tp__group {
     char name[TP_NAME_MAX];
-    int refs;      /* listed + live tasks + in-flight claims + drops */
-    bool indexed;  /* findable by name */
-    bool listed;   /* on pool->groups */
-    struct tp__group *hnext;        /* name index chain */
-    struct tp__group *prev, *next;  /* pool->groups */
+    int refs;     /* listed + live tasks + in-flight claims + drops */
+    bool indexed; /* findable by name */
+    bool listed;  /* on pool->groups */
+    struct tp__group *hnext;       /* name index chain */
+    struct tp__group *prev, *next; /* pool->groups */
 
     int call;
     union {
@@ -98,21 +100,21 @@ typedef struct tp__group {
     void *cb_arg;
 
     int src;
-    void *arg;     /* APPLY: the shared argument */
-    void **args;   /* ARRAY: argument i of nargs */
-    size_t nargs;  /* APPLY, ARRAY: how many starts in all */
+    void *arg;       /* APPLY: the shared argument */
+    void **args;     /* ARRAY: argument i of nargs */
+    size_t nargs;    /* APPLY, ARRAY: how many starts in all */
     size_t next_arg; /* APPLY, ARRAY: starts claimed so far */
-    void *block;   /* owned copies behind args */
+    void *block;     /* owned copies behind args */
     tp_iter iter;
-    bool iter_over;  /* ITER: exhausted or cancelled: next never again */
-    bool iter_busy;  /* ITER: a worker is inside next() */
+    bool iter_over; /* ITER: exhausted or cancelled: next never again */
+    bool iter_busy; /* ITER: a worker is inside next() */
     bool done_called;
 
-    size_t limit;   /* num_concurrent */
-    size_t active;  /* queued + claimed + live tasks, at most limit */
-    size_t queued;  /* starts waiting in the pool FIFO */
-    size_t claims;  /* ITER: claimed, waiting for next() */
-    size_t live;    /* tasks started and not fully ended */
+    size_t limit;  /* num_concurrent */
+    size_t active; /* queued + claimed + live tasks, at most limit */
+    size_t queued; /* starts waiting in the pool FIFO */
+    size_t claims; /* ITER: claimed, waiting for next() */
+    size_t live;   /* tasks started and not fully ended */
 
     tp_id *ids; /* known task ids, ascending */
     size_t nids, idcap;
@@ -152,8 +154,8 @@ struct tp_pool {
     size_t stack_size;
     double idle_timeout;
 
-    size_t size;       /* pool size (capacity) */
-    size_t occupied;   /* claimed starts whose function has not returned */
+    size_t size;     /* pool size (capacity) */
+    size_t occupied; /* claimed starts whose function has not returned */
     bool locked, closed, freeing;
 
     tp_id next_id;
@@ -277,10 +279,10 @@ static inline bool tp__log_on(tp_log_level level)
 void tp__log_write(tp_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Logs if the level is enabled; a disabled message costs one load. */
-#define tp__log(level, ...)                                                   \
-    do {                                                                      \
-        if (tp__log_on(level))                                                \
-            tp__log_write(level, __VA_ARGS__);                                \
+#define tp__log(level, ...)                                                    \
+    do {                                                                       \
+        if (tp__log_on(level))                                                 \
+            tp__log_write(level, __VA_ARGS__);                                 \
     } while (0)
 
 /* Fault injection for tests: the next n worker thread creations fail. */

@@ -200,16 +200,16 @@ bool tp__in_pool(const tp_pool *pool)
 
 /* Getters take the lock so that they see a consistent state; they are
  * logically const. */
-#define GETTER(type, fn, expr)                                                \
-    type fn(const tp_pool *cpool)                                             \
-    {                                                                         \
-        tp_pool *pool = (tp_pool *)cpool;                                     \
-        if (!pool)                                                            \
-            return 0;                                                         \
-        tp__lock(pool);                                                       \
-        type v = (expr);                                                      \
-        tp__unlock(pool);                                                     \
-        return v;                                                             \
+#define GETTER(type, fn, expr)                                                 \
+    type fn(const tp_pool *cpool)                                              \
+    {                                                                          \
+        tp_pool *pool = (tp_pool *)cpool;                                      \
+        if (!pool)                                                             \
+            return 0;                                                          \
+        tp__lock(pool);                                                        \
+        type v = (expr);                                                       \
+        tp__unlock(pool);                                                      \
+        return v;                                                              \
     }
 
 GETTER(size_t, tp_pool_size, pool->size)
@@ -396,8 +396,7 @@ void tp_pool_free(tp_pool *pool)
     if (!pool)
         return;
     if (tp__in_pool(pool)) {
-        tp__log(TP_LOG_ERROR, "%s cannot be freed by its own task",
-                pool->name);
+        tp__log(TP_LOG_ERROR, "%s cannot be freed by its own task", pool->name);
         return;
     }
     tp__lock(pool);

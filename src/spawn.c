@@ -102,15 +102,14 @@ int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
 
 int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
 {
-    int rc = pool ? check(pool, (const void *)pool->simple_fn, TP__SIMPLE,
-                          NULL)
+    int rc = pool ? check(pool, (const void *)pool->simple_fn, TP__SIMPLE, NULL)
                   : TP_EINVAL;
     if (rc != TP_OK)
         return rc;
     if (num == 0)
         return TP_EINVAL;
-    tp__group *g = group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX,
-                             &pool->simple_opts);
+    tp__group *g =
+        group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, &pool->simple_opts);
     if (!g)
         return TP_ENOMEM;
     g->f.fn = pool->simple_fn;
@@ -139,8 +138,8 @@ static tp__group *array_group(int call, size_t n, size_t num_concurrent,
     return g;
 }
 
-static int check_map(tp_pool *pool, const void *fn, const void *args,
-                     size_t n, size_t num_concurrent, const tp_opts *opts)
+static int check_map(tp_pool *pool, const void *fn, const void *args, size_t n,
+                     size_t num_concurrent, const tp_opts *opts)
 {
     int rc = check(pool, fn, TP__GENERAL, opts);
     if (rc == TP_OK && (!args || n == 0 || num_concurrent == 0))
@@ -152,8 +151,8 @@ int tp_map(tp_pool *pool, tp_fn fn, void *const args[], size_t nargs,
            size_t num_concurrent, const tp_opts *opts,
            char group_out[TP_NAME_MAX])
 {
-    int rc = check_map(pool, (const void *)fn, args, nargs, num_concurrent,
-                       opts);
+    int rc =
+        check_map(pool, (const void *)fn, args, nargs, num_concurrent, opts);
     if (rc != TP_OK)
         return rc;
     tp__group *g = array_group(TP__CALL_FN, nargs, num_concurrent, 0, opts);
@@ -214,8 +213,8 @@ int tp_starmap(tp_pool *pool, tp_star_fn fn, const tp_args args[], size_t n,
         values += args[i].argc;
         g->args[i] = &copies[i];
     }
-    return tp__spawn(pool, g, opts, "starmap",
-                     opts ? opts->group_name : NULL, group_out);
+    return tp__spawn(pool, g, opts, "starmap", opts ? opts->group_name : NULL,
+                     group_out);
 }
 
 void *tp_kwargs_get(const tp_kwargs *kw, const char *key, void *fallback)
@@ -232,8 +231,7 @@ int tp_doublestarmap(tp_pool *pool, tp_kw_fn fn, const tp_kwargs kwargs[],
                      size_t n, size_t num_concurrent, const tp_opts *opts,
                      char group_out[TP_NAME_MAX])
 {
-    int rc =
-        check_map(pool, (const void *)fn, kwargs, n, num_concurrent, opts);
+    int rc = check_map(pool, (const void *)fn, kwargs, n, num_concurrent, opts);
     if (rc != TP_OK)
         return rc;
     size_t items = 0, chars = 0;
@@ -247,8 +245,7 @@ int tp_doublestarmap(tp_pool *pool, tp_kw_fn fn, const tp_kwargs kwargs[],
         }
         items += kwargs[i].n;
     }
-    size_t extra =
-        n * sizeof(tp_kwargs) + items * sizeof(tp_kwarg) + chars;
+    size_t extra = n * sizeof(tp_kwargs) + items * sizeof(tp_kwarg) + chars;
     tp__group *g = array_group(TP__CALL_KW, n, num_concurrent, extra, opts);
     if (!g)
         return TP_ENOMEM;

@@ -83,9 +83,9 @@ int tp_cond_wait(tp_task *task, pthread_cond_t *cond, pthread_mutex_t *mutex,
     struct timespec slice = tp__deadline(CLOCK_REALTIME, TP__COND_SLICE);
     bool last = timeout >= 0 && tp__before(&deadline, &slice);
     int rc = pthread_cond_timedwait(cond, mutex, last ? &deadline : &slice);
-    int result = atomic_load(&task->cancelled)      ? TP_ECANCELED
-                 : rc == ETIMEDOUT && last ? TP_ETIMEDOUT
-                                                    : TP_OK;
+    int result = atomic_load(&task->cancelled) ? TP_ECANCELED
+                 : rc == ETIMEDOUT && last     ? TP_ETIMEDOUT
+                                               : TP_OK;
     pthread_mutex_lock(&task->wmu);
     task->ucond = NULL;
     task->umutex = NULL;
@@ -135,7 +135,9 @@ int tp_wait_fd(tp_task *task, int fd, short events, double timeout)
             struct timespec now = tp__deadline(CLOCK_MONOTONIC, 0);
             double left = (double)(deadline.tv_sec - now.tv_sec) +
                           (double)(deadline.tv_nsec - now.tv_nsec) / 1e9;
-            ms = left <= 0 ? 0 : left > 2e6 ? 2000000000 : (int)(left * 1e3 + 0.999);
+            ms = left <= 0    ? 0
+                 : left > 2e6 ? 2000000000
+                              : (int)(left * 1e3 + 0.999);
         }
         int n = poll(p, task ? 2 : 1, ms);
         if (n < 0 && errno != EINTR)

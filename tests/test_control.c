@@ -54,7 +54,8 @@ static int record(tp_task *task, void *arg)
 {
     char *s = cJSON_PrintUnformatted((const cJSON *)arg);
     pthread_mutex_lock(&seen_mu);
-    if (nseen < 16) snprintf(seen[nseen++], sizeof seen[0], "%s", s);
+    if (nseen < 16)
+        snprintf(seen[nseen++], sizeof seen[0], "%s", s);
     pthread_mutex_unlock(&seen_mu);
     free(s);
     counter_add(&started, 1);
@@ -87,7 +88,8 @@ static bool seen_has(const char *json)
     bool found = false;
     pthread_mutex_lock(&seen_mu);
     for (int i = 0; i < nseen; i++)
-        if (strcmp(seen[i], json) == 0) found = true;
+        if (strcmp(seen[i], json) == 0)
+            found = true;
     pthread_mutex_unlock(&seen_mu);
     return found;
 }

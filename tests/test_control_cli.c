@@ -76,7 +76,8 @@ static int run_cli(const char *const *args, char *out, size_t out_size,
     while (open_fds > 0) {
         ck_assert_int_gt(poll(pf, 2, (int)(10000 * time_multiplier())), 0);
         for (int i = 0; i < 2; i++) {
-            if (!pf[i].revents) continue;
+            if (!pf[i].revents)
+                continue;
             char *buf = i ? err : out;
             size_t *len = i ? &le : &lo;
             size_t size = i ? err_size : out_size;
@@ -206,11 +207,14 @@ static bool expect(term *t, const char *want)
         clock_gettime(CLOCK_MONOTONIC, &now);
         double left = limit - (double)(now.tv_sec - t0.tv_sec) -
                       (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
-        if (left <= 0 || t->len + 1 >= sizeof t->buf) return false;
+        if (left <= 0 || t->len + 1 >= sizeof t->buf)
+            return false;
         struct pollfd pf = {t->fd, POLLIN, 0};
-        if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0) return false;
+        if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0)
+            return false;
         ssize_t r = read(t->fd, t->buf + t->len, sizeof t->buf - 1 - t->len);
-        if (r <= 0) return false;
+        if (r <= 0)
+            return false;
         if (t->log_len + (size_t)r < sizeof t->log) {
             memcpy(t->log + t->log_len, t->buf + t->len, (size_t)r);
             t->log_len += (size_t)r;

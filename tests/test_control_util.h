@@ -125,10 +125,12 @@ static inline char *client_read_until(client *c, const char *end)
             c->len -= n;
             return out;
         }
-        if (c->len == sizeof c->buf) return NULL;
+        if (c->len == sizeof c->buf)
+            return NULL;
         ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
         if (r <= 0) {
-            if (c->len == 0) return NULL;
+            if (c->len == 0)
+                return NULL;
             char *out = malloc(c->len + 1);
             memcpy(out, c->buf, c->len);
             out[c->len] = '\0';
@@ -143,7 +145,8 @@ static inline char *client_read_until(client *c, const char *end)
 static inline char *client_line(client *c)
 {
     char *s = client_read_until(c, "\n");
-    if (s && *s && s[strlen(s) - 1] == '\n') s[strlen(s) - 1] = '\0';
+    if (s && *s && s[strlen(s) - 1] == '\n')
+        s[strlen(s) - 1] = '\0';
     return s;
 }
 
@@ -153,8 +156,10 @@ static inline bool client_eof(client *c)
     char tmp[256];
     for (;;) {
         ssize_t r = recv(c->fd, tmp, sizeof tmp, 0);
-        if (r == 0 || (r < 0 && errno == ECONNRESET)) return true;
-        if (r < 0) return false; /* timeout */
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            return true;
+        if (r < 0)
+            return false; /* timeout */
     }
 }
 
@@ -182,7 +187,8 @@ static inline char *client_read_n(client *c, size_t n)
 {
     while (c->len < n && c->len < sizeof c->buf) {
         ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-        if (r <= 0) break;
+        if (r <= 0)
+            break;
         c->len += (size_t)r;
     }
     size_t k = c->len < n ? c->len : n;

@@ -99,14 +99,14 @@ static void dump(const output *o)
         fprintf(stderr, "%3d| %s\n", i, o->line[i]);
 }
 
-#define BEFORE(o, a, b)                                                     \
-    do {                                                                    \
-        int a_ = (a), b_ = (b);                                             \
-        if (!(a_ >= 0 && b_ >= 0 && a_ < b_))                               \
-            dump(o);                                                        \
-        ck_assert_msg(a_ >= 0 && b_ >= 0 && a_ < b_,                        \
-                      "expected %s (line %d) before %s (line %d)", #a, a_,  \
-                      #b, b_);                                              \
+#define BEFORE(o, a, b)                                                        \
+    do {                                                                       \
+        int a_ = (a), b_ = (b);                                                \
+        if (!(a_ >= 0 && b_ >= 0 && a_ < b_))                                  \
+            dump(o);                                                           \
+        ck_assert_msg(a_ >= 0 && b_ >= 0 && a_ < b_,                           \
+                      "expected %s (line %d) before %s (line %d)", #a, a_, #b, \
+                      b_);                                                     \
     } while (0)
 
 static double scale(void)
@@ -241,7 +241,8 @@ START_TEST(advanced_example)
         snprintf(w, sizeof w, "> work with %d", v);
         ck_assert_int_eq(count(&o, w), 2);
         BEFORE(&o, s[1], find(&o, w));
-        BEFORE(&o, find_from(&o, find(&o, w) + 1, w), e[0] > e[1] ? e[0] : e[1]);
+        BEFORE(&o, find_from(&o, find(&o, w) + 1, w),
+               e[0] > e[1] ? e[0] : e[1]);
     }
     for (int k = 0; k < 4; k++) {
         int prev = s[2 + k];

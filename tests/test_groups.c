@@ -150,8 +150,7 @@ START_TEST(generated_names_count_per_prefix_and_function)
     taken.group_name = "apply-work-group-2";
     ck_assert_int_eq(tp_apply(p, gated, NULL, 1, &taken, n), TP_OK);
     ck_assert_str_eq(n, "apply-work-group-2");
-    ck_assert_int_eq(tp_apply(p, gated, NULL, 1, &taken, n),
-                     TP_EGROUP_EXISTS);
+    ck_assert_int_eq(tp_apply(p, gated, NULL, 1, &taken, n), TP_EGROUP_EXISTS);
     ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &work, n), TP_OK);
     ck_assert_str_eq(n, "apply-work-group-3");
     /* Names are never reused, even after the group is forgotten. */

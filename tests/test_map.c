@@ -28,10 +28,10 @@
 /* Shared recording                                                          */
 /* ------------------------------------------------------------------------ */
 
-static atomic_int hits[N_MAX];    /* runs per argument index */
+static atomic_int hits[N_MAX];     /* runs per argument index */
 static atomic_int discards[N_MAX]; /* discard calls per argument index */
-static atomic_int cur, max_cur;   /* tasks inside their function */
-static atomic_int failures;       /* wrong values seen inside tasks */
+static atomic_int cur, max_cur;    /* tasks inside their function */
+static atomic_int failures;        /* wrong values seen inside tasks */
 static counter started, finished, discarded;
 static gate g_all;
 
@@ -176,19 +176,15 @@ START_TEST(map_invalid)
     tp_args sa[1] = {{1, args}};
     tp_kwarg kw[1] = {{"a", ARG(1)}};
     tp_kwargs ka[1] = {{1, kw}};
-    ck_assert_int_eq(tp_map(p, quick_task, args, 1, 0, NULL, NULL),
-                     TP_EINVAL);
-    ck_assert_int_eq(tp_map(p, quick_task, args, 0, 1, NULL, NULL),
-                     TP_EINVAL);
-    ck_assert_int_eq(tp_map(p, quick_task, NULL, 1, 1, NULL, NULL),
-                     TP_EINVAL);
+    ck_assert_int_eq(tp_map(p, quick_task, args, 1, 0, NULL, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_map(p, quick_task, args, 0, 1, NULL, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_map(p, quick_task, NULL, 1, 1, NULL, NULL), TP_EINVAL);
     ck_assert_int_eq(tp_map(p, NULL, args, 1, 1, NULL, NULL), TP_EINVAL);
     ck_assert_int_eq(tp_map(NULL, quick_task, args, 1, 1, NULL, NULL),
                      TP_EINVAL);
     ck_assert_int_eq(tp_starmap(p, NULL, sa, 1, 1, NULL, NULL), TP_EINVAL);
-    ck_assert_int_eq(
-        tp_doublestarmap(p, (tp_kw_fn)NULL, ka, 1, 1, NULL, NULL),
-        TP_EINVAL);
+    ck_assert_int_eq(tp_doublestarmap(p, (tp_kw_fn)NULL, ka, 1, 1, NULL, NULL),
+                     TP_EINVAL);
     tp_stats st;
     ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
     ck_assert_uint_eq(st.total_started, 0);
@@ -216,8 +212,7 @@ START_TEST(map_group_names)
     ck_assert_int_eq(tp_apply(p, quick_task, ARG(0), 1, &f, g), TP_OK);
     ck_assert_str_eq(g, "apply-f-group-0");
     ck_assert_int_eq(tp_starmap(p, star_task, sa, 0, 1, &f, g), TP_EINVAL);
-    ck_assert_int_eq(tp_doublestarmap(p, kw_task, ka, 0, 1, &f, g),
-                     TP_EINVAL);
+    ck_assert_int_eq(tp_doublestarmap(p, kw_task, ka, 0, 1, &f, g), TP_EINVAL);
     tp_pool_free(p);
 }
 END_TEST
@@ -402,8 +397,7 @@ START_TEST(doublestarmap_invalid)
     ck_assert_int_eq(tp_doublestarmap(p, kw_task, ok, 1, 0, NULL, NULL),
                      TP_EINVAL);
     tp_args sa[1] = {{0, NULL}};
-    ck_assert_int_eq(tp_starmap(p, star_task, sa, 1, 0, NULL, NULL),
-                     TP_EINVAL);
+    ck_assert_int_eq(tp_starmap(p, star_task, sa, 1, 0, NULL, NULL), TP_EINVAL);
     ck_assert_uint_eq(tp_num_running(p), 0);
     tp_pool_free(p);
 }
@@ -431,10 +425,10 @@ END_TEST
 typedef struct it_state {
     atomic_int next_calls;
     atomic_int done_calls;
-    atomic_int in_next;   /* concurrent next calls: must stay <= 1 */
+    atomic_int in_next; /* concurrent next calls: must stay <= 1 */
     atomic_int overlap;
-    int limit;            /* produce this many, then... */
-    int after;            /* ...return this (0 exhausted, <0 error) */
+    int limit; /* produce this many, then... */
+    int after; /* ...return this (0 exhausted, <0 error) */
     bool endless;
 } it_state;
 
@@ -568,8 +562,7 @@ START_TEST(iter_endless_cancel_then_gather)
     ck_assert_int_eq((long)st.total_started + counter_get(&discarded), calls);
     ck_assert_int_le(counter_get(&started), (long)st.total_started);
     for (int i = 0; i < calls; i++)
-        ck_assert_int_le(atomic_load(&hits[i]) + atomic_load(&discards[i]),
-                         1);
+        ck_assert_int_le(atomic_load(&hits[i]) + atomic_load(&discards[i]), 1);
     ck_assert_int_le(atomic_load(&max_cur), 2);
     tp_pool_free(p);
 }
@@ -635,8 +628,7 @@ START_TEST(discard_map_cancelled)
     ck_assert_int_eq(counter_get(&started), SIZE);
     ck_assert_int_eq(counter_get(&discarded), N - SIZE);
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(atomic_load(&hits[i]) + atomic_load(&discards[i]),
-                         1);
+        ck_assert_int_eq(atomic_load(&hits[i]) + atomic_load(&discards[i]), 1);
     tp_pool_free(p);
 }
 END_TEST
@@ -676,8 +668,8 @@ static gate adv_gate[ADV_TASKS];
 static pthread_mutex_t adv_mu = PTHREAD_MUTEX_INITIALIZER;
 static int adv_order[ADV_TASKS * 2]; /* id for a start, 100 + id for an end */
 static int adv_n;
-static int adv_group[ADV_TASKS];     /* 'A' apply, 'S' + argument index */
-static int adv_log[ADV_TASKS * 2];   /* the same, from the log handler */
+static int adv_group[ADV_TASKS];   /* 'A' apply, 'S' + argument index */
+static int adv_log[ADV_TASKS * 2]; /* the same, from the log handler */
 static int adv_nlog;
 
 static void adv_push(int *v, int *n, int code)

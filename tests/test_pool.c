@@ -362,8 +362,8 @@ static bool no_threads(void *arg)
 
 START_TEST(workers_are_reused_and_retire_when_idle)
 {
-    tp_pool *p = tp_pool_new(
-        &(tp_pool_opts){.pool_size = 2, .idle_timeout = 0.02});
+    tp_pool *p =
+        tp_pool_new(&(tp_pool_opts){.pool_size = 2, .idle_timeout = 0.02});
     /* Without callbacks a slot frees only when its worker is free. */
     ck_assert_int_eq(tp_apply(p, count_run, NULL, 1000, NULL, NULL), TP_OK);
     ck_assert(counter_wait(&ended, 1000));

@@ -354,8 +354,7 @@ START_TEST(join_many_consumers)
     for (uintptr_t i = 1; i <= ITEMS; i++)
         ck_assert_int_eq(tp_queue_put(q, NULL, ITEM(i)), TP_OK);
     for (int i = 0; i < JOINERS; i++)
-        ck_assert_int_eq(pthread_create(&joins[i], NULL, join_thread, &c),
-                         0);
+        ck_assert_int_eq(pthread_create(&joins[i], NULL, join_thread, &c), 0);
     ck_assert_int_eq(tp_queue_join(q, NULL), TP_OK);
     ck_assert_int_eq(counter_get(&c.processed), ITEMS);
     ck_assert(counter_wait(&c.joined, JOINERS));
@@ -481,8 +480,8 @@ static void cancel_blocked(tp_queue *q, int op, size_t n, bool by_id)
     pthread_mutex_unlock(&c.mu);
     /* "Promptly": far below any timeout; the engine's worst case for a
      * busy mutex is 20 ms. Generous for loaded and sanitizer builds. */
-    ck_assert_msg(latency < 1.0 * time_multiplier(),
-                  "cancel took %.3f s", latency);
+    ck_assert_msg(latency < 1.0 * time_multiplier(), "cancel took %.3f s",
+                  latency);
     ck_assert_uint_eq(getters_of(q) + putters_of(q) + joiners_of(q), 0);
     ck_assert_int_eq(tp_gather_and_close(pool), TP_OK);
     tp_pool_free(pool);
@@ -561,8 +560,7 @@ START_TEST(already_cancelled)
     ck_assert_int_eq(tp_queue_put(c.q, NULL, ITEM(1)), TP_OK);
     tp_pool *pool = tp_pool_new(NULL);
     char group[TP_NAME_MAX];
-    ck_assert_int_eq(tp_apply(pool, precancel_task, &c, 1, NULL, group),
-                     TP_OK);
+    ck_assert_int_eq(tp_apply(pool, precancel_task, &c, 1, NULL, group), TP_OK);
     ck_assert(counter_wait(&c.at_gate, 1));
     ck_assert_int_eq(tp_cancel_group(pool, group), TP_OK);
     ck_assert(counter_wait(&c.done, 1));

@@ -114,8 +114,8 @@ START_TEST(simple_names)
 {
     tp_pool *a = tp_simple_pool_new(quick, NULL, NULL, NULL);
     tp_pool *b = tp_simple_pool_new(quick, NULL, NULL, NULL);
-    tp_pool *c = tp_simple_pool_new(
-        quick, NULL, &(tp_pool_opts){.name = "demo"}, NULL);
+    tp_pool *c =
+        tp_simple_pool_new(quick, NULL, &(tp_pool_opts){.name = "demo"}, NULL);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_ptr_nonnull(c);
@@ -329,10 +329,8 @@ START_TEST(simple_wrong_pool)
     ck_assert_uint_eq(ids.len, 0);
     ck_assert_int_eq(tp_stop_all(gp, NULL), TP_EWRONG_POOL);
 
-    ck_assert_int_eq(tp_apply(sp, quick, NULL, 1, NULL, NULL),
-                     TP_EWRONG_POOL);
-    ck_assert_int_eq(tp_map(sp, quick, args, 1, 1, NULL, NULL),
-                     TP_EWRONG_POOL);
+    ck_assert_int_eq(tp_apply(sp, quick, NULL, 1, NULL, NULL), TP_EWRONG_POOL);
+    ck_assert_int_eq(tp_map(sp, quick, args, 1, 1, NULL, NULL), TP_EWRONG_POOL);
     ck_assert_int_eq(tp_starmap(sp, star, sa, 1, 1, NULL, NULL),
                      TP_EWRONG_POOL);
     ck_assert_int_eq(tp_doublestarmap(sp, kw, ka, 1, 1, NULL, NULL),

@@ -9,7 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-enum { THREADS = 4, ROUNDS = 300, MAXNUM = 6, MAXIDS = THREADS * ROUNDS * MAXNUM };
+enum {
+    THREADS = 4,
+    ROUNDS = 300,
+    MAXNUM = 6,
+    MAXIDS = THREADS * ROUNDS * MAXNUM
+};
 
 static atomic_int ends[MAXIDS], cancels[MAXIDS], ran[MAXIDS];
 static atomic_int cancel_after_end;
@@ -74,8 +79,7 @@ static void *hammer(void *arg)
                            : 0;
             int rc = tp_cancel(p, &id, 1);
             ck_assert(rc == TP_OK || rc == TP_ENOTASK ||
-                      rc == TP_EALREADY_CANCELLED ||
-                      rc == TP_EALREADY_ENDED);
+                      rc == TP_EALREADY_CANCELLED || rc == TP_EALREADY_ENDED);
         } else if (op == 7) {
             size_t sizes[] = {0, 1, 2, 4, TP_UNLIMITED};
             ck_assert_int_eq(tp_set_pool_size(p, sizes[rand_r(&seed) % 5]),

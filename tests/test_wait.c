@@ -109,8 +109,7 @@ static void *cancel_holding_mutex(void *arg)
 START_TEST(cond_wait_cancel_while_canceller_holds_the_mutex)
 {
     tp_pool *p = tp_pool_new(NULL);
-    ck_assert_int_eq(tp_apply(p, cond_waiter, NULL, 1, &counted, NULL),
-                     TP_OK);
+    ck_assert_int_eq(tp_apply(p, cond_waiter, NULL, 1, &counted, NULL), TP_OK);
     ck_assert(counter_wait(&started, 1));
     pthread_t th;
     pthread_create(&th, NULL, cancel_holding_mutex, p);

@@ -50,10 +50,12 @@ static int worker(tp_task *task, void *arg)
         if (tp_queue_get(q, task, &item) != TP_OK)
             return 0; /* cancelled while waiting for an item */
         int rc = work(task, (intptr_t)item);
-        if (rc == TP_ECANCELED) tp_queue_put_nowait(q, item);
+        if (rc == TP_ECANCELED)
+            tp_queue_put_nowait(q, item);
         /* Every get is matched by one "processed", or join never returns. */
         tp_queue_item_processed(q);
-        if (rc == TP_ECANCELED) return 0;
+        if (rc == TP_ECANCELED)
+            return 0;
     }
 }
 
@@ -61,7 +63,8 @@ int main(int argc, char **argv)
 {
     const char *host = argc > 1 ? argv[1] : "127.0.0.1";
     const char *port = argc > 2 ? argv[2] : "9999";
-    if (argc > 3) seconds_per_item = atof(argv[3]);
+    if (argc > 3)
+        seconds_per_item = atof(argv[3]);
     tp_log_set(log_to_stderr, NULL, TP_LOG_DEBUG);
 
     tp_queue *q = tp_queue_new(0);

@@ -33,8 +33,8 @@ static void say(const char *what, int i)
 }
 
 struct work_args {
-    int n;        /* how far to count */
-    double tick;  /* seconds of sleep before each step */
+    int n;       /* how far to count */
+    double tick; /* seconds of sleep before each step */
 };
 
 /* Pseudo-worker function: counts up to n with a tick of sleep before each
@@ -66,14 +66,14 @@ int main(int argc, char **argv)
     tp_pool *pool = tp_simple_pool_new(work, &args, NULL, &opts);
     if (!pool)
         return 1;
-    int rc = tp_start(pool, 3, NULL);   /* launches work tasks 0, 1 and 2 */
+    int rc = tp_start(pool, 3, NULL); /* launches work tasks 0, 1 and 2 */
     if (rc == TP_OK) {
-        tp_sleep(NULL, 1.5 * scale);    /* lets the tasks work for a bit */
-        rc = tp_start(pool, 1, NULL);   /* launches work task 3 */
+        tp_sleep(NULL, 1.5 * scale);  /* lets the tasks work for a bit */
+        rc = tp_start(pool, 1, NULL); /* launches work task 3 */
     }
     if (rc == TP_OK) {
-        tp_sleep(NULL, 1.5 * scale);    /* lets the tasks work for a bit */
-        rc = tp_stop(pool, 2, NULL);    /* cancels tasks 3 and 2 (LIFO) */
+        tp_sleep(NULL, 1.5 * scale); /* lets the tasks work for a bit */
+        rc = tp_stop(pool, 2, NULL); /* cancels tasks 3 and 2 (LIFO) */
     }
     if (rc == TP_OK)
         rc = tp_gather_and_close(pool); /* waits for all tasks, then closes */

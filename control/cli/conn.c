@@ -39,9 +39,11 @@ cli_conn *cli_connect_tcp(const char *host, const char *port)
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
                     ai->ai_protocol);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            break;
         err = errno;
-        if (fd >= 0) close(fd);
+        if (fd >= 0)
+            close(fd);
         fd = -1;
     }
     freeaddrinfo(res);
@@ -65,7 +67,8 @@ cli_conn *cli_connect_unix(const char *path)
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         fprintf(stderr, "taskpool-control: cannot connect to %s: %s\n", path,
                 strerror(errno));
-        if (fd >= 0) close(fd);
+        if (fd >= 0)
+            close(fd);
         return NULL;
     }
     return conn_new(fd);
@@ -75,8 +78,10 @@ static bool send_all(cli_conn *c, const char *data, size_t len)
 {
     while (len > 0) {
         ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
         data += n;
         len -= (size_t)n;
     }
@@ -102,8 +107,10 @@ static bool read_line(cli_conn *c)
         if (c->len == sizeof c->buf)
             return false; /* a line longer than any response */
         ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
         c->len += (size_t)n;
     }
 }
@@ -122,7 +129,8 @@ bool cli_handshake(cli_conn *c, const char *token)
     cJSON *hello = cJSON_CreateObject();
     cJSON_AddNumberToObject(hello, "terminal_width", terminal_width());
     cJSON_AddStringToObject(hello, "format", "json");
-    if (token) cJSON_AddStringToObject(hello, "token", token);
+    if (token)
+        cJSON_AddStringToObject(hello, "token", token);
     char *text = cJSON_PrintUnformatted(hello);
     cJSON_Delete(hello);
     bool ok = text && send_all(c, text, strlen(text)) && send_all(c, "\n", 1);
@@ -185,7 +193,8 @@ bool cli_print(const char *request, const cJSON *resp, FILE *out, FILE *err)
     size_t n = copy ? tp__ctl_tokenize(copy, tok, 3) : 0;
     const char *cmd = n ? tok[0] : "";
     bool getter = n == 1 && strcmp(cmd, "pool-size") == 0;
-    if (cJSON_IsNull(result) && !getter) result = NULL;
+    if (cJSON_IsNull(result) && !getter)
+        result = NULL;
     char *text = tp__ctl_result_text(cmd, result);
     fprintf(out, "%s\n", text ? text : "");
     free(text);
@@ -195,7 +204,8 @@ bool cli_print(const char *request, const cJSON *resp, FILE *out, FILE *err)
 
 void cli_close(cli_conn *c)
 {
-    if (!c) return;
+    if (!c)
+        return;
     close(c->fd);
     free(c->pool_name);
     free(c->line);

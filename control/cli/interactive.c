@@ -60,7 +60,8 @@ static unsigned char on_complete(EditLine *el, int ch)
             strncmp(c->name, start, len) == 0)
             match[n++] = c->name;
     }
-    if (n == 0) return CC_ERROR;
+    if (n == 0)
+        return CC_ERROR;
     if (n == 1) {
         char rest[64];
         snprintf(rest, sizeof rest, "%s ", match[0] + len);
@@ -111,8 +112,10 @@ int cli_interactive(cli_conn *c, bool json)
     HistEvent ev;
     if (!el || !hist) {
         fprintf(stderr, "taskpool-control: cannot start line editing\n");
-        if (el) el_end(el);
-        if (hist) history_end(hist);
+        if (el)
+            el_end(el);
+        if (hist)
+            history_end(hist);
         return 1;
     }
     history(hist, &ev, H_SETSIZE, 1000);
@@ -144,7 +147,8 @@ int cli_interactive(cli_conn *c, bool json)
             continue;
         }
         char *line = trimmed(raw);
-        if (!line) break;
+        if (!line)
+            break;
         if (!*line) {
             free(line);
             continue;

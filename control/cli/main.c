@@ -41,7 +41,8 @@ int main(int argc, char **argv)
     size_t ncmds = 0, npos = 0;
     bool json = false;
     const char *token = getenv("TASKPOOL_CONTROL_TOKEN");
-    if (!cmds) return 2;
+    if (!cmds)
+        return 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -94,7 +95,8 @@ int main(int argc, char **argv)
             }
             if (json) {
                 puts(raw);
-                if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok"))) status = 1;
+                if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok")))
+                    status = 1;
             } else if (!cli_print(cmds[i], resp, stdout, stderr)) {
                 status = 1;
             }

@@ -48,10 +48,12 @@ static bool runnable(const tp__ctl_command *cmd)
 
 static void request(char *line, size_t len, int width, bool json)
 {
-    if (!tp__ctl_utf8_valid(line, len)) return;
+    if (!tp__ctl_utf8_valid(line, len))
+        return;
     for (int simple = 0; simple < 2; simple++) {
         char *copy = strndup(line, len);
-        if (!copy) return;
+        if (!copy)
+            return;
         tp__ctl_ctx ctx = {pool, simple, &reg, NULL, width};
         const tp__ctl_command *cmd;
         tp__ctl_args args;
@@ -73,9 +75,11 @@ static void request(char *line, size_t len, int width, bool json)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!pool) init();
+    if (!pool)
+        init();
     char *buf = malloc(size + 1);
-    if (!buf) return 0;
+    if (!buf)
+        return 0;
     memcpy(buf, data, size);
     buf[size] = '\0';
     char *end = buf + size, *p = buf;
@@ -87,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool ok = tp__ctl_parse_hello(p, hl, &h, &why);
     int width = ok ? h.width : 80;
     bool json = ok && h.json;
-    if (ok) free(h.token);
+    if (ok)
+        free(h.token);
     p += hl + (nl ? 1 : 0);
     while (p < end) {
         nl = memchr(p, '\n', (size_t)(end - p));
