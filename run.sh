@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/deps.sh --bench
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTP_SANITIZE= \
+  -DTP_WITH_CONTROL=ON -DTP_BUILD_USAGE=ON -DTP_BUILD_BENCH=ON \
+  -DTP_BUILD_TESTS=ON >/dev/null
 cmake --build build -j"$(nproc)"
 exec build/advanced "$@"
