@@ -80,41 +80,26 @@ static void h_cancel(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
         tp__ctl_reply_result(r, NULL);
         return;
     }
-    /* The engine says what went wrong but not for which id; with one id
-     * the reference's sentence is exact. */
+    /* As the reference, name the first id that cannot be cancelled. */
+    long long bad = v->ints[0];
+    for (size_t i = 0; i < v->n; i++) {
+        if (tp_task_status(ctx->pool, (tp_id)v->ints[i]) != TP_OK) {
+            bad = v->ints[i];
+            break;
+        }
+    }
     const char *pool = tp_pool_name(ctx->pool);
     const char *name = tp_err_name(rc);
-    if (v->n == 1 && rc == TP_ENOTASK)
-        tp__ctl_reply_error(r, name, "No task with ID %lld found in %s",
-                            v->ints[0], pool);
-    else if (v->n == 1 && rc == TP_EALREADY_CANCELLED)
-        tp__ctl_reply_error(r, name, "%s_Task-%lld has been cancelled", pool,
-                            v->ints[0]);
-    else if (v->n == 1 && rc == TP_EALREADY_ENDED)
-        tp__ctl_reply_error(r, name, "%s_Task-%lld has finished running", pool,
-                            v->ints[0]);
-    else if (rc == TP_ENOTASK || rc == TP_EALREADY_CANCELLED ||
-             rc == TP_EALREADY_ENDED) {
-        char list[160];
-        size_t used = 0;
-        for (size_t i = 0; i < v->n && used + 24 < sizeof list; i++)
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%lld",
-                                     i ? ", " : "", v->ints[i]);
-        if (used + 24 >= sizeof list)
-            snprintf(list + used, sizeof list - used, ", ...");
-        if (rc == TP_ENOTASK)
-            tp__ctl_reply_error(r, name,
-                                "No task with one of the IDs [%s] found in "
-                                "%s; none was cancelled",
-                                list, pool);
-        else
-            tp__ctl_reply_error(r, name,
-                                "One of the tasks [%s] in %s %s; none was "
-                                "cancelled",
-                                list, pool,
-                                rc == TP_EALREADY_ENDED ? "has finished running"
-                                                        : "has been cancelled");
-    } else
+    if (rc == TP_ENOTASK)
+        tp__ctl_reply_error(r, name, "No task with ID %lld found in %s", bad,
+                            pool);
+    else if (rc == TP_EALREADY_CANCELLED)
+        tp__ctl_reply_error(r, name, "'%s_Task-%lld' has been cancelled", pool,
+                            bad);
+    else if (rc == TP_EALREADY_ENDED)
+        tp__ctl_reply_error(r, name, "'%s_Task-%lld' has finished running",
+                            pool, bad);
+    else
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
 }
 

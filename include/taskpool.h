@@ -336,6 +336,13 @@ TP_API const char *tp_func_name(const tp_pool *pool);
  * returned, then "Ended <task>". */
 TP_API int tp_cancel(tp_pool *pool, const tp_id ids[], size_t n);
 
+/* What tp_cancel would say of id alone, without cancelling anything:
+ * TP_OK if its task is running, else TP_EALREADY_CANCELLED,
+ * TP_EALREADY_ENDED or TP_ENOTASK (TP_EINVAL for a NULL pool). A snapshot:
+ * the task may change state right after. Use it to tell which id made
+ * tp_cancel fail. */
+TP_API int tp_task_status(tp_pool *pool, tp_id id);
+
 /* Cancels a group: first drops its pending starts (they never start;
  * `discard` is called for each; an iterator's `done` is called), then
  * cancels its running tasks. The group is then forgotten: its name is free

@@ -49,17 +49,34 @@ static int not_live(tp_pool *pool, tp_id id)
     return TP_ENOTASK;
 }
 
+/* What cancelling id would say: TP_OK if its task is running. */
+static int status(tp_pool *pool, tp_id id)
+{
+    TP_ASSERT_HELD(pool);
+    tp_task *t = tp__idmap_get(&pool->live, id);
+    return !t                          ? not_live(pool, id)
+           : t->state == TP__CANCELLED ? TP_EALREADY_CANCELLED
+           : t->state == TP__ENDED     ? TP_EALREADY_ENDED
+                                       : TP_OK;
+}
+
+int tp_task_status(tp_pool *pool, tp_id id)
+{
+    if (!pool)
+        return TP_EINVAL;
+    tp__lock(pool);
+    int rc = status(pool, id);
+    tp__unlock(pool);
+    return rc;
+}
+
 int tp_cancel(tp_pool *pool, const tp_id ids[], size_t n)
 {
     if (!pool || (!ids && n))
         return TP_EINVAL;
     tp__lock(pool);
     for (size_t i = 0; i < n; i++) {
-        tp_task *t = tp__idmap_get(&pool->live, ids[i]);
-        int rc = !t                          ? not_live(pool, ids[i])
-                 : t->state == TP__CANCELLED ? TP_EALREADY_CANCELLED
-                 : t->state == TP__ENDED     ? TP_EALREADY_ENDED
-                                             : TP_OK;
+        int rc = status(pool, ids[i]);
         if (rc != TP_OK) {
             tp__unlock(pool);
             return rc;

@@ -416,10 +416,10 @@ START_TEST(cancel_reports_cancelled_and_ended_tasks)
     CMD_IS(cl, "cancel 0", "ok");
     ck_assert(counter_wait(&ended, 1));
     ck_assert(wait_until(ended_is_1, p));
-    CMD_IS(cl, "cancel 0", "SimpleTaskPool-0_Task-0 has finished running");
-    CMD_IS(cl, "cancel 1 99",
-           "No task with one of the IDs [1, 99] found in SimpleTaskPool-0; "
-           "none was cancelled");
+    CMD_IS(cl, "cancel 0", "'SimpleTaskPool-0_Task-0' has finished running");
+    /* All or nothing, and the message names the id that failed. */
+    CMD_IS(cl, "cancel 1 99", "No task with ID 99 found in SimpleTaskPool-0");
+    CMD_IS(cl, "cancel 1 0", "'SimpleTaskPool-0_Task-0' has finished running");
     CMD_IS(cl, "num-running", "1");
     client_close(cl);
     finish(c, p);

@@ -184,12 +184,17 @@ START_TEST(cancel_checks_every_id_before_cancelling_any)
     ck_assert_int_eq(tp_cancel(p, bad, 2), TP_ENOTASK);
     ck_assert_uint_eq(tp_num_running(p), 2);
     ck_assert_uint_eq(tp_num_cancelled(p), 0);
+    ck_assert_int_eq(tp_task_status(p, 0), TP_OK);
+    ck_assert_int_eq(tp_task_status(p, 99), TP_ENOTASK);
+    ck_assert_int_eq(tp_task_status(NULL, 0), TP_EINVAL);
     tp_id both[] = {0, 1};
     ck_assert_int_eq(tp_cancel(p, both, 2), TP_OK);
     ck_assert(counter_wait(&ended, 2));
     ck_assert_int_eq(tp_cancel(p, both, 1), TP_EALREADY_ENDED);
+    ck_assert_int_eq(tp_task_status(p, 1), TP_EALREADY_ENDED);
     ck_assert_int_eq(tp_flush(p), TP_OK);
     ck_assert_int_eq(tp_cancel(p, both, 1), TP_ENOTASK);
+    ck_assert_int_eq(tp_task_status(p, 1), TP_ENOTASK);
     ck_assert_int_eq(tp_cancel(p, NULL, 0), TP_OK);
     tp_pool_free(p);
 }
@@ -218,6 +223,7 @@ START_TEST(cancelled_counts_until_end_callback_then_ended)
     ck_assert_uint_eq(tp_num_running(p), 1);
     ck_assert(counter_wait(&cancelled_cbs, 1));
     ck_assert_int_eq(tp_cancel(p, &id, 1), TP_EALREADY_CANCELLED);
+    ck_assert_int_eq(tp_task_status(p, 1), TP_EALREADY_CANCELLED);
     ck_assert_uint_eq(tp_num_cancelled(p), 1);
     ck_assert_uint_eq(tp_num_ended(p), 0);
     /* As in the reference, its slot is freed after its cancel callback. */
