@@ -1,8 +1,10 @@
-/* Several threads call the API at once (spawn, cancel, cancel groups,
- * resize, lock, flush) while tasks start, wait and end; then the books must
- * balance: every start either ran exactly once or was discarded exactly
- * once, every task got exactly one end callback and, if cancelled, exactly
- * one cancel callback before it, and the counters add up. */
+/* Several threads call the API at once (apply, map, map_iter, cancel,
+ * cancel groups, resize, lock, flush) while tasks start, wait and end; then
+ * the books must balance: every start either ran exactly once or was
+ * discarded exactly once, every task got exactly one end callback and, if
+ * cancelled, exactly one cancel callback before it, every iterator got
+ * exactly one done call and no next call after it, and the counters add
+ * up. */
 #include "support.h"
 
 #include <stdatomic.h>
@@ -13,7 +15,8 @@ enum {
     THREADS = 4,
     ROUNDS = 300,
     MAXNUM = 6,
-    MAXIDS = THREADS * ROUNDS * MAXNUM
+    LONG_ITER = 40,
+    MAXIDS = THREADS * ROUNDS * LONG_ITER
 };
 
 static atomic_int ends[MAXIDS], cancels[MAXIDS], ran[MAXIDS];
@@ -50,6 +53,63 @@ static void on_discard(void *arg, void *cb)
     atomic_fetch_add(&discards, 1);
 }
 
+/* A finite iterator that records misuse. */
+typedef struct counting_iter {
+    int left;
+    atomic_int done_calls, next_after_done;
+} counting_iter;
+
+static counting_iter iters[THREADS * ROUNDS];
+static atomic_int n_iters;
+static atomic_long produced;
+
+static int iter_next(void *state, void **arg)
+{
+    counting_iter *it = state;
+    if (atomic_load(&it->done_calls))
+        atomic_fetch_add(&it->next_after_done, 1);
+    if (it->left == 0)
+        return 0;
+    it->left--;
+    *arg = NULL;
+    atomic_fetch_add(&produced, 1);
+    return 1;
+}
+
+static void iter_done(void *state)
+{
+    counting_iter *it = state;
+    atomic_fetch_add(&it->done_calls, 1);
+}
+
+/* One spawning call of a random kind; returns its result. */
+static int spawn_some(tp_pool *p, unsigned *seed, const tp_opts *opts,
+                      char group[TP_NAME_MAX])
+{
+    size_t num = 1 + (size_t)(rand_r(seed) % MAXNUM);
+    switch (rand_r(seed) % 3) {
+    case 0: {
+        int rc = tp_apply(p, work, NULL, num, opts, group);
+        if (rc == TP_OK)
+            atomic_fetch_add(&submitted, (long)num);
+        return rc;
+    }
+    case 1: {
+        void *args[MAXNUM] = {0};
+        int rc = tp_map(p, work, args, num, 1 + num / 2, opts, group);
+        if (rc == TP_OK)
+            atomic_fetch_add(&submitted, (long)num);
+        return rc;
+    }
+    default: {
+        counting_iter *it = &iters[atomic_fetch_add(&n_iters, 1)];
+        it->left = rand_r(seed) % 4 ? (int)num : LONG_ITER;
+        tp_iter iter = {iter_next, iter_done, it};
+        return tp_map_iter(p, work, iter, 2, opts, group);
+    }
+    }
+}
+
 static void *hammer(void *arg)
 {
     tp_pool *p = arg;
@@ -61,11 +121,8 @@ static void *hammer(void *arg)
     for (int i = 0; i < ROUNDS; i++) {
         int op = rand_r(&seed) % 10;
         if (op < 5) {
-            size_t num = 1 + (size_t)(rand_r(&seed) % MAXNUM);
-            int rc = tp_apply(p, work, NULL, num, &opts, group);
-            if (rc == TP_OK)
-                atomic_fetch_add(&submitted, (long)num);
-            else
+            int rc = spawn_some(p, &seed, &opts, group);
+            if (rc != TP_OK)
                 ck_assert_int_eq(rc, TP_ELOCKED);
             if (rc == TP_OK && rand_r(&seed) % 4 == 0) {
                 rc = tp_cancel_group(p, group);
@@ -110,8 +167,13 @@ START_TEST(concurrent_api_calls_keep_the_books_balanced)
     tp_stats st;
     tp_get_stats(p, &st);
     ck_assert_uint_eq(st.running + st.cancelled + st.ended + st.pending, 0);
-    ck_assert_uint_eq(st.total_started + (uint64_t)atomic_load(&discards),
-                      (uint64_t)atomic_load(&submitted));
+    ck_assert_uint_eq(
+        st.total_started + (uint64_t)atomic_load(&discards),
+        (uint64_t)(atomic_load(&submitted) + atomic_load(&produced)));
+    for (int i = 0; i < atomic_load(&n_iters); i++) {
+        ck_assert_int_eq(atomic_load(&iters[i].done_calls), 1);
+        ck_assert_int_eq(atomic_load(&iters[i].next_after_done), 0);
+    }
     ck_assert_uint_eq(st.total_ended, st.total_started);
     uint64_t cancel_total = 0;
     for (uint64_t id = 0; id < st.total_started; id++) {
