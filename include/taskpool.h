@@ -424,12 +424,12 @@ TP_API int tp_sleep(tp_task *task, double seconds);
 
 /* pthread_cond_wait with cancellation and a timeout (negative: none). The
  * caller holds mutex, which is held again when this returns. Returns TP_OK
- * when woken (possibly spuriously: always re-check the predicate in a
- * loop), TP_ETIMEDOUT, TP_ECANCELED. A cancel wakes the waiter at once; in
- * the rare case that the cancel races with the start of the wait while
- * another thread holds mutex, the waiter notices within 50 ms, because a
- * task's wait returns (as a spurious wake-up) at least every 50 ms. cond
- * must use CLOCK_REALTIME (the default). */
+ * when woken, TP_ETIMEDOUT, or TP_ECANCELED (at once when the task is
+ * cancelled). TP_OK may be spurious: a task's wait also returns after at
+ * most a second, so always re-check the predicate in a loop, and pass the
+ * remaining time if you need an overall deadline. A thread that cancels the
+ * task while holding mutex itself is delayed by up to 5 ms. cond must use
+ * CLOCK_REALTIME (the default). */
 TP_API int tp_cond_wait(tp_task *task, pthread_cond_t *cond,
                         pthread_mutex_t *mutex, double timeout);
 

@@ -12,30 +12,20 @@ bool tp__cancel_later(tp_pool *pool, tp_task *t, tp__wakes *w)
     TP_ASSERT_HELD(pool);
     if (!tp__mark_cancelled(pool, t))
         return false;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 16;
-        tp_task **tasks = realloc(w->tasks, cap * sizeof *tasks);
-        if (!tasks) {
-            tp__wake(t);
-            return true;
-        }
-        w->tasks = tasks;
-        w->cap = cap;
-    }
     atomic_fetch_add_explicit(&t->worker->pins, 1, memory_order_relaxed);
-    w->tasks[w->n++] = t;
+    t->wake_next = w->head;
+    w->head = t;
     return true;
 }
 
 void tp__wake_all(tp__wakes *w)
 {
-    for (size_t i = 0; i < w->n; i++) {
-        tp_task *t = w->tasks[i];
+    for (tp_task *t = w->head, *next; t; t = next) {
+        next = t->wake_next; /* read before the unpin lets t be reused */
         tp__wake(t);
         atomic_fetch_sub_explicit(&t->worker->pins, 1, memory_order_release);
     }
-    free(w->tasks);
-    *w = (tp__wakes){0};
+    w->head = NULL;
 }
 
 /* The error for an id that is not live: ended (still known) or unknown. */

@@ -57,9 +57,12 @@ struct tp_task {
     /* The waiter: what the task blocks in, so that a cancel can wake it.
      * Guarded by wmu; lock order pool->mu -> wmu. */
     pthread_mutex_t wmu;
-    pthread_cond_t wcv;    /* CLOCK_MONOTONIC; tp_sleep */
+    pthread_cond_t wcv;    /* CLOCK_MONOTONIC; tp_sleep, and the end of
+                              a canceller's wake-up (waking) */
     pthread_cond_t *ucond; /* the user's cond in tp_cond_wait, or NULL */
     pthread_mutex_t *umutex;
+    bool waking;        /* a canceller uses ucond/umutex: keep them */
+    tp_task *wake_next; /* on a canceller's list of wakes (tp__wakes) */
     bool flush_wait;    /* a tp_flush waits for this task to end */
     int efd;            /* eventfd for tp_cancel_fd/tp_wait_fd, or -1 */
     bool efd_signalled; /* efd holds a count to drain */
@@ -241,23 +244,24 @@ void tp__run_free(tp_pool *pool, tp__run *run);
 int tp__dispatch(tp_pool *pool);
 /* Marks a running task cancelled (true) or does nothing (false). */
 bool tp__mark_cancelled(tp_pool *pool, tp_task *t);
-/* Wakes a cancelled task from whatever taskpool wait it is in. The caller
- * holds pool->mu or a pin on the task's worker. */
+/* Wakes a cancelled task from whatever taskpool wait it is in. Called
+ * with no library lock held (it may wait up to 5 ms for the mutex of a
+ * tp_cond_wait), and with a pin on the task's worker. */
 void tp__wake(tp_task *t);
 
 /* cancel.c: cancelling marks tasks under pool->mu but wakes them after
  * releasing it, so that the woken tasks do not convoy on pool->mu. Each
  * deferred wake pins the task's worker (worker->pins), which then neither
- * reuses nor frees the task until the wake is delivered (worker.c). */
+ * reuses nor frees the task until the wake is delivered (worker.c). The
+ * list runs through the tasks (a task is marked cancelled only once), so
+ * deferring never allocates. */
 typedef struct tp__wakes {
-    tp_task **tasks;
-    size_t n, cap;
+    tp_task *head;
 } tp__wakes;
 /* Marks t cancelled and pins it for a later wake; false if it was not
- * running. Wakes it at once if out of memory. */
+ * running. */
 bool tp__cancel_later(tp_pool *pool, tp_task *t, tp__wakes *w);
-/* Delivers the deferred wakes and unpins; frees w. Called without the
- * lock. */
+/* Delivers the deferred wakes and unpins. Called without the lock. */
 void tp__wake_all(tp__wakes *w);
 void tp__reap(tp_pool *pool);
 
@@ -288,10 +292,13 @@ void tp__log_write(tp_log_level level, const char *fmt, ...)
 /* Fault injection for tests: the next n worker thread creations fail. */
 extern atomic_int tp__fail_thread_create;
 
-/* The longest a tp_cond_wait waits before it returns (as a spurious
- * wake-up), so that a cancel whose wake-up raced with the start of the
- * wait is noticed within this many seconds. */
-#define TP__COND_SLICE 0.05
+/* The longest a task's tp_cond_wait waits before it returns (as a spurious
+ * wake-up): the bound on how late a cancel is noticed in the one case the
+ * canceller cannot rule out a lost wake-up (the waiter preempted for more
+ * than 5 ms between checking its flag and blocking). */
+#ifndef TP__COND_SLICE
+#define TP__COND_SLICE 1.0
+#endif
 
 /* ---- time ---- */
 

@@ -75,11 +75,10 @@ int tp_cond_wait(tp_task *task, pthread_cond_t *cond, pthread_mutex_t *mutex,
     if (cancelled)
         return TP_ECANCELED;
 
-    /* Wait at most one slice: a cancel that could not take the mutex may
-     * have signalled just before this thread started waiting. A slice that
-     * expires is reported as a spurious wake-up, never waited again here:
-     * glibc may have consumed a signal meant for us as it timed out, and
-     * only the caller can re-check its predicate. */
+    /* Wait at most one slice (see TP__COND_SLICE). A slice that expires is
+     * reported as a spurious wake-up, never waited again here: glibc may
+     * have consumed a signal meant for us as it timed out, and only the
+     * caller can re-check its predicate. */
     struct timespec slice = tp__deadline(CLOCK_REALTIME, TP__COND_SLICE);
     bool last = timeout >= 0 && tp__before(&deadline, &slice);
     int rc = pthread_cond_timedwait(cond, mutex, last ? &deadline : &slice);
@@ -87,6 +86,15 @@ int tp_cond_wait(tp_task *task, pthread_cond_t *cond, pthread_mutex_t *mutex,
                  : rc == ETIMEDOUT && last     ? TP_ETIMEDOUT
                                                : TP_OK;
     pthread_mutex_lock(&task->wmu);
+    while (task->waking) {
+        /* A canceller is using cond and mutex (tp__wake): let it take the
+         * mutex, and keep both registered until it is done. */
+        pthread_mutex_unlock(mutex);
+        pthread_cond_wait(&task->wcv, &task->wmu);
+        pthread_mutex_unlock(&task->wmu);
+        pthread_mutex_lock(mutex);
+        pthread_mutex_lock(&task->wmu);
+    }
     task->ucond = NULL;
     task->umutex = NULL;
     pthread_mutex_unlock(&task->wmu);

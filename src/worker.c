@@ -162,16 +162,9 @@ bool tp__mark_cancelled(tp_pool *pool, tp_task *t)
 void tp__wake(tp_task *t)
 {
     pthread_mutex_lock(&t->wmu);
-    if (t->ucond) {
-        /* Holding the user's mutex while signalling closes the window in
-         * which the task has checked the flag but not yet started waiting.
-         * Only try it: our caller may hold it; tp_cond_wait's 20 ms slices
-         * cover that case. */
-        bool locked = pthread_mutex_trylock(t->umutex) == 0;
-        pthread_cond_broadcast(t->ucond);
-        if (locked)
-            pthread_mutex_unlock(t->umutex);
-    }
+    pthread_cond_t *ucond = t->ucond;
+    pthread_mutex_t *umutex = t->umutex;
+    t->waking = ucond != NULL; /* tp_cond_wait keeps them registered */
     if (t->efd >= 0 && !t->efd_signalled) {
         uint64_t one = 1;
         ssize_t rc = write(t->efd, &one, sizeof one);
@@ -179,10 +172,26 @@ void tp__wake(tp_task *t)
         t->efd_signalled = true;
     }
     pthread_mutex_unlock(&t->wmu);
-    /* Signalled after unlocking, so that the sleeper does not wake into a
+    /* Signalled after unlocking, so that a sleeper does not wake into a
      * held mutex: the flag was set before wmu was taken, so a sleeper
      * either saw it or is already waiting. */
     pthread_cond_signal(&t->wcv);
+    if (!ucond)
+        return;
+    /* A task in tp_cond_wait holds its mutex from checking the flag until
+     * it blocks, so broadcasting while holding that mutex cannot fall in
+     * between. We hold no lock here, so waiting for it is safe; the wait is
+     * bounded because our caller might hold it (then the task cannot be in
+     * that window, and a broadcast without the mutex reaches it). */
+    struct timespec limit = tp__deadline(CLOCK_REALTIME, 0.005);
+    bool locked = pthread_mutex_timedlock(umutex, &limit) == 0;
+    pthread_cond_broadcast(ucond);
+    if (locked)
+        pthread_mutex_unlock(umutex);
+    pthread_mutex_lock(&t->wmu);
+    t->waking = false;
+    pthread_mutex_unlock(&t->wmu);
+    pthread_cond_broadcast(&t->wcv);
 }
 
 /* Starts the task on worker w: gives it the next id and makes it live. */
