@@ -293,12 +293,14 @@ void tp__log_write(tp_log_level level, const char *fmt, ...)
 extern atomic_int tp__fail_thread_create;
 
 /* The longest a task's tp_cond_wait waits before it returns (as a spurious
- * wake-up): the bound on how late a cancel is noticed in the one case the
- * canceller cannot rule out a lost wake-up (the waiter preempted for more
- * than 5 ms between checking its flag and blocking). */
-#ifndef TP__COND_SLICE
-#define TP__COND_SLICE 1.0
-#endif
+ * wake-up), in seconds (default 1): the bound on how late a cancel is
+ * noticed in the one case the canceller cannot rule out a lost wake-up
+ * (the waiter preempted for more than 5 ms between checking its flag and
+ * blocking). Tests raise it to make a lost wake-up hang. */
+extern double tp__cond_slice;
+/* Test hook, NULL in use: called by tp_cond_wait between checking the
+ * cancel flag and blocking, to widen that window. */
+extern void (*tp__cond_window_hook)(void);
 
 /* ---- time ---- */
 

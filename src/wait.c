@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 _Thread_local tp_task *tp__current;
+double tp__cond_slice = 1.0;
+void (*tp__cond_window_hook)(void);
 
 tp_id tp_task_id(const tp_task *task)
 {
@@ -75,11 +77,13 @@ int tp_cond_wait(tp_task *task, pthread_cond_t *cond, pthread_mutex_t *mutex,
     if (cancelled)
         return TP_ECANCELED;
 
-    /* Wait at most one slice (see TP__COND_SLICE). A slice that expires is
+    /* Wait at most one slice (see tp__cond_slice). A slice that expires is
      * reported as a spurious wake-up, never waited again here: glibc may
      * have consumed a signal meant for us as it timed out, and only the
      * caller can re-check its predicate. */
-    struct timespec slice = tp__deadline(CLOCK_REALTIME, TP__COND_SLICE);
+    if (tp__cond_window_hook)
+        tp__cond_window_hook();
+    struct timespec slice = tp__deadline(CLOCK_REALTIME, tp__cond_slice);
     bool last = timeout >= 0 && tp__before(&deadline, &slice);
     int rc = pthread_cond_timedwait(cond, mutex, last ? &deadline : &slice);
     int result = atomic_load(&task->cancelled) ? TP_ECANCELED

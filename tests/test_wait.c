@@ -1,9 +1,12 @@
 /* The task side: identity, and waits that a cancel interrupts promptly.
  * Every waiting task here waits far longer than the test's timeout, so a
  * cancel that did not wake it would fail the test. */
+#include "internal.h"
 #include "support.h"
 
 #include <poll.h>
+#include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 static counter started, ended;
@@ -292,6 +295,50 @@ START_TEST(task_knows_its_id_pool_and_thread)
 }
 END_TEST
 
+/* The cancel of a task in tp_cond_wait must not be lost even when it lands
+ * between the task's check of its flag and its blocking: the window is
+ * widened to 200 us and the safety slice disabled, so a lost wake-up would
+ * hang the test (and its timeout fail it). */
+static void widen_window(void)
+{
+    struct timespec w = {0, 200000};
+    nanosleep(&w, NULL);
+}
+
+static int waits_once(tp_task *task, void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    counter_add(&started, 1);
+    int rc;
+    while ((rc = tp_cond_wait(task, &cv, &mu, -1)) == TP_OK)
+        ;
+    pthread_mutex_unlock(&mu);
+    result[0] = rc;
+    return 0;
+}
+
+START_TEST(cond_wait_cancel_in_the_window_is_not_lost)
+{
+    tp__cond_slice = 1e6;
+    tp__cond_window_hook = widen_window;
+    tp_pool *p = tp_pool_new(NULL);
+    unsigned seed = 11;
+    for (long r = 1; r <= 200; r++) {
+        char g[TP_NAME_MAX];
+        ck_assert_int_eq(tp_apply(p, waits_once, NULL, 1, &counted, g), TP_OK);
+        ck_assert(counter_wait(&started, r));
+        /* Land anywhere from inside the window to well after it. */
+        struct timespec d = {0, (long)(rand_r(&seed) % 300) * 1000};
+        nanosleep(&d, NULL);
+        ck_assert_int_eq(tp_cancel_group(p, g), TP_OK);
+        ck_assert(counter_wait(&ended, r));
+        ck_assert_int_eq(result[0], TP_ECANCELED);
+    }
+    tp_pool_free(p);
+}
+END_TEST
+
 /* Many tasks blocked at once, all cancelled together. */
 static int long_sleeper(tp_task *task, void *arg)
 {
@@ -333,6 +380,7 @@ int main(void)
     tcase_add_test(tc, cancel_fd_is_reset_between_tasks);
     tcase_add_test(tc, task_knows_its_id_pool_and_thread);
     tcase_add_test(tc, many_blocked_tasks_cancel_together);
+    tcase_add_test(tc, cond_wait_cancel_in_the_window_is_not_lost);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
