@@ -406,9 +406,10 @@ static void finish(tp_pool *pool, tp_task *t, int rc)
     else
         pool->live_tail = t->prev;
     pool->n_live--;
-    /* No new pin can come now that t is not live; wait for the wakes
-     * already promised to it (rare: the waker is between marking and
-     * waking), so that none lands on the worker's next task. */
+    /* Pins come only with a cancel of a running task, and t stopped
+     * running when its function returned; wait for the wakes already
+     * promised to it (rare: a canceller between marking and waking), so
+     * that none lands on the worker's next task. */
     if (atomic_load_explicit(&t->worker->pins, memory_order_acquire)) {
         tp__unlock(pool);
         while (atomic_load_explicit(&t->worker->pins, memory_order_acquire))
