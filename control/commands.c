@@ -18,8 +18,18 @@
 
 static void result_size(tp__ctl_reply *r, size_t n)
 {
-    tp__ctl_reply_result(r, n == TP_UNLIMITED ? cJSON_CreateNull()
-                                              : cJSON_CreateNumber((double)n));
+    /* A double holds every integer up to 2^53 exactly; larger ones (a pool
+     * size of 2^63 - 1, say) go out as their exact decimal digits, which
+     * are a JSON number all the same. */
+    if (n == TP_UNLIMITED) {
+        tp__ctl_reply_result(r, cJSON_CreateNull());
+    } else if (n <= (size_t)1 << 53) {
+        tp__ctl_reply_result(r, cJSON_CreateNumber((double)n));
+    } else {
+        char digits[32];
+        snprintf(digits, sizeof digits, "%zu", n);
+        tp__ctl_reply_result(r, cJSON_CreateRaw(digits));
+    }
 }
 
 static void result_bool(tp__ctl_reply *r, bool b)
@@ -152,11 +162,14 @@ static void h_until_closed(tp__ctl_ctx *ctx, const tp__ctl_args *a,
                            tp__ctl_reply *r)
 {
     (void)a;
-    /* Short slices, so that stopping the server ends the wait. */
+    /* Short slices, so that stopping the server or the client hanging up
+     * ends the wait (else each such client would leave a helper thread
+     * waiting, possibly forever). */
     int rc;
     do
         rc = tp_until_closed(ctx->pool, 0.05);
-    while (rc == TP_ETIMEDOUT && !*ctx->stopping);
+    while (rc == TP_ETIMEDOUT && !*ctx->stopping &&
+           !(ctx->abandoned && *ctx->abandoned));
     if (rc == TP_ETIMEDOUT)
         tp__ctl_reply_error(r, "TP_ECANCELED",
                             "The control server is stopping.");
@@ -164,28 +177,85 @@ static void h_until_closed(tp__ctl_ctx *ctx, const tp__ctl_args *a,
         result_rc(r, ctx->pool, rc, cJSON_CreateTrue());
 }
 
+typedef struct named {
+    const char *name;
+    size_t i;
+} named;
+
+static int by_name_then_index(const void *x, const void *y)
+{
+    const named *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    return c ? c : a->i < b->i ? -1 : a->i > b->i;
+}
+
+/* Drops repeated names from names[0..*n), keeping the first mention of
+ * each in order. The engine copies a group's ids once per mention before
+ * it drops duplicates, so "get-group-ids g g g ..." (thousands of mentions
+ * fit a line) would cost memory and time in proportion to the product.
+ * false if out of memory. */
+static bool drop_repeats(const char **names, size_t *n)
+{
+    named *v = malloc(*n * sizeof *v);
+    bool *keep = calloc(*n, sizeof *keep);
+    if (!v || !keep) {
+        free(v);
+        free(keep);
+        return false;
+    }
+    for (size_t i = 0; i < *n; i++)
+        v[i] = (named){names[i], i};
+    qsort(v, *n, sizeof *v, by_name_then_index);
+    for (size_t i = 0; i < *n; i++)
+        if (i == 0 || strcmp(v[i - 1].name, v[i].name) != 0)
+            keep[v[i].i] = true;
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (keep[i])
+            names[kept++] = names[i];
+    *n = kept;
+    free(v);
+    free(keep);
+    return true;
+}
+
 static void h_get_group_ids(tp__ctl_ctx *ctx, const tp__ctl_args *a,
                             tp__ctl_reply *r)
 {
     const tp__ctl_value *v = &a->v[0];
     tp_ids ids = {0};
+    size_t n = v->n;
+    const char **names = malloc((n ? n : 1) * sizeof *names);
+    if (!names) {
+        tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+        return;
+    }
+    if (n)
+        memcpy(names, v->strs, n * sizeof *names);
+    if (!drop_repeats(names, &n)) {
+        free(names);
+        tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+        return;
+    }
     /* No names: the empty set, without asking the engine. */
-    int rc = v->n ? tp_get_group_ids(ctx->pool, v->strs, v->n, &ids) : TP_OK;
+    int rc = n ? tp_get_group_ids(ctx->pool, names, n, &ids) : TP_OK;
     if (rc == TP_OK) {
+        free(names);
         result_ids(r, &ids);
         return;
     }
     /* Name the first unknown group, as the reference does. */
-    const char *bad = v->n ? v->strs[0] : "";
-    for (size_t i = 0; rc == TP_ENOGROUP && i < v->n; i++) {
+    const char *bad = n ? names[0] : "";
+    for (size_t i = 0; rc == TP_ENOGROUP && i < n; i++) {
         tp_ids one = {0};
-        if (tp_get_group_ids(ctx->pool, &v->strs[i], 1, &one) == TP_ENOGROUP) {
-            bad = v->strs[i];
+        if (tp_get_group_ids(ctx->pool, &names[i], 1, &one) == TP_ENOGROUP) {
+            bad = names[i];
             break;
         }
         tp_ids_free(&one);
     }
     group_error(r, ctx->pool, rc, bad);
+    free(names);
 }
 
 static void h_is_full(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)

@@ -175,13 +175,17 @@ extern const size_t tp__ctl_ncommands;
 bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple);
 const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple);
 
-/* What a handler may use. On a helper thread only pool is used. */
+/* What a handler may use. On a helper thread only pool, stopping and
+ * abandoned are used. */
 typedef struct tp__ctl_ctx {
     tp_pool *pool;
     bool simple; /* a SimpleTaskPool */
     const tp__ctl_registry *reg;
     const atomic_int *stopping; /* set when the server stops */
     int width;                  /* the client's terminal width */
+    /* Blocking commands only (else NULL): set once the client that asked
+     * is gone, so that nobody waits for the reply. */
+    const atomic_int *abandoned;
 } tp__ctl_ctx;
 
 /* Parses one request line (modified in place) into *cmd and *a. On a usage

@@ -4,10 +4,12 @@
  * JSON object per line. The CLI renders JSON results with the same function
  * as the server's text mode, so both print the same thing.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ctl.h"
 
@@ -46,9 +48,14 @@ static void sb_str(sbuf *b, const char *s)
 
 static void sb_num(sbuf *b, double d)
 {
-    char tmp[64];
-    if (d == (double)(long long)d)
+    /* Converting a double beyond the range of long long is undefined, so
+     * only small ones are cast; from 1e18 on every double is an integer,
+     * and "%.0f" prints all its digits (at most 309). */
+    char tmp[320];
+    if (d > -1e18 && d < 1e18 && d == (double)(long long)d)
         snprintf(tmp, sizeof tmp, "%lld", (long long)d);
+    else if (isfinite(d) && (d <= -1e18 || d >= 1e18))
+        snprintf(tmp, sizeof tmp, "%.0f", d);
     else
         snprintf(tmp, sizeof tmp, "%g", d);
     sb_str(b, tmp);
@@ -78,6 +85,27 @@ void tp__ctl_reply_result(tp__ctl_reply *r, cJSON *result)
     r->result = result;
 }
 
+/* Replaces each byte that does not begin a valid UTF-8 sequence by '?'.
+ * Requests are valid UTF-8, but a message quoting a token cut at a byte
+ * count may end in half a character, and responses must stay UTF-8 text
+ * (JSON requires it; the reference's CLI decodes every line). */
+static void scrub_utf8(char *s)
+{
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
+        if (n && n <= len - i && tp__ctl_utf8_valid(s + i, n))
+            i += n;
+        else
+            s[i++] = '?';
+    }
+}
+
 void tp__ctl_reply_error(tp__ctl_reply *r, const char *error, const char *fmt,
                          ...)
 {
@@ -87,6 +115,8 @@ void tp__ctl_reply_error(tp__ctl_reply *r, const char *error, const char *fmt,
     if (vasprintf(&msg, fmt, ap) < 0)
         msg = NULL;
     va_end(ap);
+    if (msg)
+        scrub_utf8(msg);
     cJSON_Delete(r->result);
     r->result = NULL;
     free(r->message);
@@ -142,7 +172,7 @@ char *tp__ctl_result_text(const char *cmd, const cJSON *result)
         sb_str(&b, "ok");
     } else if (cJSON_IsArray(result)) {
         /* get-group-ids returns a set in the reference, stop a list. */
-        bool set = cmd && strcmp(cmd, "get-group-ids") == 0;
+        bool set = cmd && strcasecmp(cmd, "get-group-ids") == 0;
         sb_str(&b, set ? "{" : "[");
         const cJSON *e;
         bool first = true;

@@ -9,9 +9,13 @@
  * its own, so that it never stalls the other sessions: the helper calls the
  * engine, fills the job's reply, appends the job to ctl->done under ctl->mu
  * and writes a byte to the wake pipe. The control thread then joins the
- * helper and hands the reply to its session (if the session is still there).
+ * helper and hands the reply to its session (dropped if the client left).
  * While a job runs, its session reads no further requests, so responses keep
- * the order of the requests.
+ * the order of the requests. A session whose client goes away while its job
+ * runs is "orphaned": its socket is closed at once, but the session stays
+ * (and counts against max_clients) until the job is collected, because the
+ * helper reads its `abandoned` flag (until-closed then gives up). So helper
+ * threads never outnumber max_clients.
  *
  * Locks. ctl->mu guards only ctl->done. ctl->stop_mu serialises start, stop
  * and free. The two are never held together, and neither is held while
@@ -253,10 +257,16 @@ static void reap_sessions(tp_control *ctl, double now)
     for (size_t i = 0; i < ctl->nsessions; i++) {
         tp__ctl_session *s = ctl->sessions[i];
         double dl = tp__ctl_session_deadline(s);
-        if (tp__ctl_session_dead(s) || (dl > 0 && now >= dl))
-            tp__ctl_session_free(s);
-        else
+        if (tp__ctl_session_dead(s) || (dl > 0 && now >= dl)) {
+            if (tp__ctl_session_has_job(s)) {
+                tp__ctl_session_orphan(s);
+                ctl->sessions[j++] = s;
+            } else {
+                tp__ctl_session_free(s);
+            }
+        } else {
             ctl->sessions[j++] = s;
+        }
     }
     ctl->nsessions = j;
 }
@@ -319,15 +329,18 @@ static void *control_loop(void *arg)
         reap_sessions(ctl, tp__ctl_now());
     }
     free(pfd);
+    /* Close every session; those whose job runs stay until it is
+     * collected, and their replies drop. */
     for (size_t i = 0; i < ctl->nsessions; i++)
-        tp__ctl_session_free(ctl->sessions[i]);
-    ctl->nsessions = 0;
-    /* Wait for the helpers; their sessions are gone, so replies drop. */
+        tp__ctl_session_orphan(ctl->sessions[i]);
     while (ctl->jobs_running > 0) {
         struct pollfd w = {ctl->wake[0], POLLIN, 0};
         if (poll(&w, 1, -1) > 0)
             collect_jobs(ctl);
     }
+    for (size_t i = 0; i < ctl->nsessions; i++)
+        tp__ctl_session_free(ctl->sessions[i]);
+    ctl->nsessions = 0;
     return NULL;
 }
 

@@ -74,10 +74,18 @@ int tp__ctl_session_fd(const tp__ctl_session *s);
 short tp__ctl_session_events(const tp__ctl_session *s);
 /* Reads and writes as revents allow, answers complete lines. */
 void tp__ctl_session_io(tp__ctl_session *s, short revents);
-/* Delivers a blocking command's reply (takes it) and resumes the session. */
+/* Delivers a blocking command's reply (takes it) and resumes the session;
+ * a dead session only notes that its job ended. */
 void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r);
 /* True once the session should be closed and freed. */
 bool tp__ctl_session_dead(const tp__ctl_session *s);
+/* True while a blocking command runs for the session: its helper may read
+ * the session's abandoned flag, so the session must not be freed yet. */
+bool tp__ctl_session_has_job(const tp__ctl_session *s);
+/* Ends a session whose job still runs: closes its socket (poll then skips
+ * it), marks it dead and its job abandoned. It is freed once the job is
+ * collected. Idempotent. */
+void tp__ctl_session_orphan(tp__ctl_session *s);
 /* Monotonic time after which the idle session is closed; 0: never. */
 double tp__ctl_session_deadline(const tp__ctl_session *s);
 

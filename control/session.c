@@ -43,6 +43,8 @@ struct tp__ctl_session {
     char *out;
     size_t out_off, out_len, out_cap;
     double last_active;
+    bool job;             /* a blocking command runs for this session */
+    atomic_int abandoned; /* the client is gone; read by the job's helper */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -266,16 +268,19 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
 
 static void request(tp__ctl_session *s, char *line)
 {
-    tp__ctl_ctx ctx = {s->ctl->pool, s->ctl->simple, &s->ctl->reg,
-                       &s->ctl->stopping, s->width};
+    tp__ctl_ctx ctx = {s->ctl->pool,      s->ctl->simple, &s->ctl->reg,
+                       &s->ctl->stopping, s->width,       NULL};
     const tp__ctl_command *cmd;
     tp__ctl_args args;
     tp__ctl_reply r = {0};
     if (tp__ctl_parse(&ctx, line, &cmd, &args, &r)) {
         if (cmd->flags & TP__CTL_BLOCKING) {
             tp__ctl_args_free(&args);
+            atomic_store(&s->abandoned, 0);
+            ctx.abandoned = &s->abandoned;
             int rc = tp__ctl_job_start(s->ctl, s->id, cmd, &ctx);
             if (rc == TP_OK) {
+                s->job = true;
                 s->st = S_BUSY;
                 return;
             }
@@ -408,6 +413,7 @@ tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id)
     s->st = S_HANDSHAKE;
     s->width = DEFAULT_WIDTH;
     s->last_active = tp__ctl_now();
+    atomic_init(&s->abandoned, 0);
     return s;
 }
 
@@ -415,7 +421,8 @@ void tp__ctl_session_free(tp__ctl_session *s)
 {
     if (!s)
         return;
-    close(s->fd);
+    if (s->fd >= 0)
+        close(s->fd);
     free(s->in);
     free(s->out);
     free(s);
@@ -465,6 +472,7 @@ void tp__ctl_session_io(tp__ctl_session *s, short revents)
 
 void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r)
 {
+    s->job = false;
     if (s->st != S_BUSY)
         return;
     s->st = S_READY;
@@ -478,10 +486,24 @@ bool tp__ctl_session_dead(const tp__ctl_session *s)
     return s->st == S_DEAD;
 }
 
+bool tp__ctl_session_has_job(const tp__ctl_session *s)
+{
+    return s->job;
+}
+
+void tp__ctl_session_orphan(tp__ctl_session *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    s->st = S_DEAD;
+    atomic_store(&s->abandoned, 1);
+}
+
 double tp__ctl_session_deadline(const tp__ctl_session *s)
 {
     double t = s->ctl->idle_timeout;
-    if (t <= 0 || s->st == S_BUSY)
+    if (t <= 0 || s->st == S_BUSY || s->st == S_DEAD)
         return 0;
     return s->last_active + t;
 }

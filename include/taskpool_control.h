@@ -21,9 +21,11 @@ typedef struct tp_control tp_control;
 
 /* Options; a zero-initialised field means "the default". A client beyond
  * max_clients gets the line "error: too many clients (at most N)" and is
- * disconnected; a line longer than max_line gets an error response and is
- * skipped; a session silent for idle_timeout seconds (not counting a
- * blocking command that runs for it) is closed. */
+ * disconnected (a client that left while a flush or gather-and-close ran
+ * for it keeps its place until that command ends); a line longer than
+ * max_line gets an error response and is skipped; a session silent for
+ * idle_timeout seconds (not counting a blocking command that runs for it)
+ * is closed. */
 typedef struct tp_control_opts {
     /* If set, clients must present it as "token" in the handshake. */
     const char *token;

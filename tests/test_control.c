@@ -3,10 +3,14 @@
  * concurrency and stopping. */
 #include "test_control_util.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "ctl.h"
 #include "taskpool_control.h"
 
 /* ------------------------------------------------------------------------ */
@@ -754,6 +758,157 @@ START_TEST(json_mode_types_results)
 }
 END_TEST
 
+START_TEST(huge_pool_size_is_shown_exactly)
+{
+    /* 2^63 - 1 does not fit a double: it used to come back as
+     * "9.22337e+18", through an out-of-range (undefined) conversion. */
+    tp_pool *p = simple_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "SimpleTaskPool-0");
+    CMD_IS(cl, "pool-size 9223372036854775807", "ok");
+    CMD_IS(cl, "pool-size", "9223372036854775807");
+    client_close(cl);
+    cl = json_client(c);
+    json_is(cl, "pool-size", "{\"ok\":true,\"result\":9223372036854775807}");
+    json_is(cl, "pool-size 9007199254740993", "{\"ok\":true,\"result\":null}");
+    json_is(cl, "pool-size", "{\"ok\":true,\"result\":9007199254740993}");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+/* Sends cmd, reads its response up to end and checks that it is UTF-8. */
+static void response_is_utf8(client *cl, const char *cmd, const char *end)
+{
+    client_send_line(cl, cmd);
+    char *r = client_read_until(cl, end);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(tp__ctl_utf8_valid(r, strlen(r)), "not UTF-8: %s", r);
+    free(r);
+}
+
+START_TEST(echoed_requests_cut_short_stay_utf8)
+{
+    /* Error messages quote at most 77 bytes of a long token; cutting an
+     * "\xc3\xa9" (e acute) in half made the response invalid UTF-8, which
+     * JSON forbids and the reference's CLI cannot decode. */
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    char e41[83] = "", cmd[200];
+    for (int i = 0; i < 41; i++)
+        strcat(e41, "\xc3\xa9");
+    client *cl = text_client(c, "TaskPool-demo");
+    response_is_utf8(cl, e41, "\n\n"); /* invalid choice: '...' */
+    snprintf(cmd, sizeof cmd, "apply sleep -n %s", e41);
+    response_is_utf8(cl, cmd, "\n\n"); /* invalid int value: '...' */
+    snprintf(cmd, sizeof cmd, "apply sleep -a [\"%s", e41);
+    response_is_utf8(cl, cmd, "\n\n"); /* invalid JSON array value */
+    client_close(cl);
+    cl = json_client(c);
+    response_is_utf8(cl, e41, "\n");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+static int quick(tp_task *task, void *arg)
+{
+    (void)task, (void)arg;
+    return 0;
+}
+
+static bool ended_is_4000(void *p)
+{
+    return tp_num_ended(p) == 4000;
+}
+
+static long max_rss_kib(void)
+{
+    struct rusage ru;
+    ck_assert_int_eq(getrusage(RUSAGE_SELF, &ru), 0);
+    return ru.ru_maxrss;
+}
+
+START_TEST(repeated_group_names_cost_nothing_extra)
+{
+    /* The engine copies a group's ids once per mention before dropping
+     * duplicates: "get-group-ids big big ..." (4000 mentions of a group of
+     * 4000 tasks, a 16 KB line) used to allocate and sort 16 million ids
+     * (128 MB) on the control thread, stalling every session. */
+    tp_pool *p = general_pool(3);
+    tp_opts o = {.group_name = "big"};
+    ck_assert_int_eq(tp_apply(p, quick, NULL, 4000, &o, NULL), TP_OK);
+    ck_assert(wait_until(ended_is_4000, p));
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = json_client(c);
+    size_t size = 16 + 4 * 4000 + 8;
+    char *line = malloc(size);
+    strcpy(line, "get-group-ids");
+    for (int i = 0; i < 4000; i++)
+        strcat(line + 13 + 4 * i, " big");
+    strcat(line, " big nope");
+    long rss0 = max_rss_kib();
+    cJSON *j = client_json(cl, line);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(j, "message")),
+                     "No task group named nope exists in this pool.");
+    cJSON_Delete(j);
+    line[13 + 4 * 4000] = '\0'; /* drop " big nope" */
+    j = client_json(cl, line);
+    cJSON *ids = cJSON_GetObjectItem(j, "result");
+    ck_assert_int_eq(cJSON_GetArraySize(ids), 4000);
+    ck_assert_int_eq(cJSON_GetArrayItem(ids, 3999)->valueint, 3999);
+    cJSON_Delete(j);
+    long grown = max_rss_kib() - rss0;
+    ck_assert_msg(grown < 40 * 1024, "peak memory grew by %ld KiB", grown);
+    free(line);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(nesting_bombs_and_huge_numbers_get_clear_errors)
+{
+    /* Regression guard for hostile input that is already handled: cJSON
+     * refuses nesting beyond 1000 levels, and numbers beyond long long are
+     * usage errors, not wrapped values. */
+    tp_pool *p = general_pool(0);
+    tp_control *c = tcp_server(p, NULL);
+    enum { DEPTH = 10000 };
+    char *bomb = malloc(32 + 2 * DEPTH);
+    strcpy(bomb, "map sleep ");
+    size_t off = strlen(bomb);
+    memset(bomb + off, '[', DEPTH);
+    memset(bomb + off + DEPTH, ']', DEPTH);
+    bomb[off + 2 * DEPTH] = '\0';
+    client *cl = text_client(c, "TaskPool-demo");
+    client_send_line(cl, bomb);
+    char *r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(strstr(r, "argument arg_iter: invalid JSON array"));
+    free(r);
+    client_send_line(cl, "apply sleep -n 99999999999999999999");
+    r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(strstr(r, "argument -n/--num: invalid int value: "
+                                    "'99999999999999999999'"));
+    free(r);
+    client_send_line(cl, "cancel -99999999999999999999");
+    r = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(strstr(r, "invalid int value"));
+    free(r);
+    CMD_IS(cl, "apply sleep -n 0", "`num` must be a positive integer.");
+    CMD_IS(cl, "num-running", "0");
+    client_close(cl);
+    /* The same bomb as a handshake. */
+    cl = client_tcp(tp_control_port(c));
+    client_hello(cl, bomb + off,
+                 "error: the handshake must be one JSON object, e.g. "
+                 "{\"terminal_width\": 80}");
+    ck_assert(client_eof(cl));
+    client_close(cl);
+    free(bomb);
+    finish(c, p);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Limits and junk                                                          */
 /* ------------------------------------------------------------------------ */
@@ -1136,6 +1291,122 @@ START_TEST(blocking_flush_does_not_stall_other_sessions)
 }
 END_TEST
 
+/* Threads of this process, from /proc/self/status. */
+static long thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+static long want_threads;
+
+static bool threads_are_wanted(void *arg)
+{
+    (void)arg;
+    return thread_count() == want_threads;
+}
+
+START_TEST(vanished_client_does_not_leave_its_blocking_command_running)
+{
+    /* A blocking command runs on a helper thread. A client that sent
+     * until-closed and hung up used to leave its helper waiting until the
+     * pool closed: one thread more per such client, without bound. */
+    char path[108];
+    sock_path(path, sizeof path, "vanish");
+    tp_pool *p = general_pool(3);
+    tp_control *c = tp_control_new_unix(p, path, NULL);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    long base = thread_count();
+    for (int i = 0; i < 5; i++) {
+        client *cl = client_unix(path);
+        client_hello(cl, "{}", "TaskPool-demo");
+        client_send_line(cl, "until-closed");
+        want_threads = base + 1; /* its helper runs */
+        ck_assert(wait_until(threads_are_wanted, NULL));
+        client_close(cl);
+        want_threads = base; /* and ends once the client is gone */
+        ck_assert_msg(wait_until(threads_are_wanted, NULL),
+                      "round %d: %ld threads, want %ld", i, thread_count(),
+                      base);
+    }
+    /* The server still serves, and the pool was never closed. */
+    client *cl = client_unix(path);
+    client_hello(cl, "{}", "TaskPool-demo");
+    CMD_IS(cl, "is-locked", "False");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+static double clock_seconds(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(out_of_descriptors_pauses_accepting_and_resumes)
+{
+    /* Check's fork mode runs this in a process of its own, so lowering the
+     * descriptor limit affects nothing else. Clients and server share the
+     * process: a session costs two descriptors. */
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *a = text_client(c, "TaskPool-demo");
+    /* Leave exactly three descriptors free below the limit: the two ends
+     * of session b and the client end of x, so that the server has none
+     * left to accept x with. */
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    int free_fds = 0, limit = 0;
+    while (free_fds < 3) {
+        if (fcntl(limit, F_GETFD) < 0 && errno == EBADF)
+            free_fds++;
+        limit++;
+    }
+    ck_assert_uint_le((rlim_t)limit, rl.rlim_max);
+    rl.rlim_cur = (rlim_t)limit;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    client *b = text_client(c, "TaskPool-demo");
+    client *x = client_tcp(tp_control_port(c));
+    client_send_line(x, "{}");
+    /* The process is out of descriptors: x waits in the backlog. */
+    ck_assert_int_eq(socket(AF_UNIX, SOCK_STREAM, 0), -1);
+    ck_assert_int_eq(errno, EMFILE);
+    /* Existing sessions keep answering meanwhile... */
+    CMD_IS(a, "num-running", "0");
+    CMD_IS(b, "is-locked", "False");
+    /* ...and the control thread does not spin on the readable listener:
+     * over a quarter of a second the process uses far less than a core. */
+    double cpu0 = clock_seconds(CLOCK_PROCESS_CPUTIME_ID);
+    double wall0 = clock_seconds(CLOCK_MONOTONIC);
+    struct pollfd pf = {x->fd, POLLIN, 0};
+    ck_assert_int_eq(poll(&pf, 1, 250), 0); /* x is not served */
+    double cpu = clock_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    double wall = clock_seconds(CLOCK_MONOTONIC) - wall0;
+    ck_assert_msg(cpu < 0.5 * wall, "%.3f s of CPU in %.3f s", cpu, wall);
+    CMD_IS(b, "num-running", "0");
+    /* Once a leaves, its descriptors are free again and x is served. */
+    client_close(a);
+    char *l = client_line(x);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_str_eq(l, "TaskPool-demo");
+    free(l);
+    CMD_IS(x, "is-full", "False");
+    CMD_IS(b, "num-running", "0");
+    client_close(x);
+    client_close(b);
+    finish(c, p);
+}
+END_TEST
+
 START_TEST(stop_with_clients_connected)
 {
     tp_pool *p = general_pool(3);
@@ -1209,6 +1480,10 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_group_discards_pending_json_arguments);
     tcase_add_test(tc, function_names_match_lowercased_requests);
     tcase_add_test(tc, json_mode_types_results);
+    tcase_add_test(tc, huge_pool_size_is_shown_exactly);
+    tcase_add_test(tc, echoed_requests_cut_short_stay_utf8);
+    tcase_add_test(tc, repeated_group_names_cost_nothing_extra);
+    tcase_add_test(tc, nesting_bombs_and_huge_numbers_get_clear_errors);
     tcase_add_test(tc, overlong_line_gets_error_and_is_skipped);
     tcase_add_test(tc, overlong_handshake_is_refused);
     tcase_add_test(tc, option_spellings);
@@ -1226,6 +1501,9 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_arguments_are_refused);
     tcase_add_test(tc, two_hundred_concurrent_clients);
     tcase_add_test(tc, blocking_flush_does_not_stall_other_sessions);
+    tcase_add_test(tc,
+                   vanished_client_does_not_leave_its_blocking_command_running);
+    tcase_add_test(tc, out_of_descriptors_pauses_accepting_and_resumes);
     tcase_add_test(tc, stop_with_clients_connected);
     tcase_add_test(tc, two_servers_serve_one_pool);
     suite_add_tcase(s, tc);

@@ -54,7 +54,7 @@ static void request(char *line, size_t len, int width, bool json)
         char *copy = strndup(line, len);
         if (!copy)
             return;
-        tp__ctl_ctx ctx = {pool, simple, &reg, NULL, width};
+        tp__ctl_ctx ctx = {pool, simple, &reg, NULL, width, NULL};
         const tp__ctl_command *cmd;
         tp__ctl_args args;
         tp__ctl_reply r = {0};
