@@ -144,6 +144,70 @@ START_TEST(json_flag_prints_raw_responses)
 }
 END_TEST
 
+START_TEST(script_mode_keeps_requests_and_responses_in_step)
+{
+    /* The server answers one response per non-blank line and nothing to a
+     * blank one: "-c ''" used to wait forever for a response, and a
+     * command of two lines shifted every later response onto the wrong
+     * command. */
+    start_server(NULL);
+    char out[8192], err[4096];
+    const char *args[] = {
+        "-c", "",          "-c",   "  ", "-c", "lock\nis-locked\n",
+        "-c", "pool-size", "unix", sock, NULL};
+    ck_assert_int_eq(run_cli(args, out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "ok\nTrue\n3\n");
+    ck_assert_str_eq(err, "");
+    stop_server();
+}
+END_TEST
+
+static bool all_ended(void *arg)
+{
+    return tp_num_ended(pool) == *(size_t *)arg;
+}
+
+START_TEST(script_mode_reads_responses_over_64k)
+{
+    /* 15000 ended tasks make a get-group-ids response of about 80 KB on
+     * the wire; the CLI used to give up on any response longer than its
+     * 64 KiB buffer ("lost the connection to the server"). */
+    start_server(NULL);
+    size_t n = 15000;
+    tp_opts o = {.group_name = "big"};
+    ck_assert_int_eq(tp_apply(pool, noop, NULL, n, &o, NULL), TP_OK);
+    ck_assert(wait_until(all_ended, &n));
+    size_t size = 1 << 20;
+    char *out = malloc(size), err[4096];
+    ck_assert_ptr_nonnull(out);
+    const char *args[] = {"-c", "get-group-ids big", "unix", sock, NULL};
+    ck_assert_int_eq(run_cli(args, out, size, err, sizeof err), 0);
+    ck_assert_str_eq(err, "");
+    size_t len = strlen(out);
+    ck_assert_uint_gt(len, 65536);
+    ck_assert(strncmp(out, "{0, 1, 2, ", 10) == 0);
+    ck_assert_str_eq(out + len - 14, "14998, 14999}\n");
+    free(out);
+    stop_server();
+}
+END_TEST
+
+START_TEST(script_mode_prints_upper_case_commands_like_the_server)
+{
+    /* Command names are case-insensitive (the reference's CLI lower-cases
+     * every line); the renderings that depend on the command (inf for the
+     * pool-size getter, a set for get-group-ids) must not. */
+    start_server(NULL);
+    char out[8192], err[4096];
+    const char *args[] = {"-c", "pool-size inf", "-c",   "POOL-SIZE",
+                          "-c", "Get-Group-Ids", "unix", sock,
+                          NULL};
+    ck_assert_int_eq(run_cli(args, out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "ok\ninf\n{}\n");
+    stop_server();
+}
+END_TEST
+
 START_TEST(connection_failure_exits_two)
 {
     start_server(NULL);
@@ -323,6 +387,9 @@ static Suite *suite(void)
     tcase_add_test(tc, script_mode_prints_text_and_exits_zero);
     tcase_add_test(tc, script_mode_exits_one_when_a_command_fails);
     tcase_add_test(tc, json_flag_prints_raw_responses);
+    tcase_add_test(tc, script_mode_keeps_requests_and_responses_in_step);
+    tcase_add_test(tc, script_mode_reads_responses_over_64k);
+    tcase_add_test(tc, script_mode_prints_upper_case_commands_like_the_server);
     tcase_add_test(tc, connection_failure_exits_two);
     tcase_add_test(tc, token_option_is_sent);
     tcase_add_test(tc, interactive_session_like_a_person);

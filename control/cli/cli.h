@@ -11,12 +11,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Longest response line the CLI accepts (a get-group-ids of millions of
+ * tasks); a longer one counts as a broken connection. */
+#define CLI_MAX_LINE ((size_t)64 << 20)
+
 /* A connection to a control server. */
 typedef struct cli_conn {
     int fd;
-    char *pool_name;   /* from the handshake */
-    char buf[1 << 16]; /* bytes read but not yet returned */
-    size_t len;
+    char *pool_name; /* from the handshake */
+    char *buf;       /* bytes read but not yet returned (owned) */
+    size_t len, cap;
     char *line; /* the last line read (owned) */
 } cli_conn;
 

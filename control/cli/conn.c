@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -88,14 +89,17 @@ static bool send_all(cli_conn *c, const char *data, size_t len)
     return true;
 }
 
-/* Reads one line into c->line (without the newline); false on EOF. */
+/* Reads one line into c->line (without the newline); false on EOF, out of
+ * memory, or a line longer than CLI_MAX_LINE. The buffer grows with the
+ * longest response (a get-group-ids of many tasks is long). */
 static bool read_line(cli_conn *c)
 {
     free(c->line);
     c->line = NULL;
     size_t scanned = 0;
     for (;;) {
-        char *nl = memchr(c->buf + scanned, '\n', c->len - scanned);
+        char *nl =
+            c->len ? memchr(c->buf + scanned, '\n', c->len - scanned) : NULL;
         if (nl) {
             size_t n = (size_t)(nl - c->buf);
             c->line = strndup(c->buf, n);
@@ -104,9 +108,17 @@ static bool read_line(cli_conn *c)
             return c->line != NULL;
         }
         scanned = c->len;
-        if (c->len == sizeof c->buf)
-            return false; /* a line longer than any response */
-        ssize_t n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        if (c->len == c->cap) {
+            if (c->cap >= CLI_MAX_LINE)
+                return false; /* longer than any sane response */
+            size_t cap = c->cap ? c->cap * 2 : 1 << 16;
+            char *p = realloc(c->buf, cap);
+            if (!p)
+                return false;
+            c->buf = p;
+            c->cap = cap;
+        }
+        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -192,7 +204,7 @@ bool cli_print(const char *request, const cJSON *resp, FILE *out, FILE *err)
     char *tok[3] = {0};
     size_t n = copy ? tp__ctl_tokenize(copy, tok, 3) : 0;
     const char *cmd = n ? tok[0] : "";
-    bool getter = n == 1 && strcmp(cmd, "pool-size") == 0;
+    bool getter = n == 1 && strcasecmp(cmd, "pool-size") == 0;
     if (cJSON_IsNull(result) && !getter)
         result = NULL;
     char *text = tp__ctl_result_text(cmd, result);
@@ -208,6 +220,7 @@ void cli_close(cli_conn *c)
         return;
     close(c->fd);
     free(c->pool_name);
+    free(c->buf);
     free(c->line);
     free(c);
 }

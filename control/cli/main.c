@@ -25,13 +25,61 @@ static void usage(FILE *f)
                "commands interactively\n(type '-h' for the server's help, "
                "'exit' or Ctrl+D to leave).\n\n"
                "options:\n"
-               "  -c CMD         run CMD and exit (repeatable); exit status 0 "
-               "only if every\n"
-               "                 command succeeded\n"
+               "  -c CMD         run CMD and exit (repeatable; each line of "
+               "CMD is a command);\n"
+               "                 exit status 0 only if every command "
+               "succeeded\n"
                "  --json         print the server's raw JSON responses\n"
                "  --token TOKEN  the server's token (default: "
                "$TASKPOOL_CONTROL_TOKEN)\n"
                "  -h, --help     show this help and exit\n");
+}
+
+/* Runs one -c argument. The server answers each line with one response
+ * and a blank line with none, so each line of cmd is sent as a request of
+ * its own and blank ones are not sent (else the CLI would wait forever for
+ * a response, or print responses against the wrong commands). Sets *status
+ * to 1 if a command failed; returns false if the connection broke. */
+static bool run_command(cli_conn *c, const char *cmd, bool json, int *status)
+{
+    char *copy = strdup(cmd);
+    if (!copy) {
+        fprintf(stderr, "taskpool-control: out of memory\n");
+        *status = 1;
+        return false;
+    }
+    bool alive = true;
+    for (char *line = copy, *next; alive && line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        /* Trimmed as the server trims a request. */
+        while (*line == ' ' || *line == '\t')
+            line++;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t' ||
+                     line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        const char *raw;
+        cJSON *resp = cli_request(c, line, &raw);
+        if (!resp) {
+            *status = 1;
+            alive = false;
+            break;
+        }
+        if (json) {
+            puts(raw);
+            if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok")))
+                *status = 1;
+        } else if (!cli_print(line, resp, stdout, stderr)) {
+            *status = 1;
+        }
+        cJSON_Delete(resp);
+    }
+    free(copy);
+    return alive;
 }
 
 int main(int argc, char **argv)
@@ -86,22 +134,9 @@ int main(int argc, char **argv)
     if (ncmds == 0) {
         status = cli_interactive(c, json);
     } else {
-        for (size_t i = 0; i < ncmds; i++) {
-            const char *raw;
-            cJSON *resp = cli_request(c, cmds[i], &raw);
-            if (!resp) {
-                status = 1;
+        for (size_t i = 0; i < ncmds; i++)
+            if (!run_command(c, cmds[i], json, &status))
                 break;
-            }
-            if (json) {
-                puts(raw);
-                if (!cJSON_IsTrue(cJSON_GetObjectItem(resp, "ok")))
-                    status = 1;
-            } else if (!cli_print(cmds[i], resp, stdout, stderr)) {
-                status = 1;
-            }
-            cJSON_Delete(resp);
-        }
     }
     cli_close(c);
     free(cmds);
