@@ -7,7 +7,10 @@
  * a longer line gets one error response and is skipped up to its newline,
  * so memory never grows with the input. Output is buffered and written
  * without blocking; while more than OUT_HIGH bytes wait for a slow reader,
- * the session stops reading requests.
+ * the session stops reading requests. At the end of the client's input (it
+ * may shut down only its writing side and read afterwards) every complete
+ * line is still answered and every response written before the session
+ * closes; a line cut off by the end is dropped.
  */
 #include <errno.h>
 #include <poll.h>
@@ -38,6 +41,7 @@ struct tp__ctl_session {
     bool json;
     int width;
     bool discarding; /* skipping the rest of an over-long line */
+    bool eof;        /* the client sent all it will send */
     char *in;
     size_t in_len, in_cap;
     char *out;
@@ -343,6 +347,13 @@ static void process_input(tp__ctl_session *s)
         memmove(s->in, s->in + start, s->in_len - start);
         s->in_len -= start;
     }
+    if (s->eof && (s->st == S_READY || s->st == S_HANDSHAKE) &&
+        !memchr(s->in, '\n', s->in_len)) {
+        /* Every line answered: write what is left, then close. */
+        s->st = S_CLOSING;
+        flush_out(s);
+        return;
+    }
     if (s->in_len == s->in_cap && (s->st == S_READY || s->st == S_HANDSHAKE)) {
         /* A full buffer without a newline: the line is too long. */
         if (!s->discarding) {
@@ -369,9 +380,19 @@ static void read_input(tp__ctl_session *s)
     while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
-    if (n <= 0) {
-        /* EOF or error: a line cut off mid-way is dropped. */
+    if (n < 0) {
         s->st = S_DEAD;
+        return;
+    }
+    if (n == 0) {
+        /* Once at the end, POLLIN is no longer asked for: being here again
+         * means a hang-up or an error, so nobody reads the responses. */
+        if (s->eof) {
+            s->st = S_DEAD;
+            return;
+        }
+        s->eof = true;
+        process_input(s);
         return;
     }
     s->last_active = tp__ctl_now();
@@ -444,7 +465,7 @@ short tp__ctl_session_events(const tp__ctl_session *s)
     bool pending = s->out_off < s->out_len;
     if (pending)
         ev |= POLLOUT;
-    if ((s->st == S_READY || s->st == S_HANDSHAKE) &&
+    if ((s->st == S_READY || s->st == S_HANDSHAKE) && !s->eof &&
         s->out_len - s->out_off < OUT_HIGH && s->in_len < s->in_cap)
         ev |= POLLIN;
     /* While busy, only hang-ups matter (poll reports them anyway). */

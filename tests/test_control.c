@@ -1063,6 +1063,54 @@ START_TEST(client_vanishing_mid_line_costs_nothing)
 }
 END_TEST
 
+START_TEST(half_closed_client_gets_every_response)
+{
+    /* A client may send its requests, shut down its writing side (as
+     * "nc -N" does) and only then read. The server used to close the
+     * session at the end of input, dropping every response still waiting
+     * to be written: 49 of 300 help texts arrived. */
+    char path[108];
+    sock_path(path, sizeof path, "half");
+    tp_pool *p = general_pool(3);
+    tp_control *c = tp_control_new_unix(p, path, NULL);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    client *a = client_unix(path);
+    client *b = client_unix(path);
+    client_hello(b, "{}", "TaskPool-demo");
+    enum { N = 300 }; /* about 650 KB of help, more than a socket holds */
+    char *req = malloc(3 + 3 * N + 1);
+    strcpy(req, "{}\n");
+    for (int i = 0; i < N; i++)
+        strcat(req + 3 + 3 * i, "-h\n");
+    client_send(a, req, strlen(req));
+    free(req);
+    ck_assert_int_eq(shutdown(a->fd, SHUT_WR), 0);
+    /* Once b is answered, the server has seen the end of a's input (a is
+     * polled first, and a Unix socket's shutdown is visible at once). */
+    CMD_IS(b, "num-running", "0");
+    char *l = client_line(a);
+    ck_assert_str_eq(l, "TaskPool-demo");
+    free(l);
+    /* Each response is the help text and a blank line. */
+    char *help = tp__ctl_help_top(false, 80);
+    ck_assert_ptr_nonnull(help);
+    size_t len = strlen(help) + 1;
+    for (int i = 0; i < N; i++) {
+        char *r = client_read_n(a, len);
+        ck_assert_msg(strlen(r) == len, "response %d of %d cut short", i + 1,
+                      N);
+        ck_assert_msg(strncmp(r, help, len - 1) == 0 && r[len - 1] == '\n',
+                      "response %d: %.60s", i + 1, r);
+        free(r);
+    }
+    free(help);
+    ck_assert(client_eof(a)); /* then the server closes */
+    client_close(a);
+    client_close(b);
+    finish(c, p);
+}
+END_TEST
+
 START_TEST(exit_closes_the_session)
 {
     tp_pool *p = general_pool(3);
@@ -1491,6 +1539,7 @@ static Suite *suite(void)
     tcase_add_test(tc, blank_lines_get_no_response);
     tcase_add_test(tc, pipelined_requests_answer_in_order);
     tcase_add_test(tc, client_vanishing_mid_line_costs_nothing);
+    tcase_add_test(tc, half_closed_client_gets_every_response);
     tcase_add_test(tc, exit_closes_the_session);
     tcase_add_test(tc, max_clients_refuses_extra_clients);
     tcase_add_test(tc, idle_sessions_are_closed);
