@@ -194,8 +194,9 @@ static void fifo_append(tp_pool *pool, tp__group *g, size_t count)
             run = malloc(sizeof *run);
         }
         if (!run) {
-            tp__log(TP_LOG_ERROR, "%s: out of memory queueing starts of %s",
-                    pool->name, g->name);
+            tp__log_locked(pool, TP_LOG_ERROR,
+                           "%s: out of memory queueing starts of %s",
+                           pool->name, g->name);
             return;
         }
         *run = (tp__run){g, count, NULL};

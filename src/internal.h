@@ -182,6 +182,10 @@ struct tp_pool {
     tp__worker *idle_head;
     tp__worker *zombie; /* the last retired worker, to be joined */
 
+    /* A message logged under the lock, emitted by tp__unlock. */
+    char deferred_log[200];
+    int deferred_level; /* -1: none */
+
     /* SimpleTaskPool */
     tp_fn simple_fn;
     void *simple_arg;
@@ -198,7 +202,13 @@ bool tp__held(tp_pool *pool);
 #define TP_ASSERT_HELD(p) ((void)(p))
 #endif
 void tp__lock(tp_pool *pool);
+/* Unlocks, then emits a message tp__log_locked stored meanwhile. */
 void tp__unlock(tp_pool *pool);
+/* Logs from under pool->mu: the handler (user code) runs only once the
+ * lock is released. For rare errors; a second message before the unlock
+ * replaces the first. */
+void tp__log_locked(tp_pool *pool, tp_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Wakes threads waiting for a change of state (flush, gather, free). */
 void tp__changed(tp_pool *pool);
 /* Waits on cv (a CLOCK_MONOTONIC cond) with pool->mu held; deadline NULL:

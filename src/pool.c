@@ -36,6 +36,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,27 @@ void tp__unlock(tp_pool *pool)
     if (--held_depth == 0)
         held_pool = NULL;
 #endif
+    int level = pool->deferred_level;
+    char message[sizeof pool->deferred_log];
+    if (level >= 0) {
+        memcpy(message, pool->deferred_log, sizeof message);
+        pool->deferred_level = -1;
+    }
     pthread_mutex_unlock(&pool->mu);
+    if (level >= 0)
+        tp__log_write((tp_log_level)level, "%s", message);
+}
+
+void tp__log_locked(tp_pool *pool, tp_log_level level, const char *fmt, ...)
+{
+    TP_ASSERT_HELD(pool);
+    if (!tp__log_on(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pool->deferred_log, sizeof pool->deferred_log, fmt, ap);
+    va_end(ap);
+    pool->deferred_level = (int)level;
 }
 
 void tp__changed(tp_pool *pool)
@@ -149,6 +170,7 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     else
         snprintf(pool->name, sizeof pool->name, "%s-%zu", prefix, index);
     pool->kind = kind;
+    pool->deferred_level = -1;
     pool->size = opts->pool_size ? opts->pool_size : TP_UNLIMITED;
     pool->stack_size = opts->stack_size ? opts->stack_size : 256 * 1024;
     pool->idle_timeout = opts->idle_timeout ? opts->idle_timeout : 10.0;

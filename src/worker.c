@@ -10,7 +10,8 @@
  * recently parked first, so warm threads are reused) and retires after the
  * idle timeout. tp__dispatch wakes parked workers, or creates threads, for
  * starts that have room and no worker heading for them (pool->waking
- * counts workers woken or created but not yet back at the FIFO).
+ * counts workers woken or created but not yet back at the FIFO); new
+ * workers create further ones, so creation fans out off the caller.
  *
  * A retiring worker becomes pool->zombie and joins the previous zombie, so
  * at most one exited thread awaits a join; tp_pool_free joins the last.
@@ -107,6 +108,10 @@ static int spawn_thread(tp_pool *pool)
 int tp__dispatch(tp_pool *pool)
 {
     TP_ASSERT_HELD(pool);
+    /* Thread creation fans out: a caller creates at most one thread, and
+     * every worker that claims a start creates up to two more while starts
+     * still lack a worker. So no API call spends long creating threads. */
+    int creations = tp__self && tp__self->pool == pool ? 2 : 1;
     int err = TP_OK;
     while (!pool->freeing) {
         size_t room =
@@ -126,6 +131,8 @@ int tp__dispatch(tp_pool *pool)
             pthread_cond_signal(&w->park);
             continue;
         }
+        if (creations-- == 0)
+            break;
         pool->waking++;
         if (++pool->threads == 257)
             grow_futex_hash();
@@ -292,8 +299,8 @@ static tp_task *claim(tp_pool *pool, tp__worker *w)
             return NULL;
         tp__group *g = run->group;
         if (!reserve(pool, g)) {
-            tp__log(TP_LOG_ERROR, "%s: out of memory starting a task",
-                    pool->name);
+            tp__log_locked(pool, TP_LOG_ERROR,
+                           "%s: out of memory starting a task", pool->name);
             return NULL;
         }
         if (--run->count == 0) {
@@ -487,6 +494,11 @@ static void *worker_main(void *arg)
                 continue;
             break;
         }
+        if (pool->queued_total > pool->waking && tp__dispatch(pool) != TP_OK)
+            tp__log_locked(pool, TP_LOG_ERROR,
+                           "%s: no thread for waiting starts; they wait for "
+                           "a running task to end",
+                           pool->name);
         tp__unlock(pool);
         int rc = run(pool, t);
         tp__lock(pool);
