@@ -157,7 +157,8 @@ bool tp__group_pending(const tp__group *g)
     if (g->dropping)
         return true;
     if (g->src == TP__SRC_ITER)
-        return !g->iter_over || g->queued || g->claims || g->iter_busy;
+        /* A worker inside next() holds a claim. */
+        return !g->iter_over || g->queued || g->claims;
     return g->next_arg < g->nargs;
 }
 

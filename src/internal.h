@@ -162,9 +162,9 @@ struct tp_pool {
     bool locked, closed, freeing;
 
     tp_id next_id;
-    size_t n_running, n_cancelled, n_ended, n_live;
+    size_t n_running, n_cancelled, n_ended;
     uint64_t total_started, total_ended, total_cancelled, total_failed;
-    tp__idmap live;
+    tp__idmap live; /* live.len: tasks started and not fully ended */
     tp_task *live_head, *live_tail;
 
     tp__group **index; /* name -> group, chained */

@@ -379,7 +379,7 @@ int tp_gather_and_close(tp_pool *pool)
     tp_lock(pool);
 
     tp__lock(pool);
-    while (!pool->closed && (pool->n_live || any_pending(pool)))
+    while (!pool->closed && (pool->live.len || any_pending(pool)))
         tp__wait_changed(pool, NULL);
     if (!pool->closed) {
         forget_ended(pool);

@@ -219,7 +219,6 @@ static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg)
     else
         pool->live_head = t;
     pool->live_tail = t;
-    pool->n_live++;
     pool->n_running++;
     pool->total_started++;
     g->live++;
@@ -298,7 +297,8 @@ static tp_task *claim(tp_pool *pool, tp__worker *w)
         if (!run || pool->occupied >= pool->size)
             return NULL;
         tp__group *g = run->group;
-        if (!reserve(pool, g)) {
+        /* An iterator's start reserves after next(), in iter_fetch. */
+        if (g->src != TP__SRC_ITER && !reserve(pool, g)) {
             tp__log_locked(pool, TP_LOG_ERROR,
                            "%s: out of memory starting a task", pool->name);
             return NULL;
@@ -412,7 +412,6 @@ static void finish(tp_pool *pool, tp_task *t, int rc)
         t->next->prev = t->prev;
     else
         pool->live_tail = t->prev;
-    pool->n_live--;
     /* Pins come only with a cancel of a running task, and t stopped
      * running when its function returned; wait for the wakes already
      * promised to it (rare: a canceller between marking and waking), so
@@ -438,7 +437,7 @@ static void finish(tp_pool *pool, tp_task *t, int rc)
     tp__group_admit(pool, g);
     tp__group_unref(pool, g);
     /* Only these ends can satisfy a waiter (flush, gather, free). */
-    if (pool->n_live == 0 || t->flush_wait) {
+    if (pool->live.len == 0 || t->flush_wait) {
         t->flush_wait = false;
         tp__changed(pool);
     }
