@@ -40,6 +40,25 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------ */
+/* Version                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The version of these headers. CMake's project(VERSION) is the one source:
+ * configuring fails if these lines disagree with it. TP_VERSION_NUMBER is
+ * MAJOR * 10000 + MINOR * 100 + PATCH, for #if comparisons. */
+#define TP_VERSION_MAJOR 0
+#define TP_VERSION_MINOR 1
+#define TP_VERSION_PATCH 0
+#define TP_VERSION_STRING "0.1.0"
+#define TP_VERSION_NUMBER                                                      \
+    (TP_VERSION_MAJOR * 10000 + TP_VERSION_MINOR * 100 + TP_VERSION_PATCH)
+
+/* The version of the library the program runs with ("0.1.0"), which may be
+ * newer than the TP_VERSION_STRING it was compiled with. Cannot fail.
+ * Thread safety: any thread. */
+TP_API const char *tp_version(void);
+
+/* ------------------------------------------------------------------------ */
 /* Types                                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -87,11 +106,12 @@ enum {
     TP_EAGAIN = -15             /* nothing available right now (_nowait) */
 };
 
-/* A sentence describing err ("No such task."); never NULL. Thread safety:
- * any thread. */
+/* A sentence describing err ("No such task."); never NULL. Cannot fail.
+ * Thread safety: any thread. */
 TP_API const char *tp_strerror(int err);
 
-/* The constant's name ("TP_ENOTASK"); "TP_UNKNOWN" for other values. */
+/* The constant's name ("TP_ENOTASK"); "TP_UNKNOWN" for other values.
+ * Cannot fail. */
 TP_API const char *tp_err_name(int err);
 
 /* A pool size meaning "no limit". */
@@ -141,15 +161,20 @@ typedef struct tp_opts {
 
 /* Creates a general pool (the reference's TaskPool). opts may be NULL.
  * Returns NULL if opts are invalid (a name of TP_NAME_MAX or more bytes with
- * its prefix) or memory or a system resource is exhausted. Logs
+ * its prefix, or a NaN idle_timeout) or memory or a system resource (a mutex
+ * or condition variable) is exhausted; errno is not meaningful. Options that
+ * pass those two checks leave only exhaustion as the cause. Logs
  * "TaskPool-<n> initialized". */
 TP_API tp_pool *tp_pool_new(const tp_pool_opts *opts);
 
 /* Creates a pool that runs only fn(task, arg) (the reference's
  * SimpleTaskPool). fn, arg and the callbacks in opts are fixed for the
  * pool's life; tp_start and tp_stop control how many run. opts->group_name is
- * ignored; opts->func_name is what tp_func_name reports. Returns NULL if fn
- * is NULL or as tp_pool_new. */
+ * ignored; opts->func_name is what tp_func_name reports. arg is not copied
+ * or freed by the pool: it must stay valid until tp_pool_free returned
+ * (opts->discard, if set, receives it for starts that never happen, as for
+ * tp_apply). Returns NULL if fn is NULL, func_name has TP_NAME_MAX or more
+ * bytes, or as tp_pool_new. */
 TP_API tp_pool *tp_simple_pool_new(tp_fn fn, void *arg,
                                    const tp_pool_opts *popts,
                                    const tp_opts *opts);
@@ -157,47 +182,55 @@ TP_API tp_pool *tp_simple_pool_new(tp_fn fn, void *arg,
 /* Locks the pool, drops every pending start (calling `discard`), cancels
  * every task, waits for all tasks and callbacks to finish, stops the worker
  * threads and frees the pool. Like tp_gather_and_close it waits for tasks
- * that ignore cancellation. NULL is a no-op. Must not be called from a task
- * or callback of the same pool (it logs an error and returns without
- * freeing). */
+ * that ignore cancellation. NULL is a no-op. Cannot fail, but must not be
+ * called from a task or callback of the same pool (it logs an error and
+ * returns without freeing). */
 TP_API void tp_pool_free(tp_pool *pool);
 
-/* "TaskPool-0", "SimpleTaskPool-demo"; valid until the pool is freed. */
+/* "TaskPool-0", "SimpleTaskPool-demo"; valid until the pool is freed.
+ * NULL for a NULL pool. Cannot fail. */
 TP_API const char *tp_pool_name(const tp_pool *pool);
 
 /* The pool size: the maximum number of tasks running at once (not the
- * remaining room). TP_UNLIMITED if there is no limit. */
+ * remaining room). TP_UNLIMITED if there is no limit; 0 for a NULL pool.
+ * Cannot fail. */
 TP_API size_t tp_pool_size(const tp_pool *pool);
 
 /* Changes the pool size. Raising it starts waiting tasks at once; lowering
  * it never touches running tasks (new starts wait until enough have ended);
- * 0 pauses all new starts. Returns TP_OK, or TP_ESYS if waiting starts could
- * not be given a thread now (the size is set all the same and those starts
- * run as soon as a worker is free). */
+ * 0 pauses all new starts. Returns TP_OK, TP_EINVAL (NULL pool), or TP_ESYS
+ * if waiting starts could not be given a thread now (the size is set all the
+ * same and those starts run as soon as a worker is free). */
 TP_API int tp_set_pool_size(tp_pool *pool, size_t size);
 
 /* After tp_lock, spawning calls fail with TP_ELOCKED. Starts already queued
- * by earlier calls still happen. Logs "<pool> is locked!". */
+ * by earlier calls still happen. Logs "<pool> is locked!" unless it already
+ * was. NULL is a no-op. Cannot fail. */
 TP_API void tp_lock(tp_pool *pool);
 
 /* Allows spawning calls again (unless the pool is closed). Logs
- * "<pool> was unlocked.". */
+ * "<pool> was unlocked." unless it was not locked. NULL is a no-op. Cannot
+ * fail. */
 TP_API void tp_unlock(tp_pool *pool);
 
+/* True if the pool is locked: from tp_lock (or tp_gather_and_close, which
+ * locks it) until tp_unlock. False for a NULL pool. Cannot fail. */
 TP_API bool tp_is_locked(const tp_pool *pool);
 
 /* True if no more task can start right now: the tasks whose functions have
- * not yet returned fill the pool size. */
+ * not yet returned fill the pool size. False for a NULL pool. Cannot fail. */
 TP_API bool tp_is_full(const tp_pool *pool);
 
-/* Tasks that started and were neither cancelled nor have ended. */
+/* Tasks that started and were neither cancelled nor have ended. 0 for a
+ * NULL pool. Cannot fail. */
 TP_API size_t tp_num_running(const tp_pool *pool);
 
-/* Tasks cancelled whose end callback has not yet begun. */
+/* Tasks cancelled whose end callback has not yet begun. 0 for a NULL pool.
+ * Cannot fail. */
 TP_API size_t tp_num_cancelled(const tp_pool *pool);
 
 /* Tasks that ended and have not been forgotten by tp_flush or
- * tp_gather_and_close. */
+ * tp_gather_and_close. 0 for a NULL pool. Cannot fail. */
 TP_API size_t tp_num_ended(const tp_pool *pool);
 
 /* ------------------------------------------------------------------------ */
@@ -217,14 +250,16 @@ TP_API size_t tp_num_ended(const tp_pool *pool);
 
 /* Starts num tasks, each running fn(task, arg). Group prefix "apply". The
  * same arg is shared by all of them and must stay valid until they ended;
- * `discard` is called once per start that never happens. */
+ * `discard` is called once per start that never happens. Errors as for
+ * every spawning call (above). */
 TP_API int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
                     const tp_opts *opts, char group_out[TP_NAME_MAX]);
 
 /* Starts one task fn(task, args[i]) per argument, at most num_concurrent of
  * them running at once: when one ends, the next argument is taken. Group
  * prefix "map". The array is copied; the arguments it points to must stay
- * valid until their task ended or they were passed to `discard`. */
+ * valid until their task ended or they were passed to `discard`. Errors as
+ * for every spawning call (above). */
 TP_API int tp_map(tp_pool *pool, tp_fn fn, void *const args[], size_t nargs,
                   size_t num_concurrent, const tp_opts *opts,
                   char group_out[TP_NAME_MAX]);
@@ -245,8 +280,8 @@ typedef struct tp_iter {
 
 /* Like tp_map, with arguments taken from iter as tasks start (never ahead
  * of time). Group prefix "map". tp_gather_and_close waits for an endless
- * iterator forever: cancel its group first. If the call fails, iter.done is
- * called before it returns. */
+ * iterator forever: cancel its group first. Errors as for every spawning
+ * call (above); if the call fails, iter.done is called before it returns. */
 TP_API int tp_map_iter(tp_pool *pool, tp_fn fn, tp_iter iter,
                        size_t num_concurrent, const tp_opts *opts,
                        char group_out[TP_NAME_MAX]);
@@ -257,12 +292,16 @@ typedef struct tp_args {
     void *const *argv;
 } tp_args;
 
+/* The task function of tp_starmap: argv holds the argc values of one
+ * element of its args (a copy owned by the library, valid until the
+ * function returns). Called as a tp_fn is; non-zero return means failed. */
 typedef int (*tp_star_fn)(tp_task *task, size_t argc, void *const argv[]);
 
 /* Like tp_map, running fn(task, args[i].argc, args[i].argv). Group prefix
  * "starmap". The args array and every argv array are copied; the values
  * they point to must stay valid until their task ended or was discarded.
- * `discard` receives a pointer to the (copied) tp_args of the start. */
+ * `discard` receives a pointer to the (copied) tp_args of the start. Errors
+ * as for every spawning call (above). */
 TP_API int tp_starmap(tp_pool *pool, tp_star_fn fn, const tp_args args[],
                       size_t n, size_t num_concurrent, const tp_opts *opts,
                       char group_out[TP_NAME_MAX]);
@@ -278,10 +317,13 @@ typedef struct tp_kwargs {
     const tp_kwarg *items;
 } tp_kwargs;
 
+/* The task function of tp_doublestarmap: kwargs is one element of its
+ * kwargs (a copy owned by the library, valid until the function returns;
+ * read it with tp_kwargs_get). Called as a tp_fn is. */
 typedef int (*tp_kw_fn)(tp_task *task, const tp_kwargs *kwargs);
 
 /* The value of key in kw (the first match), or fallback if absent or if kw
- * or key is NULL. */
+ * or key is NULL. Cannot fail. */
 TP_API void *tp_kwargs_get(const tp_kwargs *kw, const char *key,
                            void *fallback);
 
@@ -289,7 +331,7 @@ TP_API void *tp_kwargs_get(const tp_kwargs *kw, const char *key,
  * The kwargs array, every items array and every key are copied; the values
  * must stay valid until their task ended or was discarded. `discard`
  * receives a pointer to the (copied) tp_kwargs of the start. A NULL key is
- * TP_EINVAL. */
+ * TP_EINVAL; other errors as for every spawning call (above). */
 TP_API int tp_doublestarmap(tp_pool *pool, tp_kw_fn fn,
                             const tp_kwargs kwargs[], size_t n,
                             size_t num_concurrent, const tp_opts *opts,
@@ -305,7 +347,7 @@ typedef struct tp_ids {
     tp_id *v;
 } tp_ids;
 
-/* Frees ids->v and zeroes *ids. NULL is a no-op. */
+/* Frees ids->v and zeroes *ids. NULL is a no-op. Cannot fail. */
 TP_API void tp_ids_free(tp_ids *ids);
 
 /* Starts num more tasks of a simple pool as a new group "start-group-<i>".
@@ -318,11 +360,12 @@ TP_API int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX]);
  * Errors: TP_EINVAL, TP_EWRONG_POOL, TP_ENOMEM (nothing cancelled). */
 TP_API int tp_stop(tp_pool *pool, size_t num, tp_ids *stopped);
 
-/* tp_stop(pool, tp_num_running(pool), stopped), atomically. */
+/* tp_stop(pool, tp_num_running(pool), stopped), atomically. Errors as
+ * tp_stop. */
 TP_API int tp_stop_all(tp_pool *pool, tp_ids *stopped);
 
 /* The function name of a simple pool (opts->func_name, default "func");
- * NULL for a general pool. */
+ * NULL for a general pool or a NULL pool. Cannot fail. */
 TP_API const char *tp_func_name(const tp_pool *pool);
 
 /* ------------------------------------------------------------------------ */
@@ -346,10 +389,12 @@ TP_API int tp_task_status(tp_pool *pool, tp_id id);
 /* Cancels a group: first drops its pending starts (they never start;
  * `discard` is called for each; an iterator's `done` is called), then
  * cancels its running tasks. The group is then forgotten: its name is free
- * and tp_get_group_ids no longer knows it. Error: TP_ENOGROUP. */
+ * and tp_get_group_ids no longer knows it. Errors: TP_ENOGROUP, TP_EINVAL
+ * (NULL pool or group). */
 TP_API int tp_cancel_group(tp_pool *pool, const char *group);
 
-/* tp_cancel_group for every group. Logs "<pool> cancelling all tasks!". */
+/* tp_cancel_group for every group. Logs "<pool> cancelling all tasks!".
+ * NULL is a no-op. Cannot fail. */
 TP_API void tp_cancel_all(tp_pool *pool);
 
 /* The ids of every known task (running, cancelled or ended and not yet
@@ -409,13 +454,18 @@ TP_API int tp_get_stats(const tp_pool *pool, tp_stats *out);
  * own thread.
  */
 
+/* The task's id, as tp_cancel takes it; -1 for a NULL task. Cannot fail. */
 TP_API tp_id tp_task_id(const tp_task *task);
+
+/* The pool the task runs in; NULL for a NULL task. Cannot fail. */
 TP_API tp_pool *tp_task_pool(const tp_task *task);
 
-/* The task running on the calling thread, or NULL outside a task. */
+/* The task running on the calling thread, or NULL outside a task. Cannot
+ * fail. */
 TP_API tp_task *tp_current_task(void);
 
-/* True once the task has been cancelled. Lock-free. */
+/* True once the task has been cancelled; false for a NULL task.
+ * Lock-free. Cannot fail. */
 TP_API bool tp_cancelled(const tp_task *task);
 
 /* Sleeps. TP_OK, TP_ECANCELED (at once if already cancelled), TP_EINVAL
@@ -456,31 +506,36 @@ typedef struct tp_queue tp_queue;
 /* capacity 0: unbounded. NULL on out of memory. */
 TP_API tp_queue *tp_queue_new(size_t capacity);
 
-/* Appends item, waiting while the queue is full. TP_OK, TP_ECANCELED. */
+/* Appends item, waiting while the queue is full. TP_OK, TP_ECANCELED,
+ * TP_ENOMEM (the ring could not grow; nothing added), TP_EINVAL (NULL q). */
 TP_API int tp_queue_put(tp_queue *q, tp_task *task_or_null, void *item);
 
-/* Appends item if there is room: TP_OK, TP_EAGAIN (full), TP_ENOMEM. */
+/* Appends item if there is room: TP_OK, TP_EAGAIN (full), TP_ENOMEM,
+ * TP_EINVAL (NULL q). */
 TP_API int tp_queue_put_nowait(tp_queue *q, void *item);
 
-/* Removes the oldest item, waiting while empty. TP_OK, TP_ECANCELED. */
+/* Removes the oldest item into *item, waiting while empty. TP_OK,
+ * TP_ECANCELED (nothing taken), TP_EINVAL (NULL q or item). */
 TP_API int tp_queue_get(tp_queue *q, tp_task *task_or_null, void **item);
 
-/* Removes the oldest item if any: TP_OK, TP_EAGAIN (empty). */
+/* Removes the oldest item if any: TP_OK, TP_EAGAIN (empty), TP_EINVAL
+ * (NULL q or item). */
 TP_API int tp_queue_get_nowait(tp_queue *q, void **item);
 
 /* Marks one item taken by get as fully processed (the reference's
  * task_done/item_processed). Calling it more often than items were put is a
- * no-op. */
+ * no-op, and so is a NULL q. Cannot fail. */
 TP_API void tp_queue_item_processed(tp_queue *q);
 
 /* Waits until every item ever put has been marked processed. TP_OK,
- * TP_ECANCELED. */
+ * TP_ECANCELED, TP_EINVAL (NULL q). */
 TP_API int tp_queue_join(tp_queue *q, tp_task *task_or_null);
 
-/* Items currently in the queue. */
+/* Items currently in the queue; 0 for a NULL q. Cannot fail. */
 TP_API size_t tp_queue_size(const tp_queue *q);
 
-/* Frees the queue (not its items). No thread may be using it. NULL: no-op. */
+/* Frees the queue (not its items). No thread may be using it. NULL: no-op.
+ * Cannot fail. */
 TP_API void tp_queue_free(tp_queue *q);
 
 /* ------------------------------------------------------------------------ */
@@ -504,7 +559,7 @@ typedef void (*tp_log_fn)(tp_log_level level, const char *message, void *arg);
  * mirror the reference: "TaskPool-0 initialized", "Started TaskPool-0_Task-3",
  * "Cancelling TaskPool-0_Task-3 ...", "Cancelled ...", "Ended ...",
  * "TaskPool-0 is locked!". A handler may still be called once by a thread
- * that was already logging when this returns. */
+ * that was already logging when this returns. Cannot fail. */
 TP_API void tp_log_set(tp_log_fn fn, void *arg, tp_log_level min_level);
 
 #ifdef __cplusplus

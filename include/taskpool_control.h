@@ -91,12 +91,12 @@ TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
  * tells why). Thread safety: any thread. */
 TP_API int tp_control_start(tp_control *ctl);
 
-/* The bound TCP port while serving, or -1 (not started, stopped, or a Unix
- * socket server). Thread safety: any thread. */
+/* The bound TCP port while serving, or -1 (not started, stopped, a Unix
+ * socket server, or NULL). Cannot fail. Thread safety: any thread. */
 TP_API int tp_control_port(const tp_control *ctl);
 
-/* True from a successful tp_control_start until tp_control_stop. Thread
- * safety: any thread. */
+/* True from a successful tp_control_start until tp_control_stop; false for
+ * NULL. Cannot fail. Thread safety: any thread. */
 TP_API bool tp_control_is_serving(const tp_control *ctl);
 
 /* Stops accepting, closes every session (a reply in progress is dropped),
@@ -110,8 +110,8 @@ TP_API bool tp_control_is_serving(const tp_control *ctl);
 TP_API int tp_control_stop(tp_control *ctl);
 
 /* Stops the server if needed and frees it. Tasks started through it keep
- * their arguments, which are freed when they end. NULL is a no-op. Thread
- * safety: any thread, once no other thread uses ctl. */
+ * their arguments, which are freed when they end. NULL is a no-op. Cannot
+ * fail. Thread safety: any thread, once no other thread uses ctl. */
 TP_API void tp_control_free(tp_control *ctl);
 
 #ifdef __cplusplus
