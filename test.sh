@@ -2,7 +2,10 @@
 # Builds and runs the whole test suite three times: plain, under
 # ThreadSanitizer, and under AddressSanitizer + UndefinedBehaviorSanitizer;
 # then runs the libFuzzer target on the control protocol for a short while
-# (TP_FUZZ_SECONDS, default 30). Installs missing Debian packages first.
+# (TP_FUZZ_SECONDS, default 30). After the plain suite, the packaging step
+# (tests/consumer/run.sh) installs to a scratch prefix, builds the Debian
+# packages, and builds and runs consumers against both. Installs missing
+# Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/deps.sh --test
@@ -20,7 +23,7 @@ suite() {
   echo "=== $name build ==="
   cmake -S . -B "build-$name" -DCMAKE_BUILD_TYPE="$type" \
     -DTP_SANITIZE="$sanitize" -DTP_WITH_CONTROL=ON -DTP_BUILD_USAGE=ON \
-    -DTP_BUILD_TESTS=ON -DTP_BUILD_BENCH=OFF >/dev/null
+    -DTP_BUILD_TESTS=ON -DTP_BUILD_BENCH=OFF -DTP_BUILD_MAN=ON >/dev/null
   cmake --build "build-$name" -j"$jobs"
   (cd "build-$name" &&
     TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
@@ -30,6 +33,10 @@ suite() {
 }
 
 suite plain RelWithDebInfo ""
+echo "=== packaging and consumers ==="
+pkg_start=$SECONDS
+tests/consumer/run.sh build-plain
+echo "packaging and consumers: $((SECONDS - pkg_start)) s"
 suite tsan Debug thread
 suite asan Debug "address,undefined"
 

@@ -7,6 +7,7 @@
 #   man_pages every page renders and every function opens its page
 #   spdx      every source, header, script and CMake file has its SPDX line
 #   usage_queue  the queue example (usage/queue.c) runs and checks itself
+#   checks_selftest  each of these checks, given a defect, names it
 set(tp_headers ${PROJECT_SOURCE_DIR}/include/taskpool.h
                ${PROJECT_SOURCE_DIR}/include/taskpool_control.h)
 add_test(NAME api_docs
@@ -28,3 +29,7 @@ if(TARGET queue)
   add_test(NAME usage_queue COMMAND queue)
   set_tests_properties(usage_queue PROPERTIES TIMEOUT 60)
 endif()
+# Each check above, given a defect, names it.
+add_test(NAME checks_selftest
+  COMMAND sh ${PROJECT_SOURCE_DIR}/tests/consumer/checks-selftest.sh
+          $<TARGET_FILE:taskpool>)
