@@ -7,6 +7,7 @@
 #   man_pages every page renders and every function opens its page
 #   spdx      every source, header, script and CMake file has its SPDX line
 #   usage_queue  the queue example (usage/queue.c) runs and checks itself
+#   cli_man   taskpool-control(1) documents every option of its --help
 #   checks_selftest  each of these checks, given a defect, names it
 set(tp_headers ${PROJECT_SOURCE_DIR}/include/taskpool.h
                ${PROJECT_SOURCE_DIR}/include/taskpool_control.h)
@@ -33,3 +34,10 @@ endif()
 add_test(NAME checks_selftest
   COMMAND sh ${PROJECT_SOURCE_DIR}/tests/consumer/checks-selftest.sh
           $<TARGET_FILE:taskpool>)
+if(TARGET taskpool-control)
+  # taskpool-control(1) documents every option of taskpool-control --help.
+  add_test(NAME cli_man
+    COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/check-cli-man.sh
+            $<TARGET_FILE:taskpool-control>
+            ${PROJECT_SOURCE_DIR}/doc/taskpool-control.1.scd)
+endif()

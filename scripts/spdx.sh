@@ -21,8 +21,11 @@ files() {
   if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     git ls-files -co --exclude-standard
   else
-    find . -path './build*' -prune -o -path ./.git -prune -o -type f -print |
-      sed 's|^\./||'
+    # Not a git checkout (a copy, or a Debian build tree): skip build trees
+    # and debian/'s build products.
+    find . \( -path './build*' -o -path './obj-*' -o -path ./.git \
+      -o -path ./debian \) -prune -o -type f -print | sed 's|^\./||'
+    [ -f debian/rules ] && echo debian/rules
   fi
 }
 

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # Proves that the shipping checks can fail: each is given a defect and must
-# name it. (check-api-docs.sh, check-symbols.sh, spdx.sh --check, and that
-# spdx.sh adds its line once however often it runs.)
+# name it. (check-api-docs.sh, check-symbols.sh, check-cli-man.sh,
+# spdx.sh --check, and that spdx.sh adds its line once however often it
+# runs.)
 #   tests/consumer/checks-selftest.sh LIBTASKPOOL.so
 set -eu
 lib=$1
@@ -37,6 +38,12 @@ echo ' tp_gone@Base 0.1.0' >>"$tmp/symbols"
 ! sh "$src/scripts/check-symbols.sh" "$lib" "$tmp/symbols" >"$tmp/out" 2>&1 || status=1
 expect "symbol missing" "tp_version is exported but missing from" "$tmp/out"
 expect "symbol extra" "tp_gone is listed in .* but not exported" "$tmp/out"
+
+# A CLI whose --help lists an option the man page lacks.
+printf '#!/bin/sh\necho "usage: x"\necho "  --json      raw"\necho "  --frob[=N]  frobs"\n' >"$tmp/cli"
+chmod +x "$tmp/cli"
+! sh "$src/scripts/check-cli-man.sh" "$tmp/cli" "$src/doc/taskpool-control.1.scd" >"$tmp/out" 2>&1 || status=1
+expect "undocumented CLI option" "does not document --frob" "$tmp/out"
 
 # A tree with a C file and a script lacking the SPDX line.
 mkdir -p "$tmp/tree/scripts"
