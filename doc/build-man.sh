@@ -10,8 +10,10 @@
 # function and type also gets a page "<name>.3" holding ".so man3/<page>.3",
 # so that `man tp_apply` opens the page that documents it.
 #
-# Fails, with a message naming what is missing, if a header section has no
-# page, a function has no comment, or a page documents nothing.
+# A function without a comment, or in a header section that no page is
+# mapped to, is reported on standard error and in OUT/problems.txt (the
+# api_docs and man_pages tests fail on it; the build goes on). Fails if a
+# page documents nothing or the headers feed a page that has no template.
 set -eu
 out=$1
 docdir=$2
@@ -77,4 +79,6 @@ while read -r name page _kind; do
   printf '.so man3/%s.3\n' "$page" >"$out/man3/$name.3"
 done <"$tmp/names.txt"
 cp "$tmp/functions.txt" "$out/functions.txt"
+# The tests (api_docs, man_pages) fail on these; the build goes on.
+[ ! -f "$tmp/problems.txt" ] || cp "$tmp/problems.txt" "$out/problems.txt"
 rm -rf "$tmp"

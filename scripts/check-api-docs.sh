@@ -15,7 +15,7 @@ here=$(dirname "$0")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-awk -v out="$tmp" -f "$here/../doc/header2scd.awk" "$@"
+awk -v out="$tmp" -f "$here/../doc/header2scd.awk" "$@" 2>/dev/null
 nm -D --defined-only "$lib" | awk '$2 == "T" { print $3 }' | sort >"$tmp/exported"
 if [ ! -s "$tmp/exported" ]; then
   echo "check-api-docs: $lib exports no function" >&2
@@ -24,6 +24,10 @@ fi
 cut -d' ' -f1 "$tmp/functions.txt" | sort >"$tmp/declared"
 
 status=0
+if [ -s "$tmp/problems.txt" ]; then
+  sed 's/^/check-api-docs: /' "$tmp/problems.txt" >&2
+  status=1
+fi
 for f in $(comm -23 "$tmp/exported" "$tmp/declared"); do
   echo "check-api-docs: $f is exported by $lib but no public header declares it with TP_API" >&2
   status=1

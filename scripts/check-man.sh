@@ -4,7 +4,8 @@
 # Checks a man page tree (MANDIR/man1, man3, man7): every page renders with
 # man -l without a warning, every function in FUNCTIONS (one name per line,
 # first field) opens through `man NAME` on a page that documents it, and
-# the pages taskpool(3), taskpool(7) and taskpool-control(1) exist.
+# the pages taskpool(3), taskpool(7) and taskpool-control(1) exist; and
+# doc/build-man.sh recorded no problem (problems.txt beside FUNCTIONS).
 #   scripts/check-man.sh MANDIR [FUNCTIONS]
 set -eu
 mandir=$1
@@ -28,6 +29,11 @@ for page in "$mandir"/man[137]/*; do
     status=1
   fi
 done
+problems=$(dirname "${functions:-/nonexistent/x}")/problems.txt
+if [ -s "$problems" ]; then
+  sed 's/^/check-man: /' "$problems" >&2
+  status=1
+fi
 if [ -n "$functions" ]; then
   for f in $(cut -d' ' -f1 "$functions"); do
     if ! MANPATH="$mandir" MANWIDTH=200 man 3 "$f" 2>/dev/null | grep -q "^   $f\$"; then

@@ -31,6 +31,10 @@ expect "declared, not exported" "tp_quiet is declared TP_API in a header but" "$
 expect "exported, not declared" "tp_apply is exported by .* but no public header" "$tmp/out"
 ! sh "$src/scripts/check-api-docs.sh" "$lib" "$tmp/bare.h" >"$tmp/out" 2>&1 || status=1
 expect "no comment" "function tp_bare has no comment block right above it" "$tmp/out"
+# A function in a header section that no man page is mapped to.
+printf '/* ---------- */\n/* Gadgets */\n/* ---------- */\n\n/* Cannot fail. */\nTP_API int tp_gadget(void);\n' >"$tmp/gadget.h"
+! sh "$src/scripts/check-api-docs.sh" "$lib" "$tmp/gadget.h" >"$tmp/out" 2>&1 || status=1
+expect "unmapped section" "function tp_gadget is in section 'Gadgets', which has no man page" "$tmp/out"
 
 # A symbols file that misses an export and lists a function that is none.
 grep -v ' tp_version@' "$src/debian/libtaskpool0.symbols" >"$tmp/symbols"
