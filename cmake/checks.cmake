@@ -21,7 +21,7 @@ add_test(NAME symbols
 add_test(NAME spdx
   COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/spdx.sh --check
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-if(TP_BUILD_MAN)
+if(TP_BUILD_MAN AND NOT TP_SANITIZE) # (sanitizers change nothing there)
   add_test(NAME man_pages
     COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/check-man.sh
             ${PROJECT_BINARY_DIR}/man ${PROJECT_BINARY_DIR}/man/functions.txt)

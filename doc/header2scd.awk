@@ -181,6 +181,10 @@ function flush_item(    page, name, file, kind, c) {
         sub(/^TP_API /, "", c)
         gsub(/\n       /, "\n", c)
     }
+    if (name == "errors") {
+        print "## Error codes" > file
+        print "" > file
+    }
     if (name != "" && name != "errors" && code !~ /^#define/) {
         print "## " esc(name) > file
         print "" > file
