@@ -41,13 +41,18 @@ consumers() {
     cmake --build "$dir" -j"$jobs" >>"$dir.log" 2>&1 ||
       { cat "$dir.log"; die "cmake build ($name, $kind)"; }
     if [ $kind = shared ]; then
-      readelf -d "$dir/consumer" | grep -q 'NEEDED.*libtaskpool\.so\.0' ||
+      # (Outputs are captured before grep -q, which would otherwise end
+      # the pipe early and fail it under pipefail.)
+      dyn=$(readelf -d "$dir/consumer")
+      grep -q 'NEEDED.*libtaskpool\.so\.0' <<<"$dyn" ||
         die "$dir/consumer does not link libtaskpool.so.0"
       # The build tree's RPATH names the library in the prefix.
-      ldd "$dir/consumer" | grep -q "$libdir/libtaskpool\.so\.0" ||
+      loaded=$(ldd "$dir/consumer")
+      grep -q "$libdir/libtaskpool\.so\.0" <<<"$loaded" ||
         die "$dir/consumer does not load $libdir/libtaskpool.so.0"
     else
-      ! readelf -d "$dir/consumer" | grep -q 'NEEDED.*libtaskpool' ||
+      dyn=$(readelf -d "$dir/consumer")
+      ! grep -q 'NEEDED.*libtaskpool' <<<"$dyn" ||
         die "$dir/consumer links libtaskpool dynamically"
     fi
     "$dir/consumer"
@@ -116,18 +121,24 @@ for p in libtaskpool0 libtaskpool-dev taskpool-control; do
     die "no $p package"
 done
 arch=$(dpkg --print-architecture)
-dpkg-deb -f "$deb/libtaskpool0_${version}_$arch.deb" Depends | grep -q 'libcjson1' ||
+depends() { dpkg-deb -f "$deb/${1}_${version}_$arch.deb" Depends; }
+grep -q 'libcjson1' <<<"$(depends libtaskpool0)" ||
   die "libtaskpool0 does not depend on libcjson1"
-dpkg-deb -f "$deb/libtaskpool-dev_${version}_$arch.deb" Depends |
-  grep -q "libtaskpool0 (= $version)" || die "libtaskpool-dev does not depend on libtaskpool0 (= $version)"
-dpkg-deb -f "$deb/taskpool-control_${version}_$arch.deb" Depends | grep -q 'libedit2' ||
+grep -q "libtaskpool0 (= $version)" <<<"$(depends libtaskpool-dev)" ||
+  die "libtaskpool-dev does not depend on libtaskpool0 (= $version)"
+grep -q 'libedit2' <<<"$(depends taskpool-control)" ||
   die "taskpool-control does not depend on libedit2"
 
 step "lintian"
 lintian --tag-display-limit 0 "$deb/taskpool_${version}_$arch.changes" \
   >"$deb/lintian.log" 2>&1 || true
-grep -v '^running with root privileges' "$deb/lintian.log" | sed 's/^/    /' || true
-! grep -q '^E: ' "$deb/lintian.log" || die "lintian reports errors"
+grep -v '^running with root privileges' "$deb/lintian.log" >"$deb/lintian.tags" || true
+if [ -s "$deb/lintian.tags" ]; then
+  sed 's/^/    /' "$deb/lintian.tags"
+else
+  echo "    (no errors, no warnings)"
+fi
+! grep -q '^E: ' "$deb/lintian.tags" || die "lintian reports errors"
 
 step "dpkg -x into a scratch root"
 root=$work/root
