@@ -8,6 +8,7 @@
 #   spdx      every source, header, script and CMake file has its SPDX line
 #   usage_queue  the queue example (usage/queue.c) runs and checks itself
 #   cli_man   taskpool-control(1) documents every option of its --help
+#   readme_excerpts  README code marked verbatim is in the compiled file
 #   checks_selftest  each of these checks, given a defect, names it
 set(tp_headers ${PROJECT_SOURCE_DIR}/include/taskpool.h
                ${PROJECT_SOURCE_DIR}/include/taskpool_control.h)
@@ -41,3 +42,7 @@ if(TARGET taskpool-control)
             $<TARGET_FILE:taskpool-control>
             ${PROJECT_SOURCE_DIR}/doc/taskpool-control.1.scd)
 endif()
+# The README's code blocks marked "verbatim" are copies of compiled files.
+add_test(NAME readme_excerpts
+  COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/check-readme-excerpts.sh
+          ${PROJECT_SOURCE_DIR}/README.md)

@@ -52,10 +52,25 @@ static int consumer(tp_task *task, void *arg)
     return rc == TP_ECANCELED ? 0 : 1;
 }
 
-static int fail(const char *what, int rc)
+/* Starts the consumers, feeds them items 1..n, waits until every item has
+ * been processed, then cancels the consumers and closes the pool. The
+ * group's generated name is written to group. Returns TP_OK or the first
+ * error. */
+static int run(tp_pool *pool, work *w, long n, char group[TP_NAME_MAX])
 {
-    fprintf(stderr, "queue: %s: %s\n", what, tp_strerror(rc));
-    return 1;
+    /* tp_apply writes the name it generated to group, so that exactly
+     * these tasks can be cancelled later. */
+    int rc = tp_apply(pool, consumer, w, CONSUMERS,
+                      &(tp_opts){.func_name = "consumer"}, group);
+    for (long i = 1; rc == TP_OK && i <= n; i++)
+        rc = tp_queue_put(w->q, NULL, (void *)(intptr_t)i); /* NULL: no task */
+    if (rc == TP_OK)
+        rc = tp_queue_join(w->q, NULL); /* every item processed */
+    if (rc == TP_OK)
+        rc = tp_cancel_group(pool, group); /* the consumers return */
+    if (rc == TP_OK)
+        rc = tp_gather_and_close(pool);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -71,30 +86,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "queue: out of memory\n");
         return 1;
     }
-
-    /* The group name tp_apply generated, to cancel exactly these tasks. */
-    char group[TP_NAME_MAX];
-    int rc = tp_apply(pool, consumer, &w, CONSUMERS,
-                      &(tp_opts){.func_name = "consumer"}, group);
-    if (rc != TP_OK)
-        return fail("tp_apply", rc);
-    for (long i = 1; i <= n; i++) {
-        /* The main thread is no task: NULL waits without cancellation. */
-        rc = tp_queue_put(w.q, NULL, (void *)(intptr_t)i);
-        if (rc != TP_OK)
-            return fail("tp_queue_put", rc);
-    }
-    rc = tp_queue_join(w.q, NULL); /* every item processed */
-    if (rc != TP_OK)
-        return fail("tp_queue_join", rc);
-    rc = tp_cancel_group(pool, group); /* the consumers return */
-    if (rc != TP_OK)
-        return fail("tp_cancel_group", rc);
-    rc = tp_gather_and_close(pool);
-    if (rc != TP_OK)
-        return fail("tp_gather_and_close", rc);
-    tp_pool_free(pool);
+    char group[TP_NAME_MAX] = "";
+    int rc = run(pool, &w, n, group);
+    tp_pool_free(pool); /* cancels and waits for whatever still runs */
     tp_queue_free(w.q);
+    if (rc != TP_OK) {
+        fprintf(stderr, "queue: %s\n", tp_strerror(rc));
+        return 1;
+    }
 
     long long expected = (long long)n * (n + 1) / 2;
     int started = atomic_load(&w.started);
@@ -105,8 +104,9 @@ int main(int argc, char **argv)
     if (atomic_load(&w.processed) != n || atomic_load(&w.sum) != expected ||
         (n > 0 && started == 0) || started > CONSUMERS ||
         atomic_load(&w.cancelled) != started) {
-        fprintf(stderr, "queue: expected %ld items (sum %lld), each "
-                        "consumer that ran cancelled\n",
+        fprintf(stderr,
+                "queue: expected %ld items (sum %lld), each "
+                "consumer that ran cancelled\n",
                 n, expected);
         return 1;
     }

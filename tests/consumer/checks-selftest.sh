@@ -3,7 +3,7 @@
 #
 # Proves that the shipping checks can fail: each is given a defect and must
 # name it. (check-api-docs.sh, check-symbols.sh, check-cli-man.sh,
-# spdx.sh --check, and that spdx.sh adds its line once however often it
+# check-readme-excerpts.sh, spdx.sh --check, and that spdx.sh adds its line once however often it
 # runs.)
 #   tests/consumer/checks-selftest.sh LIBTASKPOOL.so
 set -eu
@@ -48,6 +48,14 @@ printf '#!/bin/sh\necho "usage: x"\necho "  --json      raw"\necho "  --frob[=N]
 chmod +x "$tmp/cli"
 ! sh "$src/scripts/check-cli-man.sh" "$tmp/cli" "$src/doc/taskpool-control.1.scd" >"$tmp/out" 2>&1 || status=1
 expect "undocumented CLI option" "does not document --frob" "$tmp/out"
+
+# A README whose verbatim excerpt differs from its file.
+mkdir -p "$tmp/readme/usage"
+cp "$src/usage/queue.c" "$tmp/readme/usage/"
+sed 's/tp_queue_item_processed(w->q);/tp_queue_item_processed(q);/' \
+  "$src/README.md" >"$tmp/readme/README.md"
+! sh "$src/scripts/check-readme-excerpts.sh" "$tmp/readme/README.md" >"$tmp/out" 2>&1 || status=1
+expect "README excerpt drifted" "this block is not verbatim in usage/queue.c" "$tmp/out"
 
 # A tree with a C file and a script lacking the SPDX line.
 mkdir -p "$tmp/tree/scripts"

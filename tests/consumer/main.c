@@ -39,8 +39,8 @@ int main(void)
     for (int i = 0; i < 10; i++)
         args[i] = (void *)(intptr_t)(i + 1);
     char group[TP_NAME_MAX];
-    int rc = tp_map(pool, add, args, 10, 3, &(tp_opts){.func_name = "add"},
-                    group);
+    int rc =
+        tp_map(pool, add, args, 10, 3, &(tp_opts){.func_name = "add"}, group);
     if (rc == TP_OK)
         rc = tp_gather_and_close(pool);
     tp_pool_free(pool);
