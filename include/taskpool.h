@@ -53,9 +53,9 @@ extern "C" {
 #define TP_VERSION_NUMBER                                                      \
     (TP_VERSION_MAJOR * 10000 + TP_VERSION_MINOR * 100 + TP_VERSION_PATCH)
 
-/* The version of the library the program runs with ("0.1.0"), which may be
- * newer than the TP_VERSION_STRING it was compiled with. Cannot fail.
- * Thread safety: any thread. */
+/* The version of the library the program runs with, "MAJOR.MINOR.PATCH";
+ * it may be newer than the TP_VERSION_STRING the program was compiled with.
+ * Cannot fail. Thread safety: any thread. */
 TP_API const char *tp_version(void);
 
 /* ------------------------------------------------------------------------ */
