@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds everything (library, CLI, examples, benchmarks) and runs the main
 # example. Installs missing Debian packages first.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds and runs the whole test suite three times: plain, under
 # ThreadSanitizer, and under AddressSanitizer + UndefinedBehaviorSanitizer;
 # then runs the libFuzzer target on the control protocol for a short while

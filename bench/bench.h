@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the benchmark programs: a clock, medians and
  * percentiles, the process's memory, and the peers that run the same
  * workloads (peers.c). Benchmarks print tables; they assert nothing. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Clock, statistics, memory and a calibrated CPU spin for the benchmarks. */
 #include "bench.h"
 

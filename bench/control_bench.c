@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * control_bench: request/response throughput and latency of the control
  * server over a Unix socket, with 1 and with 64 concurrent clients, each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The peers the benchmarks compare taskpool with, each running n calls of
  * the same work function on 2 threads: a plain mutex + condition variable
  * queue (the floor: the least any thread pool can do), GLib's GThreadPool

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskpool_bench: the engine's benchmarks, side by side with the peers
  * (bench/peers.c) in the same run, printed as a table with the targets.

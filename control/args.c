@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Request parsing shaped like Python's argparse, as the reference's control
  * server uses it: a command chosen from the command table, then options

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The command table: one row per command, read by the dispatcher
  * (session.c), by "-h" and "CMD -h" (args.c) and by the CLI's completion.

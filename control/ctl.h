@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal interface of the control server, shared by control/ (*.c) and the
  * taskpool-control CLI. Nothing here is public API.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * apply, map, starmap and doublestarmap with JSON arguments, for functions
  * registered by name.

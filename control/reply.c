@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Responses of the control server: a typed result (a cJSON value) or an
  * error, rendered either as the reference prints it (text mode) or as one

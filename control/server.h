@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The control server's internal state, shared by server.c (listener,
  * control thread, helper threads for blocking commands) and session.c (one

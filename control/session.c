@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One control session: a connection's input and output buffers, the
  * handshake, line framing and the dispatch of each request line. Runs on

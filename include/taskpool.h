@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskpool: dynamically managed pools of tasks on OS threads.
  *

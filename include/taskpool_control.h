@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskpool control server: lets an operator start, stop and inspect a
  * running pool from outside the process, over TCP or a Unix socket, with the

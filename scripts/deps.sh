@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages taskpool needs, if any are missing.
 #   scripts/deps.sh          build dependencies
 #   scripts/deps.sh --test   also clang and its runtimes, for the fuzz target,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Cancelling: single tasks, groups, everything, and the simple pool's
  * LIFO stop; and looking up group ids. Locking as in pool.c: decisions are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error codes: their sentences and names. */
 #include "internal.h"
 

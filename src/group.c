@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Groups: names, the name index, admission into the pool's FIFO, and
  * dropping pending starts. Every function here is called with pool->mu

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The map from live task ids to tasks: open addressing with linear probing
  * and backward-shift deletion. Ids are dense and mostly consecutive, so the

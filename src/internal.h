@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internal structures of the pool engine, shared by the files in src/.
  * Internal functions are prefixed tp__; everything here is hidden from the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pools: lifecycle, size, lock, counters, flush, gather and close.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The queue: a FIFO of void pointers, bounded or unbounded, whose waiting
  * operations are cancellation-aware (the reference's asyncio Queue with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Spawning calls: apply, the map family and tp_start. Each builds a group
  * without the lock (copying what the header says is copied), then under

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The task side: identity, the cancellation flag, and the waits that a
  * cancel interrupts. Each task's waiter state (task->wmu and what it

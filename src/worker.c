@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Worker threads: claiming starts, running tasks, ending them, parking and
  * retiring. Locking as in pool.c: a worker holds pool->mu only between

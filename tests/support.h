@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the test suites: a countdown latch and a gate that
  * tests wait on instead of sleeping, and a main() body for one suite. */
 #ifndef TP_TEST_SUPPORT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Control server over real sockets: handshake, every command for both pool
  * kinds in text and JSON mode, help texts and errors, limits, security,
  * concurrency and stopping. */

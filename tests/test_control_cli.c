@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The taskpool-control CLI: -c scripting with exit statuses, --json,
  * --token, connection failures, and an interactive session driven through
  * a pseudo-terminal like a person would (banner, commands, history recall,

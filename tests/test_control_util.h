@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A tiny blocking client for the control server tests: connect, handshake,
  * send a line, read a line or a response ending in a blank line. Every read
  * has a receive timeout (10 s times the sanitizer multiplier) so that a

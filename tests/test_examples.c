@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The examples suite: runs usage/simple and usage/advanced (found in the
  * build directory named by TP_BUILD_DIR, which CTest sets) at a small time
  * scale and checks their output against the reference's annotated output:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Groups, ids, cancellation, callbacks, flush: the reference's semantics. */
 #include "internal.h"
 #include "support.h"

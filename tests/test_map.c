@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The map family suite: tp_map, tp_starmap, tp_doublestarmap, tp_map_iter
  * and tp_kwargs_get.
  *

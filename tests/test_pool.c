@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pools: names, size, lock, close, counters, errors, threads, logging. */
 #include "internal.h"
 #include "support.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The queue suite: FIFO order, bounds, the _nowait variants, join and
  * item_processed, cancellation of tasks blocked in put/get/join, and
  * multi-producer/multi-consumer stress with exact-delivery invariants.

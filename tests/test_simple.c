@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SimpleTaskPool suite: tp_simple_pool_new, tp_start, tp_stop,
  * tp_stop_all, tp_func_name, and what a simple pool refuses.
  *

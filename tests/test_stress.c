@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Several threads call the API at once (apply, map, map_iter, cancel,
  * cancel groups, resize, lock, flush) while tasks start, wait and end; then
  * the books must balance: every start either ran exactly once or was

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The task side: identity, and waits that a cancel interrupts promptly.
  * Every waiting task here waits far longer than the test's timeout, so a
  * cancel that did not wake it would fail the test. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The advanced TaskPool example of the reference usage document, in C.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The reference's third example: a SimpleTaskPool of queue workers that an
  * operator controls over TCP while they work.

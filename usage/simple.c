@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The minimal SimpleTaskPool example of the reference usage document, in C.
  *

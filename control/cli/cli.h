@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskpool-control, the command-line client of the control server. Always
  * speaks the JSON response mode on the wire, so that it knows whether each

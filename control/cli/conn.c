@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Connecting, the handshake, and one request/response exchange. */
 #include <errno.h>
 #include <netdb.h>

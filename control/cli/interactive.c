@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The interactive session: libedit line editing and history, completion of
  * command names from the server's command table, Ctrl+C clears the line,

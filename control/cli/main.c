@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * taskpool-control: connect to a pool's control server and run commands,
  * interactively or from the command line.

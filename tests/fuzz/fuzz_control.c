@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the control protocol's parsing: the handshake line
  * and request lines (tokenizer, argparse-like parser, JSON arguments, help
