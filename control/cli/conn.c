@@ -150,7 +150,19 @@ static bool send_all(cli_conn *c, const char *data, size_t len)
 
 bool cli_send(cli_conn *c, const char *line)
 {
-    return send_all(c, line, strlen(line)) && send_all(c, "\n", 1);
+    /* One send with the newline: two would be two TCP segments, and Nagle
+     * would hold the second until the first is acknowledged. */
+    char small[512];
+    size_t len = strlen(line);
+    char *msg = len < sizeof small ? small : malloc(len + 1);
+    if (!msg)
+        return false;
+    memcpy(msg, line, len);
+    msg[len] = '\n';
+    bool ok = send_all(c, msg, len + 1);
+    if (msg != small)
+        free(msg);
+    return ok;
 }
 
 static bool stopped(const cli_conn *c)

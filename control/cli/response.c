@@ -28,18 +28,19 @@ bool cli_print(const char *request, const cJSON *resp, FILE *out, FILE *err)
     }
     const cJSON *result = cJSON_GetObjectItem(resp, "result");
     /* The command name decides a few renderings; JSON null is "inf" for
-     * the pool-size getter and "ok" for everything else. */
-    char *copy = strdup(request);
-    char *tok[3] = {0};
-    size_t n = copy ? tp__ctl_tokenize(copy, tok, 3) : 0;
-    const char *cmd = n ? tok[0] : "";
-    bool getter = n == 1 && strcasecmp(cmd, "pool-size") == 0;
+     * the pool-size getter (no argument) and "ok" for everything else. */
+    char cmd[32] = "";
+    const char *word = request + strspn(request, " \t");
+    size_t len = strcspn(word, " \t");
+    if (len < sizeof cmd)
+        memcpy(cmd, word, len), cmd[len] = '\0';
+    bool getter = strcasecmp(cmd, "pool-size") == 0 &&
+                  word[len + strspn(word + len, " \t")] == '\0';
     if (cJSON_IsNull(result) && !getter)
         result = NULL;
     char *text = tp__ctl_result_text(cmd, result);
     fprintf(out, "%s\n", text ? text : "");
     free(text);
-    free(copy);
     return true;
 }
 
