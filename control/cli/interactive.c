@@ -200,7 +200,8 @@ int cli_interactive(cli_conn **cp, const cli_target *t, bool json)
             break;
         }
     }
-    printf("\nDisconnected from %s.\n", s.conn ? s.conn->pool_name : "");
+    if (s.conn)
+        printf("\nDisconnected from %s.\n", s.conn->pool_name);
     fflush(stdout);
     if (hist_file)
         history(hist, &ev, H_SAVE, hist_file);

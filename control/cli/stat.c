@@ -70,7 +70,7 @@ int cli_stat(cli_conn *c, double interval, FILE *out)
              * broke the protocol. */
             fprintf(stderr, "taskpool-control: %s\n",
                     cli_read_line(c) == CLI_READ_CLOSED
-                        ? "the server closed the connection"
+                        ? "lost the connection to the server"
                         : "unexpected data from the server");
             return CLI_EXIT_FAILED;
         }
