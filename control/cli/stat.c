@@ -42,7 +42,7 @@ int cli_stat(cli_conn *c, double interval, FILE *out)
         if (!cli_parse_stats(resp, &s)) {
             const char *msg =
                 cJSON_GetStringValue(cJSON_GetObjectItem(resp, "message"));
-            fprintf(stderr, "taskpool-control: no stats: %s\n",
+            fprintf(c->diag, "taskpool-control: no stats: %s\n",
                     msg ? msg : raw);
             cJSON_Delete(resp);
             return CLI_EXIT_FAILED;
@@ -68,7 +68,7 @@ int cli_stat(cli_conn *c, double interval, FILE *out)
         if (r > 0) {
             /* Nothing is asked: the server closed the connection, or
              * broke the protocol. */
-            fprintf(stderr, "taskpool-control: %s\n",
+            fprintf(c->diag, "taskpool-control: %s\n",
                     cli_read_line(c) == CLI_READ_CLOSED
                         ? "lost the connection to the server"
                         : "unexpected data from the server");
