@@ -22,11 +22,10 @@ typedef struct cands {
 
 static void add(cands *c, const char *s, const char *prefix, size_t len)
 {
+    /* No search for duplicates: each source has none (and a server's
+     * thousands of groups would make it quadratic). */
     if (c->failed || strncmp(s, prefix, len) != 0)
         return;
-    for (size_t i = 0; i < c->n; i++)
-        if (strcmp(c->v[i], s) == 0)
-            return;
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 16;
         char **v = realloc(c->v, cap * sizeof *v);

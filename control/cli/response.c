@@ -5,6 +5,7 @@
  * the check of a command name against the command table before a request
  * is sent. Pure functions (fuzzed by tests/fuzz/fuzz_cli.c).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,9 @@ bool cli_known_command(const char *line, bool simple, char *msg,
         return true;
     for (size_t i = 0; i < tp__ctl_ncommands; i++) {
         const tp__ctl_command *c = &tp__ctl_commands[i];
-        if (strlen(c->name) == len && strncasecmp(c->name, name, len) == 0 &&
+        if (tolower((unsigned char)c->name[0]) ==
+                tolower((unsigned char)name[0]) &&
+            strlen(c->name) == len && strncasecmp(c->name, name, len) == 0 &&
             tp__ctl_command_applies(c, simple))
             return true;
     }
