@@ -317,8 +317,7 @@ START_TEST(version_help_and_usage_errors)
         {"unix", sock, "extra", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_int_eq(run_cli(bad[i], out, sizeof out, err, sizeof err),
-                         2);
+        ck_assert_int_eq(run_cli(bad[i], out, sizeof out, err, sizeof err), 2);
         ck_assert_str_eq(out, "");
         ck_assert_ptr_nonnull(strstr(err, "usage: taskpool-control"));
     }
@@ -341,8 +340,8 @@ START_TEST(batch_mode_separates_results_and_errors)
     ck_assert_str_eq(err, "No task with ID 99 found in TaskPool-demo\n"
                           "unknown command 'clear' (try 'help')\n");
     /* All good: 0. "exit" ends the batch (unlock is not run). */
-    ck_assert_int_eq(run_cli_in(a, "is-locked\nexit\nunlock\n", out,
-                                sizeof out, err, sizeof err),
+    ck_assert_int_eq(run_cli_in(a, "is-locked\nexit\nunlock\n", out, sizeof out,
+                                err, sizeof err),
                      0);
     ck_assert_str_eq(out, "True\n");
     ck_assert_str_eq(err, "");
@@ -369,8 +368,8 @@ START_TEST(unknown_command_is_ours_and_not_sent)
      * other kind of pool is unknown too. */
     start_server(NULL);
     char out[8192], err[4096];
-    const char *a[] = {"-c", "clear", "-c", "start 2", "-c", "CANCEL-ALL",
-                       "unix", sock, NULL};
+    const char *a[] = {"-c",         "clear", "-c", "start 2", "-c",
+                       "CANCEL-ALL", "unix",  sock, NULL};
     ck_assert_int_eq(run_cli(a, out, sizeof out, err, sizeof err), 1);
     ck_assert_str_eq(out, "ok\n");
     ck_assert_str_eq(err, "unknown command 'clear' (try 'help')\n"

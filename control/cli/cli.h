@@ -50,8 +50,8 @@ typedef struct cli_conn {
     bool simple;     /* the pool is a SimpleTaskPool */
     char *buf;       /* bytes read but not yet returned (owned) */
     size_t len, cap;
-    char *line;  /* the last line read (owned) */
-    FILE *diag;  /* where connection errors are reported (stderr) */
+    char *line; /* the last line read (owned) */
+    FILE *diag; /* where connection errors are reported (stderr) */
     const volatile sig_atomic_t *stop; /* if set (non-zero) a wait ends */
 } cli_conn;
 
@@ -161,8 +161,7 @@ int cli_batch(cli_conn *c, FILE *in, bool json);
  * the request, the rendering. Results go to out, errors to err. Returns
  * 1 on success, 0 if the command failed, -1 if the connection broke, -2
  * if the wait was interrupted. */
-int cli_run_one(cli_conn *c, const char *line, bool json, FILE *out,
-                FILE *err);
+int cli_run_one(cli_conn *c, const char *line, bool json, FILE *out, FILE *err);
 
 /* --- interactive.c -------------------------------------------------- */
 
@@ -179,8 +178,8 @@ int cli_interactive(cli_conn **cp, const cli_target *t, bool json);
  * command names for help's argument. *word_len is set to the length of
  * the word being completed. Returns a malloc'd array of malloc'd strings
  * (free with cli_free_candidates), NULL with *n = 0 for none. */
-char **cli_candidates(cli_conn *c, bool simple, const char *line,
-                      size_t cursor, size_t *word_len, size_t *n);
+char **cli_candidates(cli_conn *c, bool simple, const char *line, size_t cursor,
+                      size_t *word_len, size_t *n);
 void cli_free_candidates(char **v, size_t n);
 
 /* --- stat.c --------------------------------------------------------- */

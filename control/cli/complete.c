@@ -115,8 +115,8 @@ static void add_groups(cands *out, cli_conn *c, const char *word, size_t len)
     cJSON_Delete(resp);
 }
 
-char **cli_candidates(cli_conn *c, bool simple, const char *line,
-                      size_t cursor, size_t *word_len, size_t *n)
+char **cli_candidates(cli_conn *c, bool simple, const char *line, size_t cursor,
+                      size_t *word_len, size_t *n)
 {
     cands out = {0};
     *n = 0;

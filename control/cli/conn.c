@@ -202,8 +202,8 @@ static int wait_fd(cli_conn *c, int timeout_ms)
             tp = &left;
         }
         struct pollfd pf = {c->fd, POLLIN, 0};
-        int r = ppoll(&pf, 1, tp, c->stop && have_wait_mask ? &wait_mask
-                                                             : NULL);
+        int r =
+            ppoll(&pf, 1, tp, c->stop && have_wait_mask ? &wait_mask : NULL);
         if (r > 0)
             return 1;
         if (r == 0)
@@ -319,8 +319,7 @@ cJSON *cli_request(cli_conn *c, const char *line, const char **raw,
 {
     *raw = NULL;
     *interrupted = false;
-    cli_read_status st = cli_send(c, line) ? cli_read_line(c)
-                                           : CLI_READ_CLOSED;
+    cli_read_status st = cli_send(c, line) ? cli_read_line(c) : CLI_READ_CLOSED;
     if (st == CLI_READ_INTERRUPTED) {
         *interrupted = true;
         return NULL;

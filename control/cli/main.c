@@ -66,8 +66,7 @@ static int usage_error(const char *fmt, const char *arg)
         fprintf(stderr, fmt, arg);
         fputc('\n', stderr);
     }
-    fprintf(stderr, "%sTry 'taskpool-control --help' for more.\n",
-            synopsis);
+    fprintf(stderr, "%sTry 'taskpool-control --help' for more.\n", synopsis);
     return CLI_EXIT_USAGE;
 }
 

@@ -82,8 +82,7 @@ bool cli_parse_stats(const cJSON *resp, cli_stats *s)
            number(r, "running", &s->running) &&
            number(r, "pending", &s->pending) &&
            number(r, "cancelled", &s->cancelled) &&
-           number(r, "ended", &s->ended) &&
-           number(r, "threads", &s->threads) &&
+           number(r, "ended", &s->ended) && number(r, "threads", &s->threads) &&
            number(r, "total_started", &s->total_started) &&
            number(r, "total_ended", &s->total_ended) &&
            number(r, "total_failed", &s->total_failed);
@@ -102,8 +101,7 @@ const char **cli_group_names(const cJSON *resp, size_t *n)
     const cJSON *e;
     cJSON_ArrayForEach(e, r)
     {
-        const char *name =
-            cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
         if (name)
             v[(*n)++] = name;
     }

@@ -23,8 +23,7 @@ char *cli_trim(char *s)
     return s;
 }
 
-int cli_run_one(cli_conn *c, const char *line, bool json, FILE *out,
-                FILE *err)
+int cli_run_one(cli_conn *c, const char *line, bool json, FILE *out, FILE *err)
 {
     char msg[128];
     if (!cli_known_command(line, c->simple, msg, sizeof msg)) {

@@ -49,11 +49,11 @@ int cli_stat(cli_conn *c, double interval, FILE *out)
         }
         cJSON_Delete(resp);
         if (line % HEADER_EVERY == 0)
-            fprintf(out, "%10s %10s %10s %10s %10s %10s %10s %10s\n",
-                    "running", "pending", "cancelled", "ended", "threads",
-                    "started/s", "ended/s", "failed/s");
-        fprintf(out, "%10.0f %10.0f %10.0f %10.0f %10.0f", s.running,
-                s.pending, s.cancelled, s.ended, s.threads);
+            fprintf(out, "%10s %10s %10s %10s %10s %10s %10s %10s\n", "running",
+                    "pending", "cancelled", "ended", "threads", "started/s",
+                    "ended/s", "failed/s");
+        fprintf(out, "%10.0f %10.0f %10.0f %10.0f %10.0f", s.running, s.pending,
+                s.cancelled, s.ended, s.threads);
         bool first = line == 0;
         rate(out, s.total_started, prev.total_started, t - prev_t, first);
         rate(out, s.total_ended, prev.total_ended, t - prev_t, first);

@@ -43,8 +43,8 @@ static ssize_t discard(void *cookie, const char *buf, size_t size)
 /* Requests beside the table's bare command names: the renderings that
  * depend on the arguments, help, and group listings. */
 static const char *const extra[] = {
-    "pool-size 4", "get-group-ids a b", "stop 2", "-h", "groups",
-    "apply f -n 2", "POOL-SIZE", "no-such-command x",
+    "pool-size 4", "get-group-ids a b", "stop 2",    "-h",
+    "groups",      "apply f -n 2",      "POOL-SIZE", "no-such-command x",
 };
 #define NEXTRA (sizeof extra / sizeof extra[0])
 
