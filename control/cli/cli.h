@@ -48,9 +48,9 @@ typedef struct cli_conn {
     int fd;
     char *pool_name; /* from the handshake (owned) */
     bool simple;     /* the pool is a SimpleTaskPool */
-    char *buf;       /* bytes read but not yet returned (owned) */
-    size_t len, cap;
-    char *line; /* the last line read (owned) */
+    char *buf;       /* bytes read (owned); buf[off..len) not yet returned */
+    size_t off, len, cap;
+    char *line; /* the last line read, in buf, until the next read */
     FILE *diag; /* where connection errors are reported (stderr) */
     const volatile sig_atomic_t *stop; /* if set (non-zero) a wait ends */
 } cli_conn;
@@ -78,7 +78,8 @@ typedef enum {
     CLI_READ_INTERRUPTED /* *c->stop became non-zero while waiting */
 } cli_read_status;
 
-/* Waits for one line into c->line (without the newline). While it waits,
+/* Waits for one line; c->line then points at it (without the newline,
+ * NUL-terminated) until the next read (NULL if none). While it waits,
  * SIGINT is unblocked (see cli_block_sigint) and ends the wait if c->stop
  * is set by its handler. */
 cli_read_status cli_read_line(cli_conn *c);

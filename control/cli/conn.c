@@ -220,19 +220,24 @@ int cli_wait_readable(cli_conn *c, double seconds)
 
 cli_read_status cli_read_line(cli_conn *c)
 {
-    free(c->line);
     c->line = NULL;
-    size_t scanned = 0;
+    size_t scanned = c->off;
     for (;;) {
         char *nl = c->len > scanned
                        ? memchr(c->buf + scanned, '\n', c->len - scanned)
                        : NULL;
         if (nl) {
-            size_t n = (size_t)(nl - c->buf);
-            c->line = strndup(c->buf, n);
-            memmove(c->buf, nl + 1, c->len - n - 1);
-            c->len -= n + 1;
-            return c->line ? CLI_READ_OK : CLI_READ_CLOSED;
+            /* The line stays in the buffer, which moves only in the next
+             * read: one copy per read, not one per line. */
+            *nl = '\0';
+            c->line = c->buf + c->off;
+            c->off = (size_t)(nl - c->buf) + 1;
+            return CLI_READ_OK;
+        }
+        if (c->off > 0) {
+            memmove(c->buf, c->buf + c->off, c->len - c->off);
+            c->len -= c->off;
+            c->off = 0;
         }
         scanned = c->len;
         if (c->len == c->cap) {
@@ -302,15 +307,23 @@ cJSON *cli_parse_response(const char *line)
     cJSON *resp = cJSON_Parse(line);
     if (cJSON_IsObject(resp))
         return resp;
-    /* A text error line (e.g. "error: ..."): turn it into a failure. */
+    /* A text error line (e.g. "error: ..."): turn it into a failure. The
+     * keys are constants, not copied. */
     cJSON_Delete(resp);
     resp = cJSON_CreateObject();
-    if (resp && (!cJSON_AddFalseToObject(resp, "ok") ||
-                 !cJSON_AddStringToObject(resp, "error", "TP_EPROTO") ||
-                 !cJSON_AddStringToObject(resp, "message", line))) {
+    cJSON *ok = cJSON_CreateFalse();
+    cJSON *err = cJSON_CreateStringReference("TP_EPROTO");
+    cJSON *msg = cJSON_CreateString(line);
+    if (!resp || !ok || !err || !msg) {
+        cJSON_Delete(ok);
+        cJSON_Delete(err);
+        cJSON_Delete(msg);
         cJSON_Delete(resp);
-        resp = NULL;
+        return NULL;
     }
+    cJSON_AddItemToObjectCS(resp, "ok", ok);
+    cJSON_AddItemToObjectCS(resp, "error", err);
+    cJSON_AddItemToObjectCS(resp, "message", msg);
     return resp;
 }
 
@@ -341,6 +354,5 @@ void cli_close(cli_conn *c)
     close(c->fd);
     free(c->pool_name);
     free(c->buf);
-    free(c->line);
     free(c);
 }

@@ -116,7 +116,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * input (some actions, such as a command the table does not know,
      * read nothing by design). */
     for (size_t i = 0, idle = 0, next = 0; idle < 8; i++) {
-        free(c->line);
         c->line = NULL;
         bool alive = act(c, simple, i, &next);
         /* Read the requests, as a server would, before they fill the
