@@ -10,13 +10,13 @@
  * The CLI then acts in turn, each action reading what it reads in the real
  * program: a command through cli_run_one (the unknown-command check, the
  * request, the text or JSON rendering) -- every command of the table in
- * turn, so each renders every kind of result over the corpus --, a Tab
- * completion of group names (which asks `groups`), a --stat sample; and,
- * for three actions in eight, only what cli_run_one does after sending
- * its request (the send is the same every time, and costs more than the
- * rest of the action). The
- * input ends after eight actions in a row that read nothing, so the cost
- * is linear in the input's size.
+ * turn, from a place that depends on the input's size, so that over the
+ * corpus each renders every kind of result --, a Tab completion of group
+ * names (which asks `groups`), a --stat sample; and, for three actions in
+ * eight, only what cli_run_one does after sending its request (the send
+ * is the same every time, and costs more than the rest of the action).
+ * The input ends after eight actions in a row that read nothing, or after
+ * MAX_ACTIONS: its cost is linear in its size, and bounded.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +29,9 @@
 #include "ctl.h"
 
 #define MAX_INPUT (64 * 1024)
+/* Actions per input: every kind four times; the lines after them are not
+ * read, so that an input costs at most this many responses. */
+#define MAX_ACTIONS 32
 
 /* Output goes to a stream that discards it without a system call (the
  * CLI flushes after each response). */
@@ -115,7 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Ends when a whole round of actions read nothing: the end of the
      * input (some actions, such as a command the table does not know,
      * read nothing by design). */
-    for (size_t i = 0, idle = 0, next = 0; idle < 8; i++) {
+    size_t next = size; /* where in request()'s list this input starts */
+    for (size_t i = 0, idle = 0; idle < 8 && i < MAX_ACTIONS; i++) {
         c->line = NULL;
         bool alive = act(c, simple, i, &next);
         /* Read the requests, as a server would, before they fill the
