@@ -55,4 +55,14 @@ if ! build-fuzz/tests/fuzz/fuzz_control -max_total_time="${TP_FUZZ_SECONDS:-30}"
   exit 1
 fi
 grep -E "^stat::number_of_executed_units" build-fuzz/fuzz.log
+# Then the target on the CLI's response handling, the same way.
+cmake --build build-fuzz -j"$jobs" --target fuzz_cli
+rm -rf build-fuzz/corpus-cli && mkdir -p build-fuzz/corpus-cli
+if ! build-fuzz/tests/fuzz/fuzz_cli -max_total_time="${TP_FUZZ_SECONDS:-30}" \
+  -timeout=5 -print_final_stats=1 build-fuzz/corpus-cli tests/fuzz/corpus_cli \
+  >build-fuzz/fuzz-cli.log 2>&1; then
+  tail -60 build-fuzz/fuzz-cli.log
+  exit 1
+fi
+grep -E "^stat::number_of_executed_units" build-fuzz/fuzz-cli.log
 echo "All tests passed."

@@ -6,6 +6,7 @@
 #include "test_control_util.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -46,19 +47,22 @@ static void stop_server(void)
     tp_pool_free(pool);
 }
 
-/* Runs the CLI with argv, collects stdout and stderr; returns the exit
- * status. */
-static int run_cli(const char *const *args, char *out, size_t out_size,
-                   char *err, size_t err_size)
+/* Starts the CLI with args; its stdin reads `input` (NULL: nothing) from a
+ * pipe. *out and *err get the read ends of its stdout and stderr. */
+static pid_t spawn_cli(const char *const *args, const char *input, int *out,
+                       int *err)
 {
-    int po[2], pe[2];
+    int po[2], pe[2], pi[2];
     ck_assert_int_eq(pipe(po), 0);
     ck_assert_int_eq(pipe(pe), 0);
+    ck_assert_int_eq(pipe(pi), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        dup2(pi[0], 0);
         dup2(po[1], 1);
         dup2(pe[1], 2);
+        close(pi[1]);
         close(po[0]);
         close(pe[0]);
         const char *argv[32] = {cli_path};
@@ -69,10 +73,38 @@ static int run_cli(const char *const *args, char *out, size_t out_size,
         execv(cli_path, (char *const *)argv);
         _exit(127);
     }
+    close(pi[0]);
     close(po[1]);
     close(pe[1]);
+    /* Small inputs: the pipe holds them whole. */
+    size_t len = input ? strlen(input) : 0;
+    ck_assert_uint_lt(len, 4096);
+    ck_assert_int_eq(write(pi[1], input ? input : "", len), (ssize_t)len);
+    close(pi[1]);
+    *out = po[0];
+    *err = pe[0];
+    return pid;
+}
+
+/* The exit status of pid (which must exit, not be killed). */
+static int exit_status(pid_t pid)
+{
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status), "the CLI was killed by signal %d",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    return WEXITSTATUS(status);
+}
+
+/* Runs the CLI with args and input on its stdin, collects stdout and
+ * stderr; returns the exit status. */
+static int run_cli_in(const char *const *args, const char *input, char *out,
+                      size_t out_size, char *err, size_t err_size)
+{
+    int fo, fe;
+    pid_t pid = spawn_cli(args, input, &fo, &fe);
     size_t lo = 0, le = 0;
-    struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    struct pollfd pf[2] = {{fo, POLLIN, 0}, {fe, POLLIN, 0}};
     int open_fds = 2;
     while (open_fds > 0) {
         ck_assert_int_gt(poll(pf, 2, (int)(10000 * time_multiplier())), 0);
@@ -94,10 +126,13 @@ static int run_cli(const char *const *args, char *out, size_t out_size,
     }
     out[lo] = '\0';
     err[le] = '\0';
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    return exit_status(pid);
+}
+
+static int run_cli(const char *const *args, char *out, size_t out_size,
+                   char *err, size_t err_size)
+{
+    return run_cli_in(args, NULL, out, out_size, err, err_size);
 }
 
 START_TEST(script_mode_prints_text_and_exits_zero)
@@ -235,6 +270,212 @@ START_TEST(token_option_is_sent)
     const char *bad[] = {"--token", "tik", "-c", "is-full", "unix", sock, NULL};
     ck_assert_int_eq(run_cli(bad, out, sizeof out, err, sizeof err), 2);
     ck_assert_str_eq(err, "taskpool-control: refused: error: wrong token\n");
+    stop_server();
+}
+END_TEST
+
+START_TEST(getopt_spellings)
+{
+    /* --token=T, -cCMD, "--" before the positionals, and options after
+     * them (getopt_long permutes): all used to be "unknown option". */
+    start_server("tok");
+    char out[8192], err[4096];
+    const char *a[] = {"--token=tok", "-cis-full", "-c", "pool-size",
+                       "--",          "unix",      sock, NULL};
+    ck_assert_int_eq(run_cli(a, out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "False\n3\n");
+    ck_assert_str_eq(err, "");
+    const char *b[] = {"unix", sock, "--token", "tok", "-clock", NULL};
+    ck_assert_int_eq(run_cli(b, out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "ok\n");
+    ck_assert(tp_is_locked(pool));
+    stop_server();
+}
+END_TEST
+
+START_TEST(version_help_and_usage_errors)
+{
+    start_server(NULL);
+    char out[8192], err[4096];
+    const char *v[] = {"--version", NULL};
+    ck_assert_int_eq(run_cli(v, out, sizeof out, err, sizeof err), 0);
+    unsigned maj, min, pat;
+    char nl;
+    ck_assert_msg(sscanf(out, "taskpool-control %u.%u.%u%c", &maj, &min, &pat,
+                         &nl) == 4 &&
+                      nl == '\n',
+                  "version: %s", out);
+    const char *h[] = {"--help", NULL};
+    ck_assert_int_eq(run_cli(h, out, sizeof out, err, sizeof err), 0);
+    ck_assert(strncmp(out, "usage: taskpool-control", 23) == 0);
+    ck_assert_ptr_nonnull(strstr(out, "--stat[=SECONDS]"));
+    const char *bad[][6] = {
+        {"--bogus", "unix", sock, NULL},
+        {"--stat=abc", "unix", sock, NULL},
+        {"--stat=0", "unix", sock, NULL},
+        {"--stat", "-c", "lock", "unix", sock, NULL},
+        {"-c", NULL},
+        {"unix", sock, "extra", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(run_cli(bad[i], out, sizeof out, err, sizeof err), 2);
+        ck_assert_str_eq(out, "");
+        ck_assert_ptr_nonnull(strstr(err, "usage: taskpool-control"));
+    }
+    ck_assert(!tp_is_locked(pool));
+    stop_server();
+}
+END_TEST
+
+START_TEST(batch_mode_separates_results_and_errors)
+{
+    /* A non-terminal stdin is a batch: no banner, results on stdout,
+     * errors on stderr, exit status 1 if any command failed. It used to
+     * print the banner and every error on stdout and exit 0. */
+    start_server(NULL);
+    char out[8192], err[4096];
+    const char *a[] = {"unix", sock, NULL};
+    const char *in = "num-running\ncancel 99\n\n  lock  \nclear\nis-locked\n";
+    ck_assert_int_eq(run_cli_in(a, in, out, sizeof out, err, sizeof err), 1);
+    ck_assert_str_eq(out, "0\nok\nTrue\n");
+    ck_assert_str_eq(err, "No task with ID 99 found in TaskPool-demo\n"
+                          "unknown command 'clear' (try 'help')\n");
+    /* All good: 0. "exit" ends the batch (unlock is not run). */
+    ck_assert_int_eq(run_cli_in(a, "is-locked\nexit\nunlock\n", out, sizeof out,
+                                err, sizeof err),
+                     0);
+    ck_assert_str_eq(out, "True\n");
+    ck_assert_str_eq(err, "");
+    ck_assert(tp_is_locked(pool));
+    /* An empty batch is fine too. */
+    ck_assert_int_eq(run_cli_in(a, "", out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "");
+    /* --json: every response as it came, failures included. */
+    const char *j[] = {"--json", "unix", sock, NULL};
+    ck_assert_int_eq(
+        run_cli_in(j, "pool-size\nclear\n", out, sizeof out, err, sizeof err),
+        1);
+    ck_assert_str_eq(out, "{\"ok\":true,\"result\":3}\n"
+                          "{\"ok\":false,\"error\":\"TP_EUSAGE\",\"message\":"
+                          "\"unknown command 'clear' (try 'help')\"}\n");
+    stop_server();
+}
+END_TEST
+
+START_TEST(unknown_command_is_ours_and_not_sent)
+{
+    /* The server's text protocol answers argparse's sentence; the CLI
+     * checks the name against the command table first. A command of the
+     * other kind of pool is unknown too. */
+    start_server(NULL);
+    char out[8192], err[4096];
+    const char *a[] = {"-c",         "clear", "-c", "start 2", "-c",
+                       "CANCEL-ALL", "unix",  sock, NULL};
+    ck_assert_int_eq(run_cli(a, out, sizeof out, err, sizeof err), 1);
+    ck_assert_str_eq(out, "ok\n");
+    ck_assert_str_eq(err, "unknown command 'clear' (try 'help')\n"
+                          "unknown command 'start' (try 'help')\n");
+    stop_server();
+}
+END_TEST
+
+/* --stat against a pool held in a known state: 5 tasks blocked at a gate
+ * with room for 3. */
+static gate hold;
+
+static int held(tp_task *task, void *arg)
+{
+    (void)arg;
+    gate_pass(&hold, task);
+    return 0;
+}
+
+static bool three_running(void *arg)
+{
+    (void)arg;
+    tp_stats st;
+    return tp_get_stats(pool, &st) == TP_OK && st.running == 3 &&
+           st.pending == 2;
+}
+
+/* Reads from fd until it holds `lines` newlines (or fails the test). */
+static size_t read_lines(int fd, char *buf, size_t size, size_t lines)
+{
+    size_t len = 0, seen = 0;
+    while (seen < lines) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        ck_assert_int_gt(poll(&pf, 1, (int)(10000 * time_multiplier())), 0);
+        ssize_t r = read(fd, buf + len, size - 1 - len);
+        ck_assert_int_gt(r, 0);
+        for (ssize_t i = 0; i < r; i++)
+            seen += buf[len + (size_t)i] == '\n';
+        len += (size_t)r;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+START_TEST(stat_prints_lines_and_headers)
+{
+    start_server(NULL);
+    gate_init(&hold);
+    ck_assert_int_eq(tp_apply(pool, held, NULL, 5, NULL, NULL), TP_OK);
+    ck_assert(wait_until(three_running, NULL));
+    const char *a[] = {"--stat=0.01", "unix", sock, NULL};
+    int fo, fe;
+    pid_t pid = spawn_cli(a, NULL, &fo, &fe);
+    static char out[65536];
+    read_lines(fo, out, sizeof out, 22);
+    /* Ctrl+C ends it cleanly. */
+    ck_assert_int_eq(kill(pid, SIGINT), 0);
+    ck_assert_int_eq(exit_status(pid), 0);
+    const char *header = "   running    pending  cancelled      ended    "
+                         "threads  started/s    ended/s   failed/s";
+    char *save, *line = strtok_r(out, "\n", &save);
+    for (int i = 0; i < 22; i++, line = strtok_r(NULL, "\n", &save)) {
+        ck_assert_ptr_nonnull(line);
+        if (i % 21 == 0) {
+            ck_assert_str_eq(line, header);
+            continue;
+        }
+        double v[5];
+        char r[3][16];
+        ck_assert_int_eq(sscanf(line, "%lf %lf %lf %lf %lf %15s %15s %15s",
+                                &v[0], &v[1], &v[2], &v[3], &v[4], r[0], r[1],
+                                r[2]),
+                         8);
+        ck_assert(v[0] == 3 && v[1] == 2 && v[2] == 0 && v[3] == 0);
+        ck_assert(v[4] >= 3); /* threads: at least the running tasks' */
+        for (int k = 0; k < 3; k++)
+            ck_assert_str_eq(r[k], i == 1 ? "-" : "0.0");
+    }
+    char err[256];
+    ssize_t n = read(fe, err, sizeof err - 1);
+    ck_assert_int_eq(n, 0); /* nothing on stderr */
+    close(fo);
+    close(fe);
+    gate_open(&hold);
+    stop_server();
+    gate_destroy(&hold);
+}
+END_TEST
+
+START_TEST(stat_ends_when_the_server_goes)
+{
+    start_server(NULL);
+    const char *a[] = {"--stat", "unix", sock, NULL};
+    int fo, fe;
+    pid_t pid = spawn_cli(a, NULL, &fo, &fe);
+    char out[4096];
+    read_lines(fo, out, sizeof out, 2); /* the header and a first line */
+    ck_assert_int_eq(tp_control_stop(ctl), TP_OK);
+    ck_assert_int_eq(exit_status(pid), 1);
+    char err[512];
+    read_lines(fe, err, sizeof err, 1);
+    ck_assert_str_eq(err, "taskpool-control: lost the connection to the "
+                          "server\n");
+    close(fo);
+    close(fe);
     stop_server();
 }
 END_TEST
@@ -380,6 +621,237 @@ START_TEST(interactive_exit_command_leaves)
 }
 END_TEST
 
+/* Starts the CLI on a pseudo-terminal with HOME set to home. */
+static void spawn_term(term *t, const char *home, const char *const *args)
+{
+    struct winsize ws = {.ws_row = 24, .ws_col = 100};
+    t->pid = forkpty(&t->fd, NULL, NULL, &ws);
+    ck_assert_int_ge(t->pid, 0);
+    if (t->pid == 0) {
+        setenv("TERM", "dumb", 1);
+        setenv("HOME", home, 1);
+        const char *argv[16] = {cli_path};
+        size_t n = 1;
+        for (; args[n - 1] && n < 15; n++)
+            argv[n] = args[n - 1];
+        argv[n] = NULL;
+        execv(cli_path, (char *const *)argv);
+        _exit(127);
+    }
+}
+
+static void end_term(term *t)
+{
+    type(t, "\x04");
+    EXPECT(t, "Disconnected from ");
+    ck_assert_int_eq(exit_status(t->pid), 0);
+    close(t->fd);
+}
+
+START_TEST(interactive_history_is_kept_between_sessions)
+{
+    start_server(NULL);
+    char home[] = "/tmp/tpctl-home-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(home));
+    const char *a[] = {"unix", sock, NULL};
+    term t = {0};
+    spawn_term(&t, home, a);
+    EXPECT(&t, "> ");
+    type(&t, "pool-size 7\r");
+    EXPECT(&t, "ok\r\n");
+    EXPECT(&t, "> ");
+    end_term(&t);
+    char path[256];
+    snprintf(path, sizeof path, "%s/.taskpool_control_history", home);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char text[4096];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "pool-size"));
+    /* The next session recalls it with the up arrow. */
+    ck_assert_int_eq(tp_set_pool_size(pool, 2), TP_OK);
+    term u = {0};
+    spawn_term(&u, home, a);
+    EXPECT(&u, "> ");
+    type(&u, "\x1b[A\r");
+    EXPECT(&u, "ok\r\n");
+    EXPECT(&u, "> ");
+    end_term(&u);
+    ck_assert_uint_eq(tp_pool_size(pool), 7);
+    unlink(path);
+    rmdir(home);
+    stop_server();
+}
+END_TEST
+
+/* The CLI waits for a response: libedit gave the terminal back. */
+static bool waiting(void *arg)
+{
+    return !editing(arg);
+}
+
+START_TEST(interactive_ctrl_c_abandons_a_waiting_command)
+{
+    /* Ctrl+C during until-closed used to kill the CLI (exit 130). Now it
+     * returns to the prompt, the next command answers at once, and the
+     * late response (True once the pool closes) is never printed. */
+    start_server(NULL);
+    const char *a[] = {"unix", sock, NULL};
+    term t = {0};
+    spawn_term(&t, "/nonexistent", a);
+    EXPECT(&t, "> ");
+    type(&t, "until-closed\r");
+    ck_assert(wait_until(waiting, &t));
+    ck_assert_int_eq(write(t.fd, "\x03", 1), 1); /* SIGINT from the tty */
+    EXPECT(&t, "> ");
+    ck_assert_int_eq(tp_gather_and_close(pool), TP_OK);
+    type(&t, "num-running\r");
+    EXPECT(&t, "0\r\n");
+    EXPECT(&t, "> ");
+    type(&t, "is-full\r");
+    EXPECT(&t, "False\r\n");
+    EXPECT(&t, "> ");
+    end_term(&t);
+    ck_assert_ptr_null(strstr(t.log, "True"));
+    stop_server();
+}
+END_TEST
+
+START_TEST(interactive_unknown_command_and_option_completion)
+{
+    start_server(NULL);
+    const char *a[] = {"unix", sock, NULL};
+    term t = {0};
+    spawn_term(&t, "/nonexistent", a);
+    EXPECT(&t, "> ");
+    type(&t, "clear\r");
+    EXPECT(&t, "unknown command 'clear' (try 'help')\r\n");
+    EXPECT(&t, "> ");
+    /* Tab completes an option of the command being typed. */
+    type(&t, "apply noop --gr\tmine\r");
+    EXPECT(&t, "mine\r\n");
+    EXPECT(&t, "> ");
+    ck_assert_ptr_null(strstr(t.log, "invalid choice"));
+    end_term(&t);
+    const char *groups[] = {"mine"};
+    tp_ids ids;
+    ck_assert_int_eq(tp_get_group_ids(pool, groups, 1, &ids), TP_OK);
+    tp_ids_free(&ids);
+    stop_server();
+}
+END_TEST
+
+/* A fake control server for group completion: answers the handshake
+ * with a pool name, "groups" with the shape the server's JSON mode gives,
+ * anything else with null; records every request line. */
+typedef struct fake {
+    int lfd;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    char lines[4096];
+    size_t len;
+} fake;
+
+static void *fake_serve(void *arg)
+{
+    fake *f = arg;
+    int fd = accept(f->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char buf[4096];
+    size_t len = 0;
+    bool hello = true;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, sizeof buf - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        char *nl;
+        while ((nl = memchr(buf, '\n', len))) {
+            *nl = '\0';
+            const char *reply =
+                hello ? "{\"ok\":true,\"result\":\"TaskPool-fake\"}\n"
+                : strcmp(buf, "groups") == 0
+                    ? "{\"ok\":true,\"result\":[{\"name\":\"alpha-1\","
+                      "\"running\":1,\"cancelled\":0,\"ended\":0,\"pending\":"
+                      "2,\"num_concurrent\":2},{\"name\":\"alpha-2\","
+                      "\"running\":0,\"cancelled\":0,\"ended\":1,\"pending\":"
+                      "0,\"num_concurrent\":1},{\"name\":\"beta\",\"running\":"
+                      "0,\"cancelled\":0,\"ended\":0,\"pending\":0,"
+                      "\"num_concurrent\":1}]}\n"
+                    : "{\"ok\":true,\"result\":null}\n";
+            if (!hello) {
+                pthread_mutex_lock(&f->mu);
+                size_t n = strlen(buf);
+                if (f->len + n + 2 < sizeof f->lines) {
+                    memcpy(f->lines + f->len, buf, n);
+                    f->len += n;
+                    f->lines[f->len++] = '\n';
+                    f->lines[f->len] = '\0';
+                }
+                pthread_mutex_unlock(&f->mu);
+            }
+            hello = false;
+            if (write(fd, reply, strlen(reply)) < 0)
+                break;
+            size_t used = (size_t)(nl - buf) + 1;
+            memmove(buf, nl + 1, len - used);
+            len -= used;
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+static bool fake_got(void *arg)
+{
+    fake *f = ((void **)arg)[0];
+    const char *want = ((void **)arg)[1];
+    pthread_mutex_lock(&f->mu);
+    bool got = strstr(f->lines, want) != NULL;
+    pthread_mutex_unlock(&f->mu);
+    return got;
+}
+
+START_TEST(interactive_completes_group_names)
+{
+    fake f = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    const char *dir = getenv("TP_BUILD_DIR");
+    snprintf(cli_path, sizeof cli_path, "%s/taskpool-control", dir ? dir : ".");
+    snprintf(sock, sizeof sock, "/tmp/tpctl-fake-%d.sock", (int)getpid());
+    unlink(sock);
+    f.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, sock);
+    ck_assert_int_eq(bind(f.lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(f.lfd, 1), 0);
+    ck_assert_int_eq(pthread_create(&f.thread, NULL, fake_serve, &f), 0);
+    const char *a[] = {"unix", sock, NULL};
+    term t = {0};
+    spawn_term(&t, "/nonexistent", a);
+    EXPECT(&t, "Connected to TaskPool-fake");
+    EXPECT(&t, "> ");
+    /* One match: completed with a space. */
+    type(&t, "cancel-group b\t\r");
+    void *want1[] = {&f, "groups\ncancel-group beta\n"};
+    ck_assert(wait_until(fake_got, want1));
+    EXPECT(&t, "ok\r\n");
+    EXPECT(&t, "> ");
+    /* Several: the common prefix, then the rest typed. */
+    type(&t, "get-group-ids beta al\t2\r");
+    void *want2[] = {&f, "get-group-ids beta alpha-2\n"};
+    ck_assert(wait_until(fake_got, want2));
+    EXPECT(&t, "ok\r\n");
+    EXPECT(&t, "> ");
+    end_term(&t);
+    pthread_join(f.thread, NULL);
+    close(f.lfd);
+    unlink(sock);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("control_cli");
@@ -395,6 +867,16 @@ static Suite *suite(void)
     tcase_add_test(tc, token_option_is_sent);
     tcase_add_test(tc, interactive_session_like_a_person);
     tcase_add_test(tc, interactive_exit_command_leaves);
+    tcase_add_test(tc, getopt_spellings);
+    tcase_add_test(tc, version_help_and_usage_errors);
+    tcase_add_test(tc, batch_mode_separates_results_and_errors);
+    tcase_add_test(tc, unknown_command_is_ours_and_not_sent);
+    tcase_add_test(tc, stat_prints_lines_and_headers);
+    tcase_add_test(tc, stat_ends_when_the_server_goes);
+    tcase_add_test(tc, interactive_history_is_kept_between_sessions);
+    tcase_add_test(tc, interactive_ctrl_c_abandons_a_waiting_command);
+    tcase_add_test(tc, interactive_unknown_command_and_option_completion);
+    tcase_add_test(tc, interactive_completes_group_names);
     suite_add_tcase(s, tc);
     return s;
 }
