@@ -543,10 +543,21 @@ static bool convert(const tp__ctl_ctx *ctx, const tp__ctl_argspec *a,
         return true;
     case TP__CTL_T_INT:
     case TP__CTL_T_COUNT:
-        if (parse_int(t, &v->i))
-            return true;
-        snprintf(why, size, "invalid int value: '%s'", shown);
-        return false;
+    case TP__CTL_T_SPAWN:
+        if (!parse_int(t, &v->i)) {
+            snprintf(why, size, "invalid int value: '%s'", shown);
+            return false;
+        }
+        /* Negative counts get the handler's sentence. */
+        if (a->type == TP__CTL_T_SPAWN && v->i > 0 &&
+            (unsigned long long)v->i > ctx->max_spawn) {
+            snprintf(why, size,
+                     "at most %zu tasks per command (the server's "
+                     "max_spawn), not %lld",
+                     ctx->max_spawn, v->i);
+            return false;
+        }
+        return true;
     case TP__CTL_T_SIZE:
         if (strcasecmp(t, "inf") == 0 || strcasecmp(t, "unlimited") == 0) {
             v->size = TP_UNLIMITED;

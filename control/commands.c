@@ -170,9 +170,14 @@ static void h_until_closed(tp__ctl_ctx *ctx, const tp__ctl_args *a,
         rc = tp_until_closed(ctx->pool, 0.05);
     while (rc == TP_ETIMEDOUT && !*ctx->stopping &&
            !(ctx->abandoned && *ctx->abandoned));
-    if (rc == TP_ETIMEDOUT)
+    if (rc == TP_ETIMEDOUT && *ctx->stopping)
         tp__ctl_reply_error(r, "TP_ECANCELED",
                             "The control server is stopping.");
+    else if (rc == TP_ETIMEDOUT)
+        tp__ctl_reply_error(r, "TP_ECANCELED",
+                            "until-closed gave up: the client's input ended "
+                            "(it closed the connection or shut down its "
+                            "writing side).");
     else
         result_rc(r, ctx->pool, rc, cJSON_CreateTrue());
 }
@@ -549,7 +554,7 @@ static const tp__ctl_argspec apply_args[] = {
     {"-a", "--args", "args", TP__CTL_T_ARRAY, TP__CTL_ONE, "JSON array", "[]"},
     {"-k", "--kwargs", "kwargs", TP__CTL_T_OBJECT, TP__CTL_ONE, "JSON object",
      "{}"},
-    {"-n", "--num", "num", TP__CTL_T_COUNT, TP__CTL_ONE, "int", "1"},
+    {"-n", "--num", "num", TP__CTL_T_SPAWN, TP__CTL_ONE, "int", "1"},
     OPT_GROUP,
     OPT_END,
     OPT_CANCEL,
@@ -594,6 +599,9 @@ static const tp__ctl_argspec return_exc_args[] = {OPT_RETURN_EXC};
 static const tp__ctl_argspec num_args[] = {
     {NULL, NULL, "num", TP__CTL_T_COUNT, TP__CTL_ONE, "int", NULL},
 };
+static const tp__ctl_argspec start_args[] = {
+    {NULL, NULL, "num", TP__CTL_T_SPAWN, TP__CTL_ONE, "int", NULL},
+};
 static const tp__ctl_argspec pool_size_args[] = {
     {NULL, NULL, "pool_size", TP__CTL_T_SIZE, TP__CTL_OPT,
      "If given: sets the maximum number of tasks running at once (an int, "
@@ -622,9 +630,9 @@ const tp__ctl_command tp__ctl_commands[] = {
      "cancels none.",
      ARGS(cancel_args), 0, h_cancel},
     {"cancel-all", "Cancels every task and every pending start in the pool.",
-     NULL, NOARGS, 0, h_cancel_all},
+     NULL, NOARGS, TP__CTL_OFFLOAD, h_cancel_all},
     {"cancel-group", "Cancels a group: its pending starts and its tasks.", NULL,
-     ARGS(group_name_args), 0, h_cancel_group},
+     ARGS(group_name_args), TP__CTL_OFFLOAD, h_cancel_group},
     {"doublestarmap",
      "Starts one task per JSON object of the array, at most NUM_CONCURRENT "
      "at once, as a new group.",
@@ -678,7 +686,7 @@ const tp__ctl_command tp__ctl_commands[] = {
      "new group, and prints the group's name.",
      ARGS(starmap_args), TP__CTL_GENERAL, h_starmap},
     {"start", "Starts the given number of new tasks as a new group.", NULL,
-     ARGS(num_args), TP__CTL_SIMPLE, h_start},
+     ARGS(start_args), TP__CTL_SIMPLE, h_start},
     {"stats", "Shows all counters of the pool, including lifetime totals.",
      NULL, NOARGS, TP__CTL_EXTRA, h_stats},
     {"stop",

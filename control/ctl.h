@@ -96,6 +96,7 @@ typedef enum {
     TP__CTL_T_FLAG,  /* option without value */
     TP__CTL_T_INT,   /* any integer */
     TP__CTL_T_COUNT, /* integer >= 0 (checked by the handler) */
+    TP__CTL_T_SPAWN, /* a number of starts: integer <= ctx->max_spawn */
     TP__CTL_T_SIZE,  /* integer or "inf" */
     TP__CTL_T_STR,
     TP__CTL_T_FUNC,     /* registered function name */
@@ -150,7 +151,9 @@ enum {
     TP__CTL_SIMPLE = 1,   /* only for a SimpleTaskPool */
     TP__CTL_GENERAL = 2,  /* only for a TaskPool */
     TP__CTL_BLOCKING = 4, /* runs on a helper thread */
-    TP__CTL_EXTRA = 8     /* not in the reference (stats, help, exit) */
+    TP__CTL_EXTRA = 8,    /* not in the reference (stats, help, exit) */
+    TP__CTL_OFFLOAD = 16  /* quick to answer, but its cost has no bound
+                           * (cancel-all): runs on a helper thread too */
 };
 
 struct tp__ctl_ctx;
@@ -176,13 +179,14 @@ bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple);
 const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple);
 
 /* What a handler may use. On a helper thread only pool, stopping and
- * abandoned are used. */
+ * abandoned are used, and the handler's arguments. */
 typedef struct tp__ctl_ctx {
     tp_pool *pool;
     bool simple; /* a SimpleTaskPool */
     const tp__ctl_registry *reg;
     const atomic_int *stopping; /* set when the server stops */
     int width;                  /* the client's terminal width */
+    size_t max_spawn;           /* largest apply -n / start N */
     /* Blocking commands only (else NULL): set once the client that asked
      * is gone, so that nobody waits for the reply. */
     const atomic_int *abandoned;
@@ -250,6 +254,10 @@ typedef struct tp__ctl_hello {
 /* Parses a handshake line. false with a reason in *why (static text). */
 bool tp__ctl_parse_hello(const char *line, size_t len, tp__ctl_hello *out,
                          const char **why);
+
+/* Compares a client's token with the secret in constant time (the time
+ * depends on the length of given only). */
+bool tp__ctl_token_equal(const char *secret, const char *given);
 
 /* True if s[0..len) is valid UTF-8 without NUL bytes. */
 bool tp__ctl_utf8_valid(const char *s, size_t len);

@@ -25,8 +25,11 @@
 #define OUT_HIGH (1024 * 1024)
 #define DEFAULT_WIDTH 80
 
+#define REFUSE_DELAY 0.5 /* seconds before a refused handshake's error */
+
 typedef enum {
     S_HANDSHAKE, /* waiting for the client's JSON line */
+    S_REFUSED,   /* wrong token: the error waits out REFUSE_DELAY */
     S_READY,     /* serving requests */
     S_BUSY,      /* a blocking command runs for this session */
     S_CLOSING,   /* write what is left, then close */
@@ -46,8 +49,13 @@ struct tp__ctl_session {
     size_t in_len, in_cap;
     char *out;
     size_t out_off, out_len, out_cap;
-    double last_active;
-    bool job;             /* a blocking command runs for this session */
+    double born;        /* when accepted */
+    double last_active; /* when the client last sent bytes */
+    double close_by;    /* refused: when to answer; closing: when to give
+                         * up on a client that does not read; else 0 */
+    uint64_t turn;      /* the control thread's turn that accepted it */
+    bool fin_seen;      /* the input ended while a job ran */
+    bool job;           /* a command runs for this session on a helper */
     atomic_int abandoned; /* the client is gone; read by the job's helper */
 };
 
@@ -140,14 +148,17 @@ bool tp__ctl_parse_hello(const char *line, size_t len, tp__ctl_hello *out,
     return ok;
 }
 
-/* Compares without an early exit, so timing tells nothing of the token. */
-static bool token_equal(const char *a, const char *b)
+bool tp__ctl_token_equal(const char *secret, const char *given)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = la != lb;
-    for (size_t i = 0; i < lb; i++)
-        diff |= (unsigned char)(a[i % (la ? la : 1)] ^ b[i]);
-    return diff == 0 && la == lb;
+    size_t ls = strlen(secret), lg = strlen(given);
+    /* Every byte of given is compared, with the secret's NUL beyond its
+     * end: the time depends on the length of what the client sent only. */
+    volatile unsigned char diff = (unsigned char)(ls != lg);
+    for (size_t i = 0; i < lg; i++) {
+        size_t j = i < ls ? i : ls;
+        diff |= (unsigned char)(secret[j] ^ given[i]);
+    }
+    return diff == 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -156,6 +167,8 @@ static bool token_equal(const char *a, const char *b)
 
 static void flush_out(tp__ctl_session *s)
 {
+    if (s->st == S_REFUSED)
+        return; /* the error waits out the delay */
     while (s->out_off < s->out_len) {
         ssize_t n = send(s->fd, s->out + s->out_off, s->out_len - s->out_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -222,6 +235,17 @@ static void send_reply(tp__ctl_session *s, const tp__ctl_reply *r)
     }
 }
 
+/* Writes what is queued, then closes; a client that does not read gets
+ * `grace` seconds (0: the idle timeout applies). */
+static void close_after_output(tp__ctl_session *s, double grace)
+{
+    if (s->st == S_DEAD)
+        return;
+    s->st = S_CLOSING;
+    s->close_by = grace > 0 ? tp__ctl_now() + grace : 0;
+    flush_out(s);
+}
+
 /* A protocol error reply outside of any command. */
 static void send_error(tp__ctl_session *s, const char *name, const char *msg)
 {
@@ -243,17 +267,28 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
     s->json = ok && h.json;
     s->width = h.width;
     const char *token = s->ctl->token;
-    if (ok && token && !(h.token && token_equal(token, h.token))) {
-        ok = false;
-        why = h.token ? "wrong token" : "this server requires a token";
-        send_error(s, TP__CTL_ETOKEN, why);
-    } else if (!ok) {
-        send_error(s, TP__CTL_EPROTO, why);
-    }
+    bool token_ok = !token || (h.token && tp__ctl_token_equal(token, h.token));
     free(h.token);
+    if (ok && !token_ok) {
+        /* The error waits out the delay; the connection keeps its
+         * handshake place meanwhile (see tp_control_opts). */
+        s->st = S_REFUSED;
+        s->close_by = tp__ctl_now() + REFUSE_DELAY;
+        send_error(s, TP__CTL_ETOKEN,
+                   h.token ? "wrong token" : "this server requires a token");
+        return;
+    }
     if (!ok) {
-        s->st = S_CLOSING;
-        flush_out(s);
+        send_error(s, TP__CTL_EPROTO, why);
+        close_after_output(s, s->ctl->handshake_timeout);
+        return;
+    }
+    if (tp__ctl_sessions_ready(s->ctl) >= s->ctl->max_clients) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "too many clients (at most %zu)",
+                 s->ctl->max_clients);
+        send_error(s, TP__CTL_EBUSY, msg);
+        close_after_output(s, s->ctl->handshake_timeout);
         return;
     }
     s->st = S_READY;
@@ -270,19 +305,26 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
     }
 }
 
-static void request(tp__ctl_session *s, char *line)
+static void request(tp__ctl_session *s, char *line, size_t len)
 {
-    tp__ctl_ctx ctx = {s->ctl->pool,      s->ctl->simple, &s->ctl->reg,
-                       &s->ctl->stopping, s->width,       NULL};
+    tp__ctl_ctx ctx = {
+        .pool = s->ctl->pool,
+        .simple = s->ctl->simple,
+        .reg = &s->ctl->reg,
+        .stopping = &s->ctl->stopping,
+        .width = s->width,
+        .max_spawn = s->ctl->max_spawn,
+    };
     const tp__ctl_command *cmd;
     tp__ctl_args args;
     tp__ctl_reply r = {0};
     if (tp__ctl_parse(&ctx, line, &cmd, &args, &r)) {
-        if (cmd->flags & TP__CTL_BLOCKING) {
-            tp__ctl_args_free(&args);
-            atomic_store(&s->abandoned, 0);
+        if (cmd->flags & (TP__CTL_BLOCKING | TP__CTL_OFFLOAD)) {
+            /* A client whose input already ended is not waited for. */
+            atomic_store(&s->abandoned, s->fin_seen);
             ctx.abandoned = &s->abandoned;
-            int rc = tp__ctl_job_start(s->ctl, s->id, cmd, &ctx);
+            int rc =
+                tp__ctl_job_start(s->ctl, s->id, cmd, &ctx, line, len, &args);
             if (rc == TP_OK) {
                 s->job = true;
                 s->st = S_BUSY;
@@ -323,7 +365,7 @@ static void line(tp__ctl_session *s, char *p, size_t len)
                    "byte)");
         return;
     }
-    request(s, p);
+    request(s, p, len);
 }
 
 /* Answers the complete lines in the input buffer while the session is
@@ -362,10 +404,8 @@ static void process_input(tp__ctl_session *s)
                      s->ctl->max_line);
             bool was_handshake = s->st == S_HANDSHAKE;
             send_error(s, TP__CTL_ETOOLONG, msg);
-            if (was_handshake) {
-                s->st = S_CLOSING;
-                flush_out(s);
-            }
+            if (was_handshake)
+                close_after_output(s, s->ctl->handshake_timeout);
         }
         s->discarding = true;
         s->in_len = 0;
@@ -417,7 +457,8 @@ static void read_input(tp__ctl_session *s)
 /* Session API for server.c                                                 */
 /* ------------------------------------------------------------------------ */
 
-tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id)
+tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id,
+                                     double now)
 {
     tp__ctl_session *s = calloc(1, sizeof *s);
     if (!s)
@@ -433,7 +474,8 @@ tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id)
     s->id = id;
     s->st = S_HANDSHAKE;
     s->width = DEFAULT_WIDTH;
-    s->last_active = tp__ctl_now();
+    s->born = s->last_active = now;
+    s->turn = ctl->turn;
     atomic_init(&s->abandoned, 0);
     return s;
 }
@@ -468,7 +510,11 @@ short tp__ctl_session_events(const tp__ctl_session *s)
     if ((s->st == S_READY || s->st == S_HANDSHAKE) && !s->eof &&
         s->out_len - s->out_off < OUT_HIGH && s->in_len < s->in_cap)
         ev |= POLLIN;
-    /* While busy, only hang-ups matter (poll reports them anyway). */
+    /* While busy, only the end of the client's input matters: a TCP FIN
+     * (the client closed, or shut down its writing side) or a hang-up
+     * (which poll reports anyway). */
+    if (s->st == S_BUSY && !s->fin_seen)
+        ev |= POLLRDHUP;
     return ev;
 }
 
@@ -480,15 +526,24 @@ void tp__ctl_session_io(tp__ctl_session *s, short revents)
     }
     if (s->st == S_DEAD)
         return;
-    if (revents & (POLLIN | POLLHUP | POLLERR)) {
-        if (s->st == S_BUSY || s->st == S_CLOSING) {
-            /* Not reading: only notice a peer that hung up. */
-            if (revents & (POLLHUP | POLLERR))
-                s->st = S_DEAD;
-            return;
-        }
-        read_input(s);
+    if (revents & (POLLHUP | POLLERR) &&
+        (s->st == S_BUSY || s->st == S_CLOSING || s->st == S_REFUSED)) {
+        s->st = S_DEAD; /* not reading: only a hang-up matters */
+        return;
     }
+    if (s->st == S_BUSY && (revents & POLLRDHUP)) {
+        /* The input ended while a command runs: over TCP a client that
+         * closed is indistinguishable from one that only shut down its
+         * writing side, so the command is abandoned (until-closed gives
+         * up at once) but its reply, and those of the complete lines
+         * still unread, are written for a client that still reads. */
+        s->fin_seen = true;
+        atomic_store(&s->abandoned, 1);
+        return;
+    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) &&
+        (s->st == S_READY || s->st == S_HANDSHAKE))
+        read_input(s);
 }
 
 void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r)
@@ -523,8 +578,58 @@ void tp__ctl_session_orphan(tp__ctl_session *s)
 
 double tp__ctl_session_deadline(const tp__ctl_session *s)
 {
-    double t = s->ctl->idle_timeout;
-    if (t <= 0 || s->st == S_BUSY || s->st == S_DEAD)
+    double idle = s->ctl->idle_timeout;
+    double idle_dl = idle > 0 ? s->last_active + idle : 0;
+    switch (s->st) {
+    case S_HANDSHAKE: {
+        double dl = s->born + s->ctl->handshake_timeout;
+        return idle_dl > 0 && idle_dl < dl ? idle_dl : dl;
+    }
+    case S_REFUSED:
+        return s->close_by;
+    case S_READY:
+        return idle_dl;
+    case S_CLOSING:
+        return s->close_by > 0 ? s->close_by : idle_dl;
+    default:
         return 0;
-    return s->last_active + t;
+    }
+}
+
+void tp__ctl_session_expire(tp__ctl_session *s)
+{
+    double idle = s->ctl->idle_timeout;
+    bool idle_first = idle > 0 && s->last_active + idle <
+                                      s->born + s->ctl->handshake_timeout;
+    if (s->st == S_HANDSHAKE && !idle_first) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "no handshake within %g seconds",
+                 s->ctl->handshake_timeout);
+        send_error(s, TP__CTL_EPROTO, msg);
+        close_after_output(s, s->ctl->handshake_timeout);
+        if (s->st == S_CLOSING && s->out_off < s->out_len)
+            return; /* the client gets until close_by to read it */
+    } else if (s->st == S_REFUSED) {
+        s->st = S_HANDSHAKE; /* lets flush_out write */
+        close_after_output(s, s->ctl->handshake_timeout);
+        return;
+    }
+    s->st = S_DEAD;
+}
+
+bool tp__ctl_session_handshaking(const tp__ctl_session *s)
+{
+    return s->st == S_HANDSHAKE || s->st == S_REFUSED ||
+           (s->st == S_CLOSING && s->close_by > 0);
+}
+
+bool tp__ctl_session_evictable(const tp__ctl_session *s)
+{
+    return (s->st == S_HANDSHAKE || (s->st == S_CLOSING && s->close_by > 0)) &&
+           s->turn != s->ctl->turn;
+}
+
+uint64_t tp__ctl_session_turn(const tp__ctl_session *s)
+{
+    return s->turn;
 }

@@ -16,6 +16,10 @@
 
 #include "ctl.h"
 
+/* Pending starts are dropped one by one (today's engine): a small limit
+ * keeps every input cheap. */
+#define MAX_SPAWN 64
+
 static tp_pool *pool;
 static tp__ctl_registry reg;
 
@@ -54,7 +58,11 @@ static void request(char *line, size_t len, int width, bool json)
         char *copy = strndup(line, len);
         if (!copy)
             return;
-        tp__ctl_ctx ctx = {pool, simple, &reg, NULL, width, NULL};
+        tp__ctl_ctx ctx = {.pool = pool,
+                           .simple = simple,
+                           .reg = &reg,
+                           .width = width,
+                           .max_spawn = MAX_SPAWN};
         const tp__ctl_command *cmd;
         tp__ctl_args args;
         tp__ctl_reply r = {0};
