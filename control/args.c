@@ -60,8 +60,12 @@ static void s_add(str *s, const char *t)
 
 static void s_spaces(str *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        s_addn(s, " ", 1);
+    static const char spaces[] = "                                ";
+    while (n > 0) {
+        size_t k = n < sizeof spaces - 1 ? n : sizeof spaces - 1;
+        s_addn(s, spaces, k);
+        n -= k;
+    }
 }
 
 static char *s_done(str *s)
@@ -436,6 +440,33 @@ char *tp__ctl_help_top(bool simple, int width)
     return s_done(&out);
 }
 
+char *tp__ctl_help(tp__ctl_help_cache *cache, const tp__ctl_command *cmd,
+                   bool simple, int width)
+{
+    width = clamp_width(width);
+    size_t slot = cmd ? 1 + (size_t)(cmd - tp__ctl_commands) : 0;
+    if (!cache || slot >= TP__CTL_HELP_SLOTS)
+        return cmd ? tp__ctl_help_command(cmd, width)
+                   : tp__ctl_help_top(simple, width);
+    if (!cache->text[slot] || cache->width[slot] != width) {
+        char *text = cmd ? tp__ctl_help_command(cmd, width)
+                         : tp__ctl_help_top(simple, width);
+        if (!text)
+            return NULL;
+        free(cache->text[slot]);
+        cache->text[slot] = text;
+        cache->width[slot] = width;
+    }
+    return strdup(cache->text[slot]);
+}
+
+void tp__ctl_help_cache_free(tp__ctl_help_cache *cache)
+{
+    for (size_t i = 0; i < TP__CTL_HELP_SLOTS; i++)
+        free(cache->text[i]);
+    memset(cache, 0, sizeof *cache);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Parsing                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -689,11 +720,12 @@ static void join_tokens(char **tok, size_t n, char *out, size_t size)
         memcpy(out + size - 4, "...", 4);
 }
 
+/* scratch holds 2 * cap pointers, cap >= ntok. */
 static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
-                          char **tok, size_t ntok, char **scratch,
+                          char **tok, size_t ntok, char **scratch, size_t cap,
                           tp__ctl_args *a, tp__ctl_reply *r)
 {
-    char **pos = scratch, **extra = scratch + MAX_TOKENS;
+    char **pos = scratch, **extra = scratch + cap;
     size_t npos = 0, nextra = 0;
     char why[512], name[96];
     bool dashdash = false;
@@ -701,7 +733,8 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
         if (!dashdash &&
             (strcmp(tok[i], "-h") == 0 || strcmp(tok[i], "--help") == 0)) {
             tp__ctl_args_free(a);
-            tp__ctl_reply_help(r, tp__ctl_help_command(cmd, ctx->width));
+            tp__ctl_reply_help(r,
+                               tp__ctl_help(ctx->help, cmd, false, ctx->width));
             return false;
         }
     }
@@ -835,21 +868,26 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
                    const tp__ctl_command **cmd, tp__ctl_args *a,
                    tp__ctl_reply *r)
 {
-    /* Tokens, then room for parse_command's positionals and extras. */
-    char **toks = malloc(3 * MAX_TOKENS * sizeof *toks);
+    /* Tokens, then room for parse_command's positionals and extras. k
+     * tokens take at least 2k - 1 bytes, so a short line needs few. */
+    size_t cap = strlen(line) / 2 + 2;
+    if (cap > MAX_TOKENS)
+        cap = MAX_TOKENS;
+    char **toks = malloc(3 * cap * sizeof *toks);
     memset(a, 0, sizeof *a);
     *cmd = NULL;
     if (!toks) {
         tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
         return false;
     }
-    size_t n = tp__ctl_tokenize(line, toks, MAX_TOKENS);
+    size_t n = tp__ctl_tokenize(line, toks, cap);
     bool ok = false;
     char why[2048];
     if (n == 0 || strcmp(toks[0], "-h") == 0 ||
         strcmp(toks[0], "--help") == 0) {
-        tp__ctl_reply_help(r, tp__ctl_help_top(ctx->simple, ctx->width));
-    } else if (n > MAX_TOKENS) {
+        tp__ctl_reply_help(r,
+                           tp__ctl_help(ctx->help, NULL, ctx->simple, ctx->width));
+    } else if (n > cap) { /* cap is MAX_TOKENS then */
         snprintf(why, sizeof why, "too many arguments (at most %d)",
                  MAX_TOKENS - 1);
         usage_error(r, NULL, ctx->width, why);
@@ -880,7 +918,7 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
             snprintf(why + used, sizeof why - used, ")");
         usage_error(r, NULL, ctx->width, why);
     } else {
-        ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + MAX_TOKENS, a, r);
+        ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + cap, cap, a, r);
     }
     free(toks);
     return ok;

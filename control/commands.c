@@ -379,9 +379,9 @@ static void h_help(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
                                 a->v[0].str);
             return;
         }
-        text = tp__ctl_help_command(c, ctx->width);
+        text = tp__ctl_help(ctx->help, c, ctx->simple, ctx->width);
     } else {
-        text = tp__ctl_help_top(ctx->simple, ctx->width);
+        text = tp__ctl_help(ctx->help, NULL, ctx->simple, ctx->width);
     }
     tp__ctl_reply_help(r, text);
 }

@@ -187,6 +187,7 @@ typedef struct tp__ctl_ctx {
     const atomic_int *stopping; /* set when the server stops */
     int width;                  /* the client's terminal width */
     size_t max_spawn;           /* largest apply -n / start N */
+    struct tp__ctl_help_cache *help; /* or NULL; control thread only */
     /* Blocking commands only (else NULL): set once the client that asked
      * is gone, so that nobody waits for the reply. */
     const atomic_int *abandoned;
@@ -206,6 +207,21 @@ void tp__ctl_reply_help(tp__ctl_reply *r, char *text);
 /* "-h" for the whole pool and "CMD -h"; malloc'd, ending in '\n'. */
 char *tp__ctl_help_top(bool simple, int width);
 char *tp__ctl_help_command(const tp__ctl_command *cmd, int width);
+
+/* Help texts built once per terminal width, for one server (so for one
+ * kind of pool); used by one thread at a time (the control thread). */
+#define TP__CTL_HELP_SLOTS 48
+typedef struct tp__ctl_help_cache {
+    int width[TP__CTL_HELP_SLOTS];
+    char *text[TP__CTL_HELP_SLOTS]; /* [0]: the top help, [1 + i]: command i */
+} tp__ctl_help_cache;
+
+/* The top help (cmd NULL) or cmd's, as the two functions above build it
+ * (a malloc'd copy), taken from cache if it holds it for this width; cache
+ * may be NULL. NULL if out of memory. */
+char *tp__ctl_help(tp__ctl_help_cache *cache, const tp__ctl_command *cmd,
+                   bool simple, int width);
+void tp__ctl_help_cache_free(tp__ctl_help_cache *cache);
 
 /* Splits line into whitespace-separated tokens, keeping [..], {..} and
  * "..." together so that JSON arguments may contain spaces. Writes NULs

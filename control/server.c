@@ -51,6 +51,8 @@
 #define DEFAULT_MAX_LINE (64 * 1024)
 #define DEFAULT_MAX_SPAWN 1000000
 #define DEFAULT_HANDSHAKE_TIMEOUT 5.0
+#define REFUSE_DELAY 0.5
+#define OUT_HIGH (1024 * 1024)
 #define ACCEPT_BURST 64
 /* The private directory a Unix socket is bound in, beside its path. */
 #define PRIVATE_DIR "/.tpctl-XXXXXX"
@@ -689,7 +691,8 @@ static tp_control *new_common(tp_pool *pool, const tp_control_opts *opts)
     ctl->max_line = DEFAULT_MAX_LINE;
     ctl->max_spawn = DEFAULT_MAX_SPAWN;
     ctl->handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT;
-    ctl->max_handshakes = 0;
+    ctl->refuse_delay = REFUSE_DELAY;
+    ctl->out_high = OUT_HIGH;
     if (opts) {
         if (opts->max_clients)
             ctl->max_clients = opts->max_clients;
@@ -905,6 +908,7 @@ TP_API void tp_control_free(tp_control *ctl)
         tp__ctl_manual_close(ctl);
     free(ctl->sessions);
     free(ctl->pfd);
+    tp__ctl_help_cache_free(&ctl->help);
     tp__ctl_registry_free(&ctl->reg);
     free(ctl->host);
     free(ctl->port);

@@ -39,6 +39,8 @@ struct tp_control {
     char *token;
     size_t max_clients, max_line, max_handshakes, max_spawn;
     double idle_timeout, handshake_timeout;
+    double refuse_delay; /* seconds before a refused handshake's error */
+    size_t out_high;     /* pending output that stops reading requests */
     /* Written only before start (registration), read-only afterwards. */
     tp__ctl_registry reg;
     bool started;
@@ -64,6 +66,7 @@ struct tp_control {
     tp__ctl_session **sessions;
     size_t nsessions, cap_sessions;
     struct pollfd *pfd; /* the poll array, kept between turns */
+    tp__ctl_help_cache help;
     size_t pfd_cap;
     size_t jobs_running;
     uint64_t next_id;

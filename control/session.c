@@ -6,7 +6,8 @@
  * Framing. The input buffer holds at most max_line bytes plus the newline;
  * a longer line gets one error response and is skipped up to its newline,
  * so memory never grows with the input. Output is buffered and written
- * without blocking; while more than OUT_HIGH bytes wait for a slow reader,
+ * without blocking; while more than ctl->out_high bytes (1 MiB) wait for a
+ * slow reader,
  * the session stops reading requests. At the end of the client's input (it
  * may shut down only its writing side and read afterwards) every complete
  * line is still answered and every response written before the session
@@ -22,14 +23,11 @@
 
 #include "server.h"
 
-#define OUT_HIGH (1024 * 1024)
 #define DEFAULT_WIDTH 80
-
-#define REFUSE_DELAY 0.5 /* seconds before a refused handshake's error */
 
 typedef enum {
     S_HANDSHAKE, /* waiting for the client's JSON line */
-    S_REFUSED,   /* wrong token: the error waits out REFUSE_DELAY */
+    S_REFUSED,   /* wrong token: the error waits out ctl->refuse_delay */
     S_READY,     /* serving requests */
     S_BUSY,      /* a blocking command runs for this session */
     S_CLOSING,   /* write what is left, then close */
@@ -273,7 +271,7 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
         /* The error waits out the delay; the connection keeps its
          * handshake place meanwhile (see tp_control_opts). */
         s->st = S_REFUSED;
-        s->close_by = tp__ctl_now() + REFUSE_DELAY;
+        s->close_by = tp__ctl_now() + s->ctl->refuse_delay;
         send_error(s, TP__CTL_ETOKEN,
                    h.token ? "wrong token" : "this server requires a token");
         return;
@@ -314,6 +312,7 @@ static void request(tp__ctl_session *s, char *line, size_t len)
         .stopping = &s->ctl->stopping,
         .width = s->width,
         .max_spawn = s->ctl->max_spawn,
+        .help = &s->ctl->help,
     };
     const tp__ctl_command *cmd;
     tp__ctl_args args;
@@ -374,7 +373,7 @@ static void process_input(tp__ctl_session *s)
 {
     size_t start = 0;
     while ((s->st == S_READY || s->st == S_HANDSHAKE) &&
-           s->out_len - s->out_off < OUT_HIGH) {
+           s->out_len - s->out_off < s->ctl->out_high) {
         char *nl = memchr(s->in + start, '\n', s->in_len - start);
         if (!nl)
             break;
@@ -508,7 +507,7 @@ short tp__ctl_session_events(const tp__ctl_session *s)
     if (pending)
         ev |= POLLOUT;
     if ((s->st == S_READY || s->st == S_HANDSHAKE) && !s->eof &&
-        s->out_len - s->out_off < OUT_HIGH && s->in_len < s->in_cap)
+        s->out_len - s->out_off < s->ctl->out_high && s->in_len < s->in_cap)
         ev |= POLLIN;
     /* While busy, only the end of the client's input matters: a TCP FIN
      * (the client closed, or shut down its writing side) or a hang-up
