@@ -639,7 +639,8 @@ const tp__ctl_command tp__ctl_commands[] = {
      "Starts one task running FUNC per element of KWARGS_ITER (each a JSON "
      "object, passed to the task as is), at most NUM_CONCURRENT at once, as "
      "a new group, and prints the group's name.",
-     ARGS(doublestarmap_args), TP__CTL_GENERAL, h_doublestarmap},
+     ARGS(doublestarmap_args), TP__CTL_GENERAL | TP__CTL_OFFLOAD,
+     h_doublestarmap},
     {"exit", "Ends this control session.", NULL, NOARGS, TP__CTL_EXTRA, h_exit},
     {"flush",
      "Waits for ended and cancelled tasks to finish, then forgets "
@@ -669,7 +670,7 @@ const tp__ctl_command tp__ctl_commands[] = {
      "Starts one task running FUNC per element of ARG_ITER (a JSON array; "
      "each task receives its element), at most NUM_CONCURRENT at once, as a "
      "new group, and prints the group's name.",
-     ARGS(map_args), TP__CTL_GENERAL, h_map},
+     ARGS(map_args), TP__CTL_GENERAL | TP__CTL_OFFLOAD, h_map},
     {"num-cancelled", "Number of tasks cancelled that have not yet ended.",
      NULL, NOARGS, 0, h_num_cancelled},
     {"num-ended", "Number of tasks that ended and are not yet flushed.", NULL,
@@ -684,7 +685,7 @@ const tp__ctl_command tp__ctl_commands[] = {
      "Starts one task running FUNC per element of ARGS_ITER (each a JSON "
      "array, passed to the task as is), at most NUM_CONCURRENT at once, as a "
      "new group, and prints the group's name.",
-     ARGS(starmap_args), TP__CTL_GENERAL, h_starmap},
+     ARGS(starmap_args), TP__CTL_GENERAL | TP__CTL_OFFLOAD, h_starmap},
     {"start", "Starts the given number of new tasks as a new group.", NULL,
      ARGS(start_args), TP__CTL_SIMPLE, h_start},
     {"stats", "Shows all counters of the pool, including lifetime totals.",

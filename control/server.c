@@ -140,9 +140,14 @@ void tp__ctl_registry_free(tp__ctl_registry *reg)
 static void *job_main(void *arg)
 {
     tp__ctl_job *job = arg;
-    job->cmd->run(&job->ctx, &job->args, &job->reply);
-    job->reply.cmd = job->cmd->name;
-    tp__ctl_args_free(&job->args);
+    pthread_setname_np(pthread_self(), "tp-ctl-job");
+    const tp__ctl_command *cmd;
+    tp__ctl_args args;
+    if (tp__ctl_parse(&job->ctx, job->line, &cmd, &args, &job->reply)) {
+        cmd->run(&job->ctx, &args, &job->reply);
+        job->reply.cmd = cmd->name;
+        tp__ctl_args_free(&args);
+    }
     free(job->line);
     job->line = NULL;
     tp_control *ctl = job->ctl;
@@ -154,50 +159,28 @@ static void *job_main(void *arg)
     return NULL;
 }
 
-/* Points p, if it lies in old[0..len], at the same offset in new. */
-static const char *relocate(const char *p, const char *old, char *new,
-                            size_t len)
-{
-    return p && p >= old && p <= old + len ? new + (p - old) : p;
-}
-
-int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_command *cmd,
-                      const tp__ctl_ctx *ctx, const char *line, size_t len,
-                      tp__ctl_args *args)
+int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_ctx *ctx,
+                      const char *line, size_t len)
 {
     tp__ctl_job *job = calloc(1, sizeof *job);
     char *copy = malloc(len + 1);
     if (!job || !copy) {
         free(job);
         free(copy);
-        tp__ctl_args_free(args);
         return TP_ENOMEM;
     }
-    /* The parsed strings point into the session's input buffer, which
-     * moves on; the job gets its own copy of the line (tokens and their
-     * NULs included) and the pointers follow. */
     memcpy(copy, line, len);
     copy[len] = '\0';
-    for (size_t i = 0; i < TP__CTL_MAX_ARGS; i++) {
-        tp__ctl_value *v = &args->v[i];
-        v->str = relocate(v->str, line, copy, len);
-        for (size_t k = 0; v->strs && k < v->n; k++)
-            v->strs[k] = relocate(v->strs[k], line, copy, len);
-    }
     job->ctl = ctl;
     job->session_id = id;
-    job->cmd = cmd;
     job->ctx = *ctx;
     job->line = copy;
-    job->args = *args;
-    memset(args, 0, sizeof *args);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     int rc = pthread_create(&job->thread, &attr, job_main, job);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        tp__ctl_args_free(&job->args);
         free(job->line);
         free(job);
         errno = rc;
@@ -462,6 +445,9 @@ static void close_all(tp_control *ctl)
 static void *control_loop(void *arg)
 {
     tp_control *ctl = arg;
+    /* Named for top -H, gdb and control_bench --worst (which reads its CPU
+     * time); helpers are "tp-ctl-job". */
+    pthread_setname_np(pthread_self(), "tp-control");
     while (!atomic_load(&ctl->stopping))
         if (!turn(ctl, -1))
             break;

@@ -15,17 +15,15 @@
 
 typedef struct tp__ctl_session tp__ctl_session;
 
-/* A blocking command running on a helper thread. Created and joined by the
- * control thread; the helper only fills `reply` and then posts the job on
- * ctl->done. */
+/* A blocking or offloaded command running on a helper thread. Created and
+ * joined by the control thread; the helper parses and runs the request,
+ * fills `reply` and then posts the job on ctl->done. */
 typedef struct tp__ctl_job {
     struct tp__ctl_job *next;
     tp_control *ctl;
     uint64_t session_id;
-    const tp__ctl_command *cmd;
     tp__ctl_ctx ctx;
-    char *line;         /* owned copy of the request; args point into it */
-    tp__ctl_args args;  /* owned */
+    char *line; /* owned copy of the request */
     tp__ctl_reply reply;
     pthread_t thread;
 } tp__ctl_job;
@@ -115,13 +113,12 @@ uint64_t tp__ctl_session_turn(const tp__ctl_session *s);
  * handshake is refused once max_clients sessions exist. */
 size_t tp__ctl_sessions_ready(const tp_control *ctl);
 
-/* Starts cmd on a helper thread for session id (server.c), with args
- * parsed from line[0..len] (the job copies the line and takes the args,
- * also on failure). TP_OK or TP_ESYS/TP_ENOMEM (then the caller answers
- * with the error). */
-int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_command *cmd,
-                      const tp__ctl_ctx *ctx, const char *line, size_t len,
-                      tp__ctl_args *args);
+/* Parses and runs the request line[0..len] (copied) on a helper thread
+ * for session id (server.c); ctx->help must be NULL (the cache belongs to
+ * the control thread). TP_OK or TP_ESYS/TP_ENOMEM (then the caller
+ * answers with the error). */
+int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_ctx *ctx,
+                      const char *line, size_t len);
 
 /* Driving the control loop by hand, for the whole-server fuzz target: open
  * makes a server that was never started ready to serve without a thread or

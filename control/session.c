@@ -303,6 +303,25 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
     }
 }
 
+/* The command line names, if it runs on a helper thread: blocking ones
+ * (they wait for the pool) and those whose cost has no bound (dropping
+ * pending starts, spawning from 64 KiB of JSON); NULL for the others. Its
+ * parsing runs on the helper too, so the control thread only copies the
+ * line. */
+static const tp__ctl_command *helper_command(const tp__ctl_ctx *ctx,
+                                             const char *line)
+{
+    char name[32];
+    size_t n = strcspn(line, " \t");
+    if (n == 0 || n >= sizeof name)
+        return NULL;
+    memcpy(name, line, n);
+    name[n] = '\0';
+    const tp__ctl_command *cmd = tp__ctl_command_find(name, ctx->simple);
+    return cmd && (cmd->flags & (TP__CTL_BLOCKING | TP__CTL_OFFLOAD)) ? cmd
+                                                                       : NULL;
+}
+
 static void request(tp__ctl_session *s, char *line, size_t len)
 {
     tp__ctl_ctx ctx = {
@@ -317,23 +336,21 @@ static void request(tp__ctl_session *s, char *line, size_t len)
     const tp__ctl_command *cmd;
     tp__ctl_args args;
     tp__ctl_reply r = {0};
-    if (tp__ctl_parse(&ctx, line, &cmd, &args, &r)) {
-        if (cmd->flags & (TP__CTL_BLOCKING | TP__CTL_OFFLOAD)) {
-            /* A client whose input already ended is not waited for. */
-            atomic_store(&s->abandoned, s->fin_seen);
-            ctx.abandoned = &s->abandoned;
-            int rc =
-                tp__ctl_job_start(s->ctl, s->id, cmd, &ctx, line, len, &args);
-            if (rc == TP_OK) {
-                s->job = true;
-                s->st = S_BUSY;
-                return;
-            }
-            tp__ctl_reply_tp_error(&r, s->ctl->pool, rc);
-        } else {
-            cmd->run(&ctx, &args, &r);
-            tp__ctl_args_free(&args);
+    if (helper_command(&ctx, line)) {
+        /* A client whose input already ended is not waited for. */
+        atomic_store(&s->abandoned, s->fin_seen);
+        ctx.abandoned = &s->abandoned;
+        ctx.help = NULL;
+        int rc = tp__ctl_job_start(s->ctl, s->id, &ctx, line, len);
+        if (rc == TP_OK) {
+            s->job = true;
+            s->st = S_BUSY;
+            return;
         }
+        tp__ctl_reply_tp_error(&r, s->ctl->pool, rc);
+    } else if (tp__ctl_parse(&ctx, line, &cmd, &args, &r)) {
+        cmd->run(&ctx, &args, &r);
+        tp__ctl_args_free(&args);
         r.cmd = cmd->name;
     }
     send_reply(s, &r);
