@@ -716,9 +716,19 @@ bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple)
 
 const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple)
 {
-    for (size_t i = 0; i < tp__ctl_ncommands; i++)
-        if (strcasecmp(tp__ctl_commands[i].name, name) == 0 &&
-            tp__ctl_command_applies(&tp__ctl_commands[i], simple))
-            return &tp__ctl_commands[i];
+    /* The table is sorted by name (lower case), so by strcasecmp too. */
+    size_t lo = 0, hi = tp__ctl_ncommands;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcasecmp(tp__ctl_commands[mid].name, name);
+        if (c == 0)
+            return tp__ctl_command_applies(&tp__ctl_commands[mid], simple)
+                       ? &tp__ctl_commands[mid]
+                       : NULL;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }

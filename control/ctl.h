@@ -9,6 +9,7 @@
  *  - commands.c the command table and the handlers
  *  - jsonargs.c apply/map/starmap/doublestarmap with JSON arguments
  *  - reply.c    responses: typed results, text and JSON renderings
+ *  - log.c      debug messages through the engine's log
  */
 #ifndef TP_CTL_H
 #define TP_CTL_H
@@ -270,6 +271,15 @@ typedef struct tp__ctl_hello {
 /* Parses a handshake line. false with a reason in *why (static text). */
 bool tp__ctl_parse_hello(const char *line, size_t len, tp__ctl_hello *out,
                          const char **why);
+
+/* ------------------------------------------------------------------------ */
+/* Logging (log.c)                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Whether debug messages are wanted (one atomic load). */
+bool tp__ctl_log_on(void);
+/* A debug message through the engine's log handler (cut at 511 bytes). */
+void tp__ctl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Compares a client's token with the secret in constant time (the time
  * depends on the length of given only). */

@@ -258,6 +258,8 @@ static void refuse(tp_control *ctl, int fd)
     char msg[96];
     int n = snprintf(msg, sizeof msg, "error: too many clients (at most %zu)\n",
                      ctl->max_clients);
+    tp__ctl_log("Refused a client: too many clients (at most %zu)",
+                ctl->max_clients);
     if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* Nothing to do: the client is gone or not reading. */
     }
@@ -280,6 +282,9 @@ static bool evict_handshake(tp_control *ctl)
     }
     if (victim == ctl->nsessions)
         return false;
+    tp__ctl_log("Closing the oldest unfinished handshake (client %llu) to "
+                "make room",
+                (unsigned long long)tp__ctl_session_id(ctl->sessions[victim]));
     tp__ctl_session_free(ctl->sessions[victim]);
     ctl->sessions[victim] = ctl->sessions[--ctl->nsessions];
     return true;
@@ -841,6 +846,10 @@ TP_API int tp_control_start(tp_control *ctl)
     } else {
         ctl->started = true;
         atomic_store(&ctl->serving, 1);
+        if (ctl->is_unix)
+            tp__ctl_log("Opened socket '%s'", ctl->path);
+        else
+            tp__ctl_log("Opened socket at %s:%d", ctl->host, ctl->bound_port);
     }
     pthread_mutex_unlock(&ctl->stop_mu);
     return rc;
@@ -877,6 +886,10 @@ TP_API int tp_control_stop(tp_control *ctl)
     close(ctl->listen_fd);
     ctl->listen_fd = -1;
     unlink_ours(ctl);
+    if (ctl->is_unix)
+        tp__ctl_log("Removed socket '%s'", ctl->path);
+    else
+        tp__ctl_log("Closed socket at %s:%d", ctl->host, ctl->bound_port);
     close(ctl->wake[0]);
     close(ctl->wake[1]);
     ctl->wake[0] = ctl->wake[1] = -1;

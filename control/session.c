@@ -53,6 +53,7 @@ struct tp__ctl_session {
                          * up on a client that does not read; else 0 */
     uint64_t turn;      /* the control thread's turn that accepted it */
     bool fin_seen;      /* the input ended while a job ran */
+    char job_line[104]; /* the job's request, for the log (if on) */
     bool job;           /* a command runs for this session on a helper */
     atomic_int abandoned; /* the client is gone; read by the job's helper */
 };
@@ -244,6 +245,33 @@ static void close_after_output(tp__ctl_session *s, double grace)
     flush_out(s);
 }
 
+/* "TCPControlClient-3": how the log names a session (the reference logs
+ * its client class). */
+static const char *who(const tp__ctl_session *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "%sControlClient-%llu",
+             s->ctl->is_unix ? "Unix" : "TCP", (unsigned long long)s->id);
+    return buf;
+}
+
+/* Logs the outcome of a request: the reference's words for usage errors
+ * and help, else the command (cut short) and ok or the error's name. */
+static void log_outcome(const tp__ctl_session *s, const char *line,
+                        const tp__ctl_reply *r)
+{
+    if (!tp__ctl_log_on())
+        return;
+    char name[64];
+    who(s, name, sizeof name);
+    if (r->is_usage)
+        tp__ctl_log("%s got an ArgumentError: '%.100s'", name, line);
+    else if (r->is_help)
+        tp__ctl_log("%s received usage help", name);
+    else
+        tp__ctl_log("%s: '%.100s' -> %s", name, line,
+                    r->ok ? "ok" : r->error ? r->error : "error");
+}
+
 /* A protocol error reply outside of any command. */
 static void send_error(tp__ctl_session *s, const char *name, const char *msg)
 {
@@ -266,14 +294,24 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
     s->width = h.width;
     const char *token = s->ctl->token;
     bool token_ok = !token || (h.token && tp__ctl_token_equal(token, h.token));
+    bool had_token = h.token != NULL;
     free(h.token);
+    char name[64];
+    if (tp__ctl_log_on()) {
+        who(s, name, sizeof name);
+        if (ok && !token_ok)
+            tp__ctl_log("%s refused: %s", name,
+                        had_token ? "wrong token" : "no token");
+        else if (!ok)
+            tp__ctl_log("%s refused: %s", name, why);
+    }
     if (ok && !token_ok) {
         /* The error waits out the delay; the connection keeps its
          * handshake place meanwhile (see tp_control_opts). */
         s->st = S_REFUSED;
         s->close_by = tp__ctl_now() + s->ctl->refuse_delay;
         send_error(s, TP__CTL_ETOKEN,
-                   h.token ? "wrong token" : "this server requires a token");
+                   had_token ? "wrong token" : "this server requires a token");
         return;
     }
     if (!ok) {
@@ -285,20 +323,23 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
         char msg[64];
         snprintf(msg, sizeof msg, "too many clients (at most %zu)",
                  s->ctl->max_clients);
+        tp__ctl_log("%s refused: %s", who(s, name, sizeof name), msg);
         send_error(s, TP__CTL_EBUSY, msg);
         close_after_output(s, s->ctl->handshake_timeout);
         return;
     }
     s->st = S_READY;
-    const char *name = tp_pool_name(s->ctl->pool);
+    const char *pool = tp_pool_name(s->ctl->pool);
+    tp__ctl_log("%s connected (%s, %s format)", who(s, name, sizeof name),
+                pool, s->json ? "json" : "text");
     if (s->json) {
         tp__ctl_reply r = {0};
-        tp__ctl_reply_result(&r, cJSON_CreateString(name));
+        tp__ctl_reply_result(&r, cJSON_CreateString(pool));
         send_reply(s, &r);
         tp__ctl_reply_clear(&r);
     } else {
         char buf[TP_NAME_MAX + 1];
-        int n = snprintf(buf, sizeof buf, "%s\n", name);
+        int n = snprintf(buf, sizeof buf, "%s\n", pool);
         queue_out(s, buf, (size_t)n);
     }
 }
@@ -333,10 +374,14 @@ static void request(tp__ctl_session *s, char *line, size_t len)
         .max_spawn = s->ctl->max_spawn,
         .help = &s->ctl->help,
     };
-    const tp__ctl_command *cmd;
+    const tp__ctl_command *cmd, *job_cmd = helper_command(&ctx, line);
     tp__ctl_args args;
     tp__ctl_reply r = {0};
-    if (helper_command(&ctx, line)) {
+    /* The parser cuts the line into tokens: the log needs a copy. */
+    char shown[104] = "";
+    if (tp__ctl_log_on())
+        snprintf(shown, sizeof shown, "%s", line);
+    if (job_cmd) {
         /* A client whose input already ended is not waited for. */
         atomic_store(&s->abandoned, s->fin_seen);
         ctx.abandoned = &s->abandoned;
@@ -345,6 +390,7 @@ static void request(tp__ctl_session *s, char *line, size_t len)
         if (rc == TP_OK) {
             s->job = true;
             s->st = S_BUSY;
+            snprintf(s->job_line, sizeof s->job_line, "%s", shown);
             return;
         }
         tp__ctl_reply_tp_error(&r, s->ctl->pool, rc);
@@ -353,6 +399,7 @@ static void request(tp__ctl_session *s, char *line, size_t len)
         tp__ctl_args_free(&args);
         r.cmd = cmd->name;
     }
+    log_outcome(s, shown, &r);
     send_reply(s, &r);
     tp__ctl_reply_clear(&r);
 }
@@ -500,6 +547,8 @@ void tp__ctl_session_free(tp__ctl_session *s)
 {
     if (!s)
         return;
+    char name[64];
+    tp__ctl_log("%s disconnected", who(s, name, sizeof name));
     if (s->fd >= 0)
         close(s->fd);
     free(s->in);
@@ -569,6 +618,7 @@ void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r)
         return;
     s->st = S_READY;
     s->last_active = tp__ctl_now();
+    log_outcome(s, s->job_line, r);
     send_reply(s, r);
     process_input(s);
 }
@@ -617,10 +667,12 @@ void tp__ctl_session_expire(tp__ctl_session *s)
     double idle = s->ctl->idle_timeout;
     bool idle_first = idle > 0 && s->last_active + idle <
                                       s->born + s->ctl->handshake_timeout;
+    char name[64];
     if (s->st == S_HANDSHAKE && !idle_first) {
         char msg[96];
         snprintf(msg, sizeof msg, "no handshake within %g seconds",
                  s->ctl->handshake_timeout);
+        tp__ctl_log("%s closed: %s", who(s, name, sizeof name), msg);
         send_error(s, TP__CTL_EPROTO, msg);
         close_after_output(s, s->ctl->handshake_timeout);
         if (s->st == S_CLOSING && s->out_off < s->out_len)
@@ -629,6 +681,9 @@ void tp__ctl_session_expire(tp__ctl_session *s)
         s->st = S_HANDSHAKE; /* lets flush_out write */
         close_after_output(s, s->ctl->handshake_timeout);
         return;
+    } else if (s->st == S_READY || s->st == S_HANDSHAKE) {
+        tp__ctl_log("%s closed: silent for %g seconds",
+                    who(s, name, sizeof name), idle);
     }
     s->st = S_DEAD;
 }

@@ -1890,6 +1890,86 @@ START_TEST(tcp_port_is_validated_at_creation)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------------ */
+/* Logging (issue 9, item 5)                                                */
+/* ------------------------------------------------------------------------ */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[16384];
+
+static void capture(tp_log_level level, const char *message, void *arg)
+{
+    (void)arg;
+    if (level != TP_LOG_DEBUG)
+        return;
+    pthread_mutex_lock(&log_mu);
+    size_t n = strlen(log_text);
+    snprintf(log_text + n, sizeof log_text - n, "%s\n", message);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static bool logged(const char *text)
+{
+    pthread_mutex_lock(&log_mu);
+    bool found = strstr(log_text, text) != NULL;
+    pthread_mutex_unlock(&log_mu);
+    return found;
+}
+
+static bool logged_pred(void *text)
+{
+    return logged(text);
+}
+
+START_TEST(server_logs_sessions_and_commands)
+{
+    log_text[0] = '\0';
+    tp_log_set(capture, NULL, TP_LOG_DEBUG);
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.token = "s3cret", .max_clients = 1};
+    tp_control *c = tcp_server(p, &o);
+    char opened[64];
+    snprintf(opened, sizeof opened, "Opened socket at 127.0.0.1:%d",
+             tp_control_port(c));
+    ck_assert(logged(opened));
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"token\": \"s3cret\", \"format\": \"json\"}",
+                 "{\"ok\":true,\"result\":\"TaskPool-demo\"}");
+    cJSON_Delete(client_json(cl, "num-running"));
+    cJSON_Delete(client_json(cl, "cancel 99"));
+    cJSON_Delete(client_json(cl, "stop"));
+    cJSON_Delete(client_json(cl, "-h"));
+    cJSON_Delete(client_json(cl, "flush"));
+    client *x = client_tcp(tp_control_port(c));
+    free(client_line(x)); /* too many clients */
+    client_close(x);
+    client_close(cl);
+    ck_assert(wait_until(logged_pred, "TCPControlClient-0 disconnected"));
+    client *bad = client_tcp(tp_control_port(c));
+    client_hello(bad, "{\"token\": \"nope\"}", "error: wrong token");
+    client_close(bad);
+    tp_control_free(c);
+    tp_log_set(NULL, NULL, TP_LOG_DEBUG);
+    const char *want[] = {
+        "TCPControlClient-0 connected (TaskPool-demo, json format)",
+        "TCPControlClient-0: 'num-running' -> ok",
+        "TCPControlClient-0: 'cancel 99' -> TP_ENOTASK",
+        "TCPControlClient-0 got an ArgumentError: 'stop'",
+        "TCPControlClient-0 received usage help",
+        "TCPControlClient-0: 'flush' -> ok",
+        "Refused a client: too many clients (at most 1)",
+        "TCPControlClient-1 refused: wrong token",
+        "TCPControlClient-0 disconnected",
+        "Closed socket at 127.0.0.1:",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(logged(want[i]), "not logged: %s\nlog:\n%s", want[i],
+                      log_text);
+    tp_pool_free(p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("control");
@@ -1960,6 +2040,7 @@ static Suite *suite(void)
     tcase_add_test(tc, token_comparison);
     tcase_add_test(tc, unix_path_too_long_is_refused_at_creation);
     tcase_add_test(tc, tcp_port_is_validated_at_creation);
+    tcase_add_test(tc, server_logs_sessions_and_commands);
     suite_add_tcase(s, tc);
     return s;
 }
