@@ -338,34 +338,27 @@ static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    if (!o) {
+    cJSON *o = tp__ctl_stats_object(&s, ctx->gauges, ctx->ngauges);
+    if (!o)
         tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+    else
+        tp__ctl_reply_result(r, o);
+}
+
+static void h_metrics(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+                      tp__ctl_reply *r)
+{
+    (void)a;
+    tp_stats s;
+    int rc = tp_get_stats(ctx->pool, &s);
+    if (rc != TP_OK) {
+        tp__ctl_reply_tp_error(r, ctx->pool, rc);
         return;
     }
-    if (s.pool_size == TP_UNLIMITED)
-        cJSON_AddNullToObject(o, "pool_size");
-    else
-        cJSON_AddNumberToObject(o, "pool_size", (double)s.pool_size);
-    const struct {
-        const char *k;
-        double v;
-    } f[] = {
-        {"running", (double)s.running},
-        {"cancelled", (double)s.cancelled},
-        {"ended", (double)s.ended},
-        {"pending", (double)s.pending},
-        {"groups", (double)s.groups},
-        {"threads", (double)s.threads},
-        {"idle_threads", (double)s.idle_threads},
-        {"total_started", (double)s.total_started},
-        {"total_ended", (double)s.total_ended},
-        {"total_cancelled", (double)s.total_cancelled},
-        {"total_failed", (double)s.total_failed},
-    };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        cJSON_AddNumberToObject(o, f[i].k, f[i].v);
-    tp__ctl_reply_result(r, o);
+    /* Printed verbatim, like a help text: the exposition, then a blank
+     * line that ends the response. */
+    tp__ctl_reply_help(r, tp__ctl_metrics_text(tp_pool_name(ctx->pool), &s,
+                                               ctx->gauges, ctx->ngauges));
 }
 
 static void h_help(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
@@ -671,6 +664,9 @@ const tp__ctl_command tp__ctl_commands[] = {
      "each task receives its element), at most NUM_CONCURRENT at once, as a "
      "new group, and prints the group's name.",
      ARGS(map_args), TP__CTL_GENERAL | TP__CTL_OFFLOAD, h_map},
+    {"metrics",
+     "Shows the pool's counters and gauges in the Prometheus text format.",
+     NULL, NOARGS, TP__CTL_EXTRA, h_metrics},
     {"num-cancelled", "Number of tasks cancelled that have not yet ended.",
      NULL, NOARGS, 0, h_num_cancelled},
     {"num-ended", "Number of tasks that ended and are not yet flushed.", NULL,

@@ -90,6 +90,29 @@ int tp__ctl_registry_add(tp__ctl_registry *reg, const char *name, tp_fn fn,
 void tp__ctl_registry_free(tp__ctl_registry *reg);
 
 /* ------------------------------------------------------------------------ */
+/* Gauges, stats and metrics (metrics.c)                                    */
+/* ------------------------------------------------------------------------ */
+
+/* An application value registered with tp_control_register_gauge. */
+typedef struct tp__ctl_gauge {
+    char *name;
+    double (*fn)(void *arg);
+    void *arg;
+} tp__ctl_gauge;
+
+/* A gauge name: [A-Za-z_][A-Za-z0-9_]*, under 64 bytes, and neither a
+ * `stats` key nor the start of a built-in metric's name. */
+bool tp__ctl_gauge_name_ok(const char *name);
+/* The `stats` object: pool_size (null: unlimited), every tp_stats field,
+ * then the gauges (their callbacks are called). NULL on ENOMEM. */
+cJSON *tp__ctl_stats_object(const tp_stats *s, const tp__ctl_gauge *g,
+                            size_t ng);
+/* The Prometheus text exposition of s and the gauges, every sample
+ * labelled pool="<pool>"; malloc'd, NULL on ENOMEM. */
+char *tp__ctl_metrics_text(const char *pool, const tp_stats *s,
+                           const tp__ctl_gauge *g, size_t ng);
+
+/* ------------------------------------------------------------------------ */
 /* Command table and argument parsing                                       */
 /* ------------------------------------------------------------------------ */
 
@@ -189,6 +212,8 @@ typedef struct tp__ctl_ctx {
     int width;                  /* the client's terminal width */
     size_t max_spawn;           /* largest apply -n / start N */
     struct tp__ctl_help_cache *help; /* or NULL; control thread only */
+    const tp__ctl_gauge *gauges;     /* registered gauges */
+    size_t ngauges;
     /* Blocking commands only (else NULL): set once the client that asked
      * is gone, so that nobody waits for the reply. */
     const atomic_int *abandoned;

@@ -812,6 +812,34 @@ TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
     return rc;
 }
 
+TP_API int tp_control_register_gauge(tp_control *ctl, const char *name,
+                                     double (*fn)(void *arg), void *arg)
+{
+    if (!ctl || !fn || !tp__ctl_gauge_name_ok(name))
+        return TP_EINVAL;
+    pthread_mutex_lock(&ctl->stop_mu);
+    int rc = ctl->started ? TP_EINVAL : TP_OK;
+    for (size_t i = 0; rc == TP_OK && i < ctl->ngauges; i++)
+        if (strcmp(ctl->gauges[i].name, name) == 0)
+            rc = TP_EGROUP_EXISTS;
+    tp__ctl_gauge *v = NULL;
+    char *copy = NULL;
+    if (rc == TP_OK) {
+        v = realloc(ctl->gauges, (ctl->ngauges + 1) * sizeof *v);
+        copy = strdup(name);
+        if (v)
+            ctl->gauges = v;
+        if (!v || !copy)
+            rc = TP_ENOMEM;
+    }
+    if (rc == TP_OK)
+        ctl->gauges[ctl->ngauges++] = (tp__ctl_gauge){copy, fn, arg};
+    else
+        free(copy);
+    pthread_mutex_unlock(&ctl->stop_mu);
+    return rc;
+}
+
 TP_API int tp_control_start(tp_control *ctl)
 {
     if (!ctl)
@@ -909,6 +937,9 @@ TP_API void tp_control_free(tp_control *ctl)
     free(ctl->pfd);
     tp__ctl_help_cache_free(&ctl->help);
     tp__ctl_registry_free(&ctl->reg);
+    for (size_t i = 0; i < ctl->ngauges; i++)
+        free(ctl->gauges[i].name);
+    free(ctl->gauges);
     free(ctl->host);
     free(ctl->port);
     free(ctl->path);

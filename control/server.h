@@ -41,6 +41,8 @@ struct tp_control {
     size_t out_high;     /* pending output that stops reading requests */
     /* Written only before start (registration), read-only afterwards. */
     tp__ctl_registry reg;
+    tp__ctl_gauge *gauges;
+    size_t ngauges;
     bool started;
 
     /* Set by start, read-only while serving. */

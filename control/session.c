@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 
 typedef enum {
     S_HANDSHAKE, /* waiting for the client's JSON line */
+    S_HTTP,      /* "GET /metrics HTTP/1.x" came instead: reading headers */
     S_REFUSED,   /* wrong token: the error waits out ctl->refuse_delay */
     S_READY,     /* serving requests */
     S_BUSY,      /* a blocking command runs for this session */
@@ -54,6 +56,8 @@ struct tp__ctl_session {
     uint64_t turn;      /* the control thread's turn that accepted it */
     bool fin_seen;      /* the input ended while a job ran */
     char job_line[104]; /* the job's request, for the log (if on) */
+    bool http_found;    /* S_HTTP: the path is /metrics */
+    bool http_authed;   /* S_HTTP: the Authorization header holds the token */
     bool job;           /* a command runs for this session on a helper */
     atomic_int abandoned; /* the client is gone; read by the job's helper */
 };
@@ -158,6 +162,12 @@ bool tp__ctl_token_equal(const char *secret, const char *given)
         diff |= (unsigned char)(secret[j] ^ given[i]);
     }
     return diff == 0;
+}
+
+/* Whether the session reads lines now. */
+static bool reading(const tp__ctl_session *s)
+{
+    return s->st == S_READY || s->st == S_HANDSHAKE || s->st == S_HTTP;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -265,7 +275,7 @@ static void log_outcome(const tp__ctl_session *s, const char *line,
     who(s, name, sizeof name);
     if (r->is_usage)
         tp__ctl_log("%s got an ArgumentError: '%.100s'", name, line);
-    else if (r->is_help)
+    else if (r->is_help && !(r->cmd && strcmp(r->cmd, "metrics") == 0))
         tp__ctl_log("%s received usage help", name);
     else
         tp__ctl_log("%s: '%.100s' -> %s", name, line,
@@ -373,6 +383,8 @@ static void request(tp__ctl_session *s, char *line, size_t len)
         .width = s->width,
         .max_spawn = s->ctl->max_spawn,
         .help = &s->ctl->help,
+        .gauges = s->ctl->gauges,
+        .ngauges = s->ctl->ngauges,
     };
     const tp__ctl_command *cmd, *job_cmd = helper_command(&ctx, line);
     tp__ctl_args args;
@@ -404,6 +416,87 @@ static void request(tp__ctl_session *s, char *line, size_t len)
     tp__ctl_reply_clear(&r);
 }
 
+/* ------------------------------------------------------------------------ */
+/* HTTP: GET /metrics instead of a handshake, so Prometheus scrapes the port */
+/* ------------------------------------------------------------------------ */
+
+/* True (and S_HTTP entered) if the first line is an HTTP/1.x GET. */
+static bool http_start(tp__ctl_session *s, const char *line, size_t len)
+{
+    if (len < 14 || strncmp(line, "GET ", 4) != 0 ||
+        (strcmp(line + len - 9, " HTTP/1.1") != 0 &&
+         strcmp(line + len - 9, " HTTP/1.0") != 0))
+        return false;
+    size_t plen = len - 13;
+    const char *path = line + 4;
+    s->http_found = plen >= 8 && strncmp(path, "/metrics", 8) == 0 &&
+                    (plen == 8 || path[8] == '?');
+    s->http_authed = s->ctl->token == NULL;
+    s->st = S_HTTP;
+    return true;
+}
+
+static void http_respond(tp__ctl_session *s, const char *status,
+                         const char *extra, const char *body)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %s\r\nContent-Type: %s\r\n%s"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status,
+                     strncmp(status, "200", 3) == 0
+                         ? "text/plain; version=0.0.4; charset=utf-8"
+                         : "text/plain; charset=utf-8",
+                     extra, strlen(body));
+    queue_out(s, head, (size_t)n);
+    queue_out(s, body, strlen(body));
+}
+
+/* One header line of a GET (len 0: the end of the headers). */
+static void http_line(tp__ctl_session *s, const char *line, size_t len)
+{
+    static const char auth[] = "authorization:";
+    if (len > 0) {
+        if (strncasecmp(line, auth, sizeof auth - 1) == 0 && s->ctl->token) {
+            const char *v = line + sizeof auth - 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            s->http_authed = strncasecmp(v, "Bearer ", 7) == 0 &&
+                             tp__ctl_token_equal(s->ctl->token, v + 7);
+        }
+        return;
+    }
+    char name[64];
+    who(s, name, sizeof name);
+    if (!s->http_found) {
+        tp__ctl_log("%s: HTTP GET of an unknown path", name);
+        http_respond(s, "404 Not Found", "", "Only /metrics is served.\n");
+    } else if (!s->http_authed) {
+        /* Like a wrong token in a handshake: answered after the delay. */
+        tp__ctl_log("%s refused: HTTP GET without the token", name);
+        s->st = S_REFUSED;
+        s->close_by = tp__ctl_now() + s->ctl->refuse_delay;
+        http_respond(s, "401 Unauthorized",
+                     "WWW-Authenticate: Bearer realm=\"taskpool\"\r\n",
+                     "This server requires Authorization: Bearer TOKEN.\n");
+        return;
+    } else {
+        tp_stats st;
+        char *text = NULL;
+        if (tp_get_stats(s->ctl->pool, &st) == TP_OK)
+            text = tp__ctl_metrics_text(tp_pool_name(s->ctl->pool), &st,
+                                        s->ctl->gauges, s->ctl->ngauges);
+        tp__ctl_log("%s: HTTP GET /metrics -> %s", name, text ? "200" : "500");
+        if (text)
+            http_respond(s, "200 OK", "", text);
+        else
+            http_respond(s, "500 Internal Server Error", "",
+                         "out of memory\n");
+        free(text);
+    }
+    close_after_output(s, s->ctl->handshake_timeout);
+}
+
 /* Handles one line without its newline (s->in[0..len)). */
 static void line(tp__ctl_session *s, char *p, size_t len)
 {
@@ -416,8 +509,13 @@ static void line(tp__ctl_session *s, char *p, size_t len)
         len--;
     }
     p[len] = '\0';
+    if (s->st == S_HTTP) {
+        http_line(s, p, len);
+        return;
+    }
     if (s->st == S_HANDSHAKE) {
-        handshake(s, p, len);
+        if (!http_start(s, p, len))
+            handshake(s, p, len);
         return;
     }
     if (len == 0)
@@ -436,7 +534,7 @@ static void line(tp__ctl_session *s, char *p, size_t len)
 static void process_input(tp__ctl_session *s)
 {
     size_t start = 0;
-    while ((s->st == S_READY || s->st == S_HANDSHAKE) &&
+    while (reading(s) &&
            s->out_len - s->out_off < s->ctl->out_high) {
         char *nl = memchr(s->in + start, '\n', s->in_len - start);
         if (!nl)
@@ -452,20 +550,20 @@ static void process_input(tp__ctl_session *s)
         memmove(s->in, s->in + start, s->in_len - start);
         s->in_len -= start;
     }
-    if (s->eof && (s->st == S_READY || s->st == S_HANDSHAKE) &&
+    if (s->eof && reading(s) &&
         !memchr(s->in, '\n', s->in_len)) {
         /* Every line answered: write what is left, then close. */
         s->st = S_CLOSING;
         flush_out(s);
         return;
     }
-    if (s->in_len == s->in_cap && (s->st == S_READY || s->st == S_HANDSHAKE)) {
+    if (s->in_len == s->in_cap && reading(s)) {
         /* A full buffer without a newline: the line is too long. */
         if (!s->discarding) {
             char msg[96];
             snprintf(msg, sizeof msg, "the line is longer than %zu bytes",
                      s->ctl->max_line);
-            bool was_handshake = s->st == S_HANDSHAKE;
+            bool was_handshake = s->st != S_READY;
             send_error(s, TP__CTL_ETOOLONG, msg);
             if (was_handshake)
                 close_after_output(s, s->ctl->handshake_timeout);
@@ -572,7 +670,7 @@ short tp__ctl_session_events(const tp__ctl_session *s)
     bool pending = s->out_off < s->out_len;
     if (pending)
         ev |= POLLOUT;
-    if ((s->st == S_READY || s->st == S_HANDSHAKE) && !s->eof &&
+    if (reading(s) && !s->eof &&
         s->out_len - s->out_off < s->ctl->out_high && s->in_len < s->in_cap)
         ev |= POLLIN;
     /* While busy, only the end of the client's input matters: a TCP FIN
@@ -607,7 +705,7 @@ void tp__ctl_session_io(tp__ctl_session *s, short revents)
         return;
     }
     if ((revents & (POLLIN | POLLHUP | POLLERR)) &&
-        (s->st == S_READY || s->st == S_HANDSHAKE))
+        reading(s))
         read_input(s);
 }
 
@@ -647,7 +745,8 @@ double tp__ctl_session_deadline(const tp__ctl_session *s)
     double idle = s->ctl->idle_timeout;
     double idle_dl = idle > 0 ? s->last_active + idle : 0;
     switch (s->st) {
-    case S_HANDSHAKE: {
+    case S_HANDSHAKE:
+    case S_HTTP: {
         double dl = s->born + s->ctl->handshake_timeout;
         return idle_dl > 0 && idle_dl < dl ? idle_dl : dl;
     }
@@ -668,7 +767,7 @@ void tp__ctl_session_expire(tp__ctl_session *s)
     bool idle_first = idle > 0 && s->last_active + idle <
                                       s->born + s->ctl->handshake_timeout;
     char name[64];
-    if (s->st == S_HANDSHAKE && !idle_first) {
+    if ((s->st == S_HANDSHAKE || s->st == S_HTTP) && !idle_first) {
         char msg[96];
         snprintf(msg, sizeof msg, "no handshake within %g seconds",
                  s->ctl->handshake_timeout);
@@ -681,7 +780,7 @@ void tp__ctl_session_expire(tp__ctl_session *s)
         s->st = S_HANDSHAKE; /* lets flush_out write */
         close_after_output(s, s->ctl->handshake_timeout);
         return;
-    } else if (s->st == S_READY || s->st == S_HANDSHAKE) {
+    } else if (reading(s)) {
         tp__ctl_log("%s closed: silent for %g seconds",
                     who(s, name, sizeof name), idle);
     }
@@ -690,13 +789,14 @@ void tp__ctl_session_expire(tp__ctl_session *s)
 
 bool tp__ctl_session_handshaking(const tp__ctl_session *s)
 {
-    return s->st == S_HANDSHAKE || s->st == S_REFUSED ||
+    return s->st == S_HANDSHAKE || s->st == S_HTTP || s->st == S_REFUSED ||
            (s->st == S_CLOSING && s->close_by > 0);
 }
 
 bool tp__ctl_session_evictable(const tp__ctl_session *s)
 {
-    return (s->st == S_HANDSHAKE || (s->st == S_CLOSING && s->close_by > 0)) &&
+    return (s->st == S_HANDSHAKE || s->st == S_HTTP ||
+            (s->st == S_CLOSING && s->close_by > 0)) &&
            s->turn != s->ctl->turn;
 }
 

@@ -111,6 +111,22 @@ TP_API int tp_control_register(tp_control *ctl, const char *name, tp_fn fn);
 TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
                                         tp_callback cb, void *arg);
 
+/* Registers an application value (a queue's backlog, say) under name
+ * (copied), shown by `stats` as name=VALUE and by `metrics` (and an HTTP
+ * scrape of the port) as the gauge taskpool_<name>{pool="..."}. fn(arg) is
+ * called on the control thread, no library lock held, each time one of
+ * those is answered: it must be quick, must not block, and must be safe
+ * to call concurrently with the application's own threads (read an
+ * atomic, or take a short lock of the application's). It must not call
+ * tp_control_stop or tp_control_free of this server.
+ * Errors: TP_EINVAL (NULL ctl or fn, a name not matching
+ * [A-Za-z_][A-Za-z0-9_]* or of 64 bytes or more, a name of a built-in
+ * stats key or metric, or the server already started), TP_EGROUP_EXISTS
+ * (a gauge with that name exists), TP_ENOMEM.
+ * Thread safety: any thread, before tp_control_start. */
+TP_API int tp_control_register_gauge(tp_control *ctl, const char *name,
+                                     double (*fn)(void *arg), void *arg);
+
 /* Binds and listens; the socket accepts connections when this returns, and
  * a control thread serves it. A server starts at most once. Errors:
  * TP_EINVAL (NULL, or already started), TP_ESYS (the address could not be

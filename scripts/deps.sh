@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages taskpool needs, if any are missing.
 #   scripts/deps.sh          build dependencies
-#   scripts/deps.sh --test   also clang and its runtimes, for the fuzz target
+#   scripts/deps.sh --test   also clang and its runtimes (fuzz targets),
+#                            promtool (prometheus) and curl (metrics tests)
 #   scripts/deps.sh --bench  also the optional benchmark peers (GLib, libuv)
 set -euo pipefail
 pkgs="cmake make gcc pkg-config check libcjson-dev libedit-dev"
 case "${1:-}" in
-  --test) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+  --test) pkgs="$pkgs clang libclang-rt-14-dev prometheus curl" ;;
   --bench) pkgs="$pkgs libglib2.0-dev libuv1-dev" ;;
 esac
 missing=""

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -338,7 +339,8 @@ START_TEST(simple_pool_transcript)
                  "help.): invalid choice: 'bogus' (choose from 'cancel', "
                  "'cancel-all', 'cancel-group', 'exit', 'flush', "
                  "'func-name', 'gather-and-close', 'get-group-ids', 'help', "
-                 "'is-full', 'is-locked', 'lock', 'num-cancelled', "
+                 "'is-full', 'is-locked', 'lock', 'metrics', "
+                 "'num-cancelled', "
                  "'num-ended', 'num-running', 'pool-size', 'start', "
                  "'stats', 'stop', 'stop-all', 'unlock', 'until-closed')\n\n");
     CMD_BLOCK_IS(cl, "stop",
@@ -1517,6 +1519,24 @@ static bool readable_within(int fd, int ms)
     return poll(&pf, 1, (int)(ms * time_multiplier())) == 1;
 }
 
+/* A text client, retried while the server still counts a session that
+ * just left (it notices the departure on its next turn). */
+static client *admitted(tp_control *c)
+{
+    for (int i = 0; i < 1000; i++) {
+        client *cl = client_tcp(tp_control_port(c));
+        client_send_line(cl, "{}");
+        char *l = client_line(cl);
+        bool in = l && strcmp(l, "TaskPool-demo") == 0;
+        free(l);
+        if (in)
+            return cl;
+        client_close(cl);
+    }
+    ck_abort_msg("no place became free");
+    return NULL;
+}
+
 START_TEST(tcp_fin_during_until_closed_frees_place_and_helper)
 {
     /* A TCP client that closed normally while until-closed ran for it kept
@@ -1527,7 +1547,7 @@ START_TEST(tcp_fin_during_until_closed_frees_place_and_helper)
     tp_control *c = tcp_server(p, &o);
     long base = thread_count();
     for (int i = 0; i < 3; i++) {
-        client *cl = text_client(c, "TaskPool-demo");
+        client *cl = admitted(c);
         client_send_line(cl, "until-closed");
         want_threads = base + 1;
         ck_assert(wait_until(threads_are_wanted, NULL));
@@ -1537,20 +1557,8 @@ START_TEST(tcp_fin_during_until_closed_frees_place_and_helper)
                       "round %d: %ld threads, want %ld", i, thread_count(),
                       base);
     }
-    /* The place is free again (retried: the server may not have reaped
-     * the last session when the helper ended). */
-    client *cl = NULL;
-    for (int i = 0; i < 1000 && !cl; i++) {
-        cl = client_tcp(tp_control_port(c));
-        client_send_line(cl, "{}");
-        char *l = client_line(cl);
-        if (!l || strcmp(l, "TaskPool-demo") != 0) {
-            client_close(cl);
-            cl = NULL;
-        }
-        free(l);
-    }
-    ck_assert_ptr_nonnull(cl);
+    /* The place is free again (before the fix, never). */
+    client *cl = admitted(c);
     CMD_IS(cl, "is-locked", "False");
     client_close(cl);
     finish(c, p);
@@ -1970,6 +1978,147 @@ START_TEST(server_logs_sessions_and_commands)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------------ */
+/* Gauges and metrics (issue 9, items 2 and 4)                              */
+/* ------------------------------------------------------------------------ */
+
+static atomic_int backlog;
+
+static double read_backlog(void *arg)
+{
+    return (double)atomic_load((atomic_int *)arg);
+}
+
+/* Runs a shell command with the text on its standard input; its exit
+ * status. */
+static int pipe_to(const char *cmd, const char *text)
+{
+    FILE *f = popen(cmd, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    return pclose(f);
+}
+
+/* The whole output of a shell command (malloc'd). */
+static char *run_cmd(const char *cmd)
+{
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    size_t n;
+    while ((n = fread(out + len, 1, cap - 1 - len, f)) > 0)
+        len += n;
+    out[len] = '\0';
+    pclose(f);
+    return out;
+}
+
+START_TEST(gauges_are_validated_and_shown_in_stats)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", NULL);
+    ck_assert_int_eq(tp_control_register_gauge(c, "queue_backlog",
+                                               read_backlog, &backlog),
+                     TP_OK);
+    ck_assert_int_eq(tp_control_register_gauge(c, "queue_backlog",
+                                               read_backlog, &backlog),
+                     TP_EGROUP_EXISTS);
+    const char *bad[] = {"", "1x", "a-b", "a b", "running", "pool_size",
+                         "tasks_running", "threads_extra"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(tp_control_register_gauge(c, bad[i], read_backlog,
+                                                &backlog) == TP_EINVAL,
+                      "gauge '%s' accepted", bad[i]);
+    ck_assert_int_eq(tp_control_register_gauge(c, "x", NULL, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    ck_assert_int_eq(tp_control_register_gauge(c, "late", read_backlog, NULL),
+                     TP_EINVAL);
+    atomic_store(&backlog, 42);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "stats",
+           "pool_size=3 running=0 cancelled=0 ended=0 pending=0 groups=0 "
+           "threads=0 idle_threads=0 total_started=0 total_ended=0 "
+           "total_cancelled=0 total_failed=0 queue_backlog=42");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
+{
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.token = "s3cret"};
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", &o);
+    ck_assert_int_eq(tp_control_register(c, "sleep", record), TP_OK);
+    ck_assert_int_eq(tp_control_register_gauge(c, "queue_backlog",
+                                               read_backlog, &backlog),
+                     TP_OK);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    atomic_store(&backlog, 7);
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+    CMD_IS(cl, "apply sleep -n 2", "apply-sleep-group-0");
+    ck_assert(counter_wait(&started, 2));
+    client_send_line(cl, "metrics");
+    char *text = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(text);
+    text[strlen(text) - 1] = '\0'; /* the blank line ends the response */
+    ck_assert_msg(strstr(text, "# TYPE taskpool_tasks_running gauge\n"
+                               "taskpool_tasks_running{pool=\"TaskPool-demo\"}"
+                               " 2\n") != NULL,
+                  "%s", text);
+    ck_assert(strstr(text, "taskpool_tasks_started_total{pool=\"TaskPool-demo\"}"
+                           " 2\n") != NULL);
+    ck_assert(strstr(text, "taskpool_queue_backlog{pool=\"TaskPool-demo\"} "
+                           "7\n") != NULL);
+    ck_assert(strstr(text, "taskpool_pool_size{pool=\"TaskPool-demo\"} 3\n") !=
+              NULL);
+    if (system("command -v promtool >/dev/null 2>&1") == 0)
+        ck_assert_int_eq(pipe_to("promtool check metrics", text), 0);
+    else
+        ck_assert_msg(getenv("TP_NO_PROMTOOL"),
+                      "promtool is missing (scripts/deps.sh --test)");
+    /* The same text over HTTP, as Prometheus scrapes it. */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "curl -s -H 'Authorization: Bearer s3cret' "
+             "http://127.0.0.1:%d/metrics",
+             tp_control_port(c));
+    char *body = run_cmd(cmd);
+    ck_assert_str_eq(body, text);
+    free(body);
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code}' "
+             "http://127.0.0.1:%d/metrics",
+             tp_control_port(c));
+    body = run_cmd(cmd);
+    ck_assert_str_eq(body, "401");
+    free(body);
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code}' "
+             "-H 'Authorization: Bearer s3cret' http://127.0.0.1:%d/other",
+             tp_control_port(c));
+    body = run_cmd(cmd);
+    ck_assert_str_eq(body, "404");
+    free(body);
+    free(text);
+    /* JSON mode: the text as a string. */
+    client *j = client_tcp(tp_control_port(c));
+    client_hello(j, "{\"token\": \"s3cret\", \"format\": \"json\"}",
+                 "{\"ok\":true,\"result\":\"TaskPool-demo\"}");
+    cJSON *r = client_json(j, "metrics");
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r, "result");
+    ck_assert(cJSON_IsString(res));
+    ck_assert(strncmp(res->valuestring, "# HELP taskpool_pool_size ", 26) == 0);
+    cJSON_Delete(r);
+    client_close(j);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("control");
@@ -2041,6 +2190,8 @@ static Suite *suite(void)
     tcase_add_test(tc, unix_path_too_long_is_refused_at_creation);
     tcase_add_test(tc, tcp_port_is_validated_at_creation);
     tcase_add_test(tc, server_logs_sessions_and_commands);
+    tcase_add_test(tc, gauges_are_validated_and_shown_in_stats);
+    tcase_add_test(tc, metrics_pass_promtool_over_the_protocol_and_http);
     suite_add_tcase(s, tc);
     return s;
 }
