@@ -345,8 +345,7 @@ static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
         tp__ctl_reply_result(r, o);
 }
 
-static void h_metrics(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                      tp__ctl_reply *r)
+static void h_metrics(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     tp_stats s;

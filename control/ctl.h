@@ -208,9 +208,9 @@ typedef struct tp__ctl_ctx {
     tp_pool *pool;
     bool simple; /* a SimpleTaskPool */
     const tp__ctl_registry *reg;
-    const atomic_int *stopping; /* set when the server stops */
-    int width;                  /* the client's terminal width */
-    size_t max_spawn;           /* largest apply -n / start N */
+    const atomic_int *stopping;      /* set when the server stops */
+    int width;                       /* the client's terminal width */
+    size_t max_spawn;                /* largest apply -n / start N */
     struct tp__ctl_help_cache *help; /* or NULL; control thread only */
     const tp__ctl_gauge *gauges;     /* registered gauges */
     size_t ngauges;

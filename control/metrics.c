@@ -25,8 +25,14 @@ typedef struct stat_field {
     size_t offset; /* in tp_stats; a size_t, or a uint64_t for counters */
 } stat_field;
 
-#define SIZE_FIELD(k, m, h) {#k, m, "gauge", h, offsetof(tp_stats, k)}
-#define TOTAL_FIELD(k, m, h) {#k, m, "counter", h, offsetof(tp_stats, k)}
+#define SIZE_FIELD(k, m, h)                                                    \
+    {                                                                          \
+#k, m, "gauge", h, offsetof(tp_stats, k)                               \
+    }
+#define TOTAL_FIELD(k, m, h)                                                   \
+    {                                                                          \
+#k, m, "counter", h, offsetof(tp_stats, k)                             \
+    }
 
 static const stat_field stat_fields[] = {
     SIZE_FIELD(running, "tasks_running", "Tasks running now."),
@@ -143,8 +149,7 @@ char *tp__ctl_metrics_text(const char *pool, const tp_stats *s,
     emit_family(&b, "pool_size", "gauge",
                 "Most tasks running at once (+Inf: no limit).");
     emit_sample(&b, "pool_size", pool,
-                s->pool_size == TP_UNLIMITED ? INFINITY
-                                             : (double)s->pool_size);
+                s->pool_size == TP_UNLIMITED ? INFINITY : (double)s->pool_size);
     for (size_t i = 0; i < NFIELDS; i++) {
         const stat_field *f = &stat_fields[i];
         emit_family(&b, f->metric, f->type, f->help);

@@ -400,8 +400,8 @@ static bool turn(tp_control *ctl, int max_wait)
     }
     struct pollfd *pfd = ctl->pfd;
     pfd[0] = (struct pollfd){ctl->wake[0], POLLIN, 0};
-    pfd[1] = (struct pollfd){ctl->listen_fd,
-                             ctl->accept_paused ? 0 : POLLIN, 0};
+    pfd[1] =
+        (struct pollfd){ctl->listen_fd, ctl->accept_paused ? 0 : POLLIN, 0};
     size_t n = 2;
     for (size_t i = 0; i < ctl->nsessions && n < ctl->pfd_cap; i++) {
         tp__ctl_session *s = ctl->sessions[i];

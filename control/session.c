@@ -49,16 +49,16 @@ struct tp__ctl_session {
     size_t in_len, in_cap;
     char *out;
     size_t out_off, out_len, out_cap;
-    double born;        /* when accepted */
-    double last_active; /* when the client last sent bytes */
-    double close_by;    /* refused: when to answer; closing: when to give
-                         * up on a client that does not read; else 0 */
-    uint64_t turn;      /* the control thread's turn that accepted it */
-    bool fin_seen;      /* the input ended while a job ran */
-    char job_line[104]; /* the job's request, for the log (if on) */
-    bool http_found;    /* S_HTTP: the path is /metrics */
-    bool http_authed;   /* S_HTTP: the Authorization header holds the token */
-    bool job;           /* a command runs for this session on a helper */
+    double born;          /* when accepted */
+    double last_active;   /* when the client last sent bytes */
+    double close_by;      /* refused: when to answer; closing: when to give
+                           * up on a client that does not read; else 0 */
+    uint64_t turn;        /* the control thread's turn that accepted it */
+    bool fin_seen;        /* the input ended while a job ran */
+    char job_line[104];   /* the job's request, for the log (if on) */
+    bool http_found;      /* S_HTTP: the path is /metrics */
+    bool http_authed;     /* S_HTTP: the Authorization header holds the token */
+    bool job;             /* a command runs for this session on a helper */
     atomic_int abandoned; /* the client is gone; read by the job's helper */
 };
 
@@ -279,7 +279,9 @@ static void log_outcome(const tp__ctl_session *s, const char *line,
         tp__ctl_log("%s received usage help", name);
     else
         tp__ctl_log("%s: '%.100s' -> %s", name, line,
-                    r->ok ? "ok" : r->error ? r->error : "error");
+                    r->ok      ? "ok"
+                    : r->error ? r->error
+                               : "error");
 }
 
 /* A protocol error reply outside of any command. */
@@ -340,8 +342,8 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
     }
     s->st = S_READY;
     const char *pool = tp_pool_name(s->ctl->pool);
-    tp__ctl_log("%s connected (%s, %s format)", who(s, name, sizeof name),
-                pool, s->json ? "json" : "text");
+    tp__ctl_log("%s connected (%s, %s format)", who(s, name, sizeof name), pool,
+                s->json ? "json" : "text");
     if (s->json) {
         tp__ctl_reply r = {0};
         tp__ctl_reply_result(&r, cJSON_CreateString(pool));
@@ -370,7 +372,7 @@ static const tp__ctl_command *helper_command(const tp__ctl_ctx *ctx,
     name[n] = '\0';
     const tp__ctl_command *cmd = tp__ctl_command_find(name, ctx->simple);
     return cmd && (cmd->flags & (TP__CTL_BLOCKING | TP__CTL_OFFLOAD)) ? cmd
-                                                                       : NULL;
+                                                                      : NULL;
 }
 
 static void request(tp__ctl_session *s, char *line, size_t len)
@@ -490,8 +492,7 @@ static void http_line(tp__ctl_session *s, const char *line, size_t len)
         if (text)
             http_respond(s, "200 OK", "", text);
         else
-            http_respond(s, "500 Internal Server Error", "",
-                         "out of memory\n");
+            http_respond(s, "500 Internal Server Error", "", "out of memory\n");
         free(text);
     }
     close_after_output(s, s->ctl->handshake_timeout);
@@ -534,8 +535,7 @@ static void line(tp__ctl_session *s, char *p, size_t len)
 static void process_input(tp__ctl_session *s)
 {
     size_t start = 0;
-    while (reading(s) &&
-           s->out_len - s->out_off < s->ctl->out_high) {
+    while (reading(s) && s->out_len - s->out_off < s->ctl->out_high) {
         char *nl = memchr(s->in + start, '\n', s->in_len - start);
         if (!nl)
             break;
@@ -550,8 +550,7 @@ static void process_input(tp__ctl_session *s)
         memmove(s->in, s->in + start, s->in_len - start);
         s->in_len -= start;
     }
-    if (s->eof && reading(s) &&
-        !memchr(s->in, '\n', s->in_len)) {
+    if (s->eof && reading(s) && !memchr(s->in, '\n', s->in_len)) {
         /* Every line answered: write what is left, then close. */
         s->st = S_CLOSING;
         flush_out(s);
@@ -670,8 +669,8 @@ short tp__ctl_session_events(const tp__ctl_session *s)
     bool pending = s->out_off < s->out_len;
     if (pending)
         ev |= POLLOUT;
-    if (reading(s) && !s->eof &&
-        s->out_len - s->out_off < s->ctl->out_high && s->in_len < s->in_cap)
+    if (reading(s) && !s->eof && s->out_len - s->out_off < s->ctl->out_high &&
+        s->in_len < s->in_cap)
         ev |= POLLIN;
     /* While busy, only the end of the client's input matters: a TCP FIN
      * (the client closed, or shut down its writing side) or a hang-up
@@ -704,8 +703,7 @@ void tp__ctl_session_io(tp__ctl_session *s, short revents)
         atomic_store(&s->abandoned, 1);
         return;
     }
-    if ((revents & (POLLIN | POLLHUP | POLLERR)) &&
-        reading(s))
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) && reading(s))
         read_input(s);
 }
 
@@ -764,8 +762,8 @@ double tp__ctl_session_deadline(const tp__ctl_session *s)
 void tp__ctl_session_expire(tp__ctl_session *s)
 {
     double idle = s->ctl->idle_timeout;
-    bool idle_first = idle > 0 && s->last_active + idle <
-                                      s->born + s->ctl->handshake_timeout;
+    bool idle_first =
+        idle > 0 && s->last_active + idle < s->born + s->ctl->handshake_timeout;
     char name[64];
     if ((s->st == S_HANDSHAKE || s->st == S_HTTP) && !idle_first) {
         char msg[96];

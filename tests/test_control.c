@@ -1500,7 +1500,6 @@ START_TEST(two_servers_serve_one_pool)
 }
 END_TEST
 
-
 /* ------------------------------------------------------------------------ */
 /* Hardening (issue 7): each test failed before its fix                     */
 /* ------------------------------------------------------------------------ */
@@ -1766,8 +1765,8 @@ START_TEST(unfinished_handshakes_do_not_lock_out_a_client_with_the_token)
     /* Connections that never complete a handshake used to take the places
      * of sessions: with max_clients 2, two of them locked everybody out. */
     tp_pool *p = general_pool(3);
-    tp_control_opts o = {.token = "s3cret", .max_clients = 2,
-                         .max_handshakes = 4};
+    tp_control_opts o = {
+        .token = "s3cret", .max_clients = 2, .max_handshakes = 4};
     tp_control *c = tcp_server(p, &o);
     enum { N = 12 };
     client *junk[N];
@@ -1898,7 +1897,6 @@ START_TEST(tcp_port_is_validated_at_creation)
 }
 END_TEST
 
-
 /* ------------------------------------------------------------------------ */
 /* Logging (issue 9, item 5)                                                */
 /* ------------------------------------------------------------------------ */
@@ -1978,7 +1976,6 @@ START_TEST(server_logs_sessions_and_commands)
 }
 END_TEST
 
-
 /* ------------------------------------------------------------------------ */
 /* Gauges and metrics (issue 9, items 2 and 4)                              */
 /* ------------------------------------------------------------------------ */
@@ -2019,14 +2016,15 @@ START_TEST(gauges_are_validated_and_shown_in_stats)
 {
     tp_pool *p = general_pool(3);
     tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", NULL);
-    ck_assert_int_eq(tp_control_register_gauge(c, "queue_backlog",
-                                               read_backlog, &backlog),
-                     TP_OK);
-    ck_assert_int_eq(tp_control_register_gauge(c, "queue_backlog",
-                                               read_backlog, &backlog),
-                     TP_EGROUP_EXISTS);
-    const char *bad[] = {"", "1x", "a-b", "a b", "running", "pool_size",
-                         "tasks_running", "threads_extra"};
+    ck_assert_int_eq(
+        tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
+        TP_OK);
+    ck_assert_int_eq(
+        tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
+        TP_EGROUP_EXISTS);
+    const char *bad[] = {
+        "",        "1x",        "a-b",           "a b",
+        "running", "pool_size", "tasks_running", "threads_extra"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(tp_control_register_gauge(c, bad[i], read_backlog,
                                                 &backlog) == TP_EINVAL,
@@ -2052,9 +2050,9 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
     tp_control_opts o = {.token = "s3cret"};
     tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", &o);
     ck_assert_int_eq(tp_control_register(c, "sleep", record), TP_OK);
-    ck_assert_int_eq(tp_control_register_gauge(c, "queue_backlog",
-                                               read_backlog, &backlog),
-                     TP_OK);
+    ck_assert_int_eq(
+        tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
+        TP_OK);
     ck_assert_int_eq(tp_control_start(c), TP_OK);
     atomic_store(&backlog, 7);
     client *cl = client_tcp(tp_control_port(c));
@@ -2069,8 +2067,9 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
                                "taskpool_tasks_running{pool=\"TaskPool-demo\"}"
                                " 2\n") != NULL,
                   "%s", text);
-    ck_assert(strstr(text, "taskpool_tasks_started_total{pool=\"TaskPool-demo\"}"
-                           " 2\n") != NULL);
+    ck_assert(strstr(text,
+                     "taskpool_tasks_started_total{pool=\"TaskPool-demo\"}"
+                     " 2\n") != NULL);
     ck_assert(strstr(text, "taskpool_queue_backlog{pool=\"TaskPool-demo\"} "
                            "7\n") != NULL);
     ck_assert(strstr(text, "taskpool_pool_size{pool=\"TaskPool-demo\"} 3\n") !=
@@ -2183,8 +2182,8 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_group_runs_off_the_control_thread);
     tcase_add_test(tc, spawn_counts_above_max_spawn_are_usage_errors);
     tcase_add_test(tc, handshake_deadline_is_not_extended_by_bytes);
-    tcase_add_test(tc,
-                   unfinished_handshakes_do_not_lock_out_a_client_with_the_token);
+    tcase_add_test(
+        tc, unfinished_handshakes_do_not_lock_out_a_client_with_the_token);
     tcase_add_test(tc, refused_token_is_answered_after_a_delay);
     tcase_add_test(tc, token_comparison);
     tcase_add_test(tc, unix_path_too_long_is_refused_at_creation);

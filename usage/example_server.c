@@ -91,8 +91,8 @@ int main(int argc, char **argv)
     tp_control *ctl = tp_control_new_tcp(pool, host, port, NULL);
     /* The queue's backlog, in `stats`, `metrics` and a scrape of the port
      * (taskpool_queue_backlog). */
-    if (!ctl || tp_control_register_gauge(ctl, "queue_backlog", backlog, q) !=
-                    TP_OK ||
+    if (!ctl ||
+        tp_control_register_gauge(ctl, "queue_backlog", backlog, q) != TP_OK ||
         tp_control_start(ctl) != TP_OK) {
         perror("cannot start the control server");
         tp_control_free(ctl);

@@ -162,12 +162,12 @@ static bool wants_json(const uint8_t *data, size_t size, bool token)
     while (*p == ' ' || *p == '\t')
         p++;
     len = strlen(p);
-    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t' ||
-                   p[len - 1] == '\r'))
+    while (len &&
+           (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r'))
         p[--len] = '\0';
     bool ok = tp__ctl_parse_hello(p, len, &h, &why);
-    bool json = ok && h.json &&
-                (!token || (h.token && strcmp(h.token, "tok") == 0));
+    bool json =
+        ok && h.json && (!token || (h.token && strcmp(h.token, "tok") == 0));
     if (ok)
         free(h.token);
     free(line);
@@ -209,7 +209,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tp_control *ctl = tp_control_new_tcp(pool, "127.0.0.1", "0", &opts);
     if (!ctl)
         abort();
-    ctl->refuse_delay = 0;  /* no half-second wait per wrong token */
+    ctl->refuse_delay = 0; /* no half-second wait per wrong token */
     ctl->out_high = 16384; /* back-pressure within a few responses */
     if (!simple) {
         tp_control_register(ctl, "nap", nap);
