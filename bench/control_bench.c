@@ -8,7 +8,9 @@
  *
  * Prints a table: clients, requests, commands/s, p50 and p99 latency in
  * microseconds, for a cheap getter (num-running, text mode), the same in
- * JSON mode, and a spawning command (apply of a no-op task).
+ * JSON mode, a spawning command (apply of a no-op task) and `metrics`,
+ * then redis-benchmark -t ping (one client, Unix socket) as the peer of
+ * num-running with one client, in the same run.
  * Target: at least 20,000 commands/s for one client.
  *
  * --worst sends the heaviest commands we could construct (64 KiB lines of
@@ -139,6 +141,101 @@ static void measure(const char *label, const char *path, const char *hello,
     free(runs);
     free(th);
     free(all);
+}
+
+/* Reads until a blank line (the end of a multi-line response). */
+static int read_block(int fd, char *buf, size_t size)
+{
+    size_t len = 0;
+    while (len + 1 < size) {
+        ssize_t r = read(fd, buf + len, size - 1 - len);
+        if (r <= 0)
+            return -1;
+        len += (size_t)r;
+        if (len >= 2 && buf[len - 1] == '\n' && buf[len - 2] == '\n')
+            return 0;
+    }
+    return -1;
+}
+
+static void measure_metrics(const char *path, size_t n)
+{
+    static char buf[1 << 16];
+    double *lat = calloc(n ? n : 1, sizeof *lat);
+    int fd = connect_unix(path);
+    if (!lat || fd < 0 || write(fd, "{}\n", 3) != 3 ||
+        read_line(fd, buf, sizeof buf) != 0) {
+        fprintf(stderr, "metrics: cannot connect\n");
+        exit(1);
+    }
+    int failed = 0;
+    double t0 = now();
+    for (size_t i = 0; i < n; i++) {
+        double t = now();
+        if (write(fd, "metrics\n", 8) != 8 ||
+            read_block(fd, buf, sizeof buf) != 0) {
+            failed = 1;
+            break;
+        }
+        lat[i] = now() - t;
+    }
+    double elapsed = now() - t0;
+    close(fd);
+    qsort(lat, n, sizeof *lat, by_double);
+    printf("| %-22s | %7d | %8zu | %10.0f | %8.1f | %8.1f |%s\n",
+           "metrics (text)", 1, n, (double)n / elapsed, lat[n / 2] * 1e6,
+           lat[(size_t)((double)n * 0.99)] * 1e6, failed ? " (errors)" : "");
+    free(lat);
+}
+
+/* The peer of num-running with one client: redis-benchmark -t ping over a
+ * Unix socket, in the same run (skipped if redis is not installed). */
+static void redis_peer(size_t n)
+{
+    if (system("command -v redis-server >/dev/null 2>&1 && "
+               "command -v redis-benchmark >/dev/null 2>&1") != 0) {
+        printf("| %-22s | (redis-server or redis-benchmark not installed)\n",
+               "redis PING");
+        return;
+    }
+    char dir[] = "/tmp/tp-bench-redis-XXXXXX";
+    if (!mkdtemp(dir))
+        return;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "redis-server --port 0 --unixsocket %s/r.sock --save '' "
+             "--appendonly no --daemonize yes --pidfile %s/r.pid "
+             "--logfile %s/r.log --dir %s >/dev/null 2>&1 && "
+             "for i in $(seq 100); do [ -S %s/r.sock ] && break; "
+             "sleep 0.05; done",
+             dir, dir, dir, dir, dir);
+    if (system(cmd) == 0) {
+        snprintf(cmd, sizeof cmd,
+                 "redis-benchmark -s %s/r.sock -c 1 -n %zu -t ping -q "
+                 "2>/dev/null | tr '\\r' '\\n' | grep -E 'requests per "
+                 "second' | tail -2",
+                 dir, n);
+        FILE *f = popen(cmd, "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f)) {
+            char name[64];
+            double rps;
+            if (sscanf(line, "%63[^:]: %lf requests per second", name, &rps) ==
+                2)
+                printf("| redis %-16s | %7d | %8zu | %10.0f | %8s | %8s |\n",
+                       name, 1, n, rps, "", "");
+        }
+        if (f)
+            pclose(f);
+    }
+    snprintf(cmd, sizeof cmd,
+             "[ -f %s/r.pid ] && kill $(cat %s/r.pid); "
+             "for i in $(seq 100); do [ -S %s/r.sock ] || break; "
+             "sleep 0.05; done; rm -rf %s",
+             dir, dir, dir, dir);
+    if (system(cmd) != 0) {
+        /* Best effort. */
+    }
 }
 
 static int noop(tp_task *task, void *arg)
@@ -419,6 +516,9 @@ int main(int argc, char **argv)
     measure("num-running (json)", path, json, "num-running\n", 64, n64);
     measure("apply noop (text)", path, text, "apply noop\n", 1, n1 / 5);
     measure("apply noop (text)", path, text, "apply noop\n", 64, n64 / 5);
+    /* metrics: multi-line; one client reads until the blank line. */
+    measure_metrics(path, n1 / 10);
+    redis_peer(n1);
     tp_control_free(ctl);
     tp_gather_and_close(pool);
     tp_pool_free(pool);
