@@ -136,7 +136,7 @@ static void emit_sample(tp__ctl_buf *b, const char *name, const char *pool,
         tp__ctl_buf_add(b, "\"} +Inf\n");
     else if (isnan(v))
         tp__ctl_buf_add(b, "\"} NaN\n");
-    else if (v == floor(v) && fabs(v) < 1e15)
+    else if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
         tp__ctl_buf_addf(b, "\"} %.0f\n", v);
     else
         tp__ctl_buf_addf(b, "\"} %.17g\n", v);
