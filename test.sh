@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Builds and runs the whole test suite three times: plain, under
 # ThreadSanitizer, and under AddressSanitizer + UndefinedBehaviorSanitizer;
-# then runs the libFuzzer target on the control protocol for a short while
-# (TP_FUZZ_SECONDS, default 30). After the plain suite, the packaging step
-# (tests/consumer/run.sh) installs to a scratch prefix, builds the Debian
-# packages, and builds and runs consumers against both. Installs missing
-# Debian packages first.
+# then runs the libFuzzer targets on the control server and the CLI for a
+# short while (TP_FUZZ_SECONDS each, default 30). After the plain suite, the
+# packaging step (tests/consumer/run.sh) installs to a scratch prefix, builds
+# the Debian packages, and builds and runs consumers against both. Installs
+# missing Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/deps.sh --test
@@ -45,24 +45,22 @@ echo "=== fuzz (clang, libFuzzer) ==="
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTP_SANITIZE= -DTP_WITH_CONTROL=ON -DTP_BUILD_TESTS=ON \
   -DTP_BUILD_BENCH=OFF -DTP_BUILD_USAGE=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_control
-# New inputs go to a scratch directory; the seeds stay as committed.
-rm -rf build-fuzz/corpus && mkdir -p build-fuzz/corpus
-if ! build-fuzz/tests/fuzz/fuzz_control -max_total_time="${TP_FUZZ_SECONDS:-30}" \
-  -timeout=5 -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus \
-  >build-fuzz/fuzz.log 2>&1; then
-  tail -60 build-fuzz/fuzz.log
-  exit 1
-fi
-grep -E "^stat::number_of_executed_units" build-fuzz/fuzz.log
-# Then the target on the CLI's response handling, the same way.
-cmake --build build-fuzz -j"$jobs" --target fuzz_cli
-rm -rf build-fuzz/corpus-cli && mkdir -p build-fuzz/corpus-cli
-if ! build-fuzz/tests/fuzz/fuzz_cli -max_total_time="${TP_FUZZ_SECONDS:-30}" \
-  -timeout=5 -print_final_stats=1 build-fuzz/corpus-cli tests/fuzz/corpus_cli \
-  >build-fuzz/fuzz-cli.log 2>&1; then
-  tail -60 build-fuzz/fuzz-cli.log
-  exit 1
-fi
-grep -E "^stat::number_of_executed_units" build-fuzz/fuzz-cli.log
+# Each target runs TP_FUZZ_SECONDS (default 30) from its committed seeds
+# (corpus for fuzz_control, corpus_<name> for the others); new inputs go to
+# a scratch directory. Every input is bounded in cost (well under a second
+# here), so -timeout=10 leaves room for a slow or loaded machine.
+fuzz_targets="fuzz_control fuzz_server fuzz_cli"
+cmake --build build-fuzz -j"$jobs" --target $fuzz_targets
+for t in $fuzz_targets; do
+  seeds=tests/fuzz/corpus_${t#fuzz_}
+  [ "$t" = fuzz_control ] && seeds=tests/fuzz/corpus
+  rm -rf "build-fuzz/corpus-$t" && mkdir -p "build-fuzz/corpus-$t"
+  if ! "build-fuzz/tests/fuzz/$t" -max_total_time="${TP_FUZZ_SECONDS:-30}" \
+    -timeout=10 -dict=tests/fuzz/control.dict -print_final_stats=1 \
+    "build-fuzz/corpus-$t" "$seeds" >"build-fuzz/$t.log" 2>&1; then
+    tail -60 "build-fuzz/$t.log"
+    exit 1
+  fi
+  echo "$t: $(grep -E '^stat::number_of_executed_units' "build-fuzz/$t.log")"
+done
 echo "All tests passed."

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "ctl.h"
 
 #define MAX_TOKENS 4096
@@ -23,57 +24,16 @@
     "help.)"
 #define TOP_USAGE "[-h] [command] ..."
 
-/* ------------------------------------------------------------------------ */
-/* A small growable string                                                  */
-/* ------------------------------------------------------------------------ */
+/* Text is built in the control server's one buffer type (buf.h). */
 
-typedef struct str {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} str;
-
-static void s_addn(str *s, const char *t, size_t n)
+static void s_spaces(tp__ctl_buf *s, size_t n)
 {
-    if (s->oom)
-        return;
-    if (s->len + n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 256;
-        while (cap < s->len + n + 1)
-            cap *= 2;
-        char *p = realloc(s->p, cap);
-        if (!p) {
-            s->oom = true;
-            return;
-        }
-        s->p = p;
-        s->cap = cap;
+    static const char spaces[] = "                                ";
+    while (n > 0) {
+        size_t k = n < sizeof spaces - 1 ? n : sizeof spaces - 1;
+        tp__ctl_buf_addn(s, spaces, k);
+        n -= k;
     }
-    memcpy(s->p + s->len, t, n);
-    s->len += n;
-    s->p[s->len] = '\0';
-}
-
-static void s_add(str *s, const char *t)
-{
-    s_addn(s, t, strlen(t));
-}
-
-static void s_spaces(str *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        s_addn(s, " ", 1);
-}
-
-static char *s_done(str *s)
-{
-    if (!s->p && !s->oom)
-        s_addn(s, "", 0);
-    if (s->oom) {
-        free(s->p);
-        return NULL;
-    }
-    return s->p;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -137,31 +97,31 @@ static void metavar(const tp__ctl_argspec *a, char *out, size_t size)
 }
 
 /* One usage part of an argument: "[-n NUM]", "num", "[x ...]". */
-static void usage_part(const tp__ctl_argspec *a, str *s)
+static void usage_part(const tp__ctl_argspec *a, tp__ctl_buf *s)
 {
     if (is_positional(a)) {
         if (a->nargs == TP__CTL_ONE) {
-            s_add(s, a->dest);
+            tp__ctl_buf_add(s, a->dest);
         } else {
-            s_add(s, "[");
-            s_add(s, a->dest);
-            s_add(s, a->nargs == TP__CTL_STAR ? " ...]" : "]");
+            tp__ctl_buf_add(s, "[");
+            tp__ctl_buf_add(s, a->dest);
+            tp__ctl_buf_add(s, a->nargs == TP__CTL_STAR ? " ...]" : "]");
         }
         return;
     }
-    s_add(s, "[");
-    s_add(s, a->short_opt ? a->short_opt : a->long_opt);
+    tp__ctl_buf_add(s, "[");
+    tp__ctl_buf_add(s, a->short_opt ? a->short_opt : a->long_opt);
     if (a->type != TP__CTL_T_FLAG) {
         char mv[64];
         metavar(a, mv, sizeof mv);
-        s_add(s, " ");
-        s_add(s, mv);
+        tp__ctl_buf_add(s, " ");
+        tp__ctl_buf_add(s, mv);
     }
-    s_add(s, "]");
+    tp__ctl_buf_add(s, "]");
 }
 
 /* argparse's get_lines: packs parts into lines of at most width columns. */
-static void wrap_parts(str *out, char **parts, size_t n, size_t indent,
+static void wrap_parts(tp__ctl_buf *out, char **parts, size_t n, size_t indent,
                        size_t first_len, size_t width, bool first)
 {
     size_t line_len = first ? first_len : indent - 1;
@@ -169,24 +129,24 @@ static void wrap_parts(str *out, char **parts, size_t n, size_t indent,
     for (size_t i = 0; i < n; i++) {
         size_t pl = strlen(parts[i]);
         if (line_len + 1 + pl > width && !empty) {
-            s_add(out, "\n");
+            tp__ctl_buf_add(out, "\n");
             s_spaces(out, indent);
             line_len = indent - 1;
             empty = true;
         }
         if (!empty)
-            s_add(out, " ");
-        s_add(out, parts[i]);
+            tp__ctl_buf_add(out, " ");
+        tp__ctl_buf_add(out, parts[i]);
         line_len += pl + 1;
         empty = false;
     }
 }
 
 /* "usage: prog [-h] ..." without the trailing newline. */
-static void usage_line(const tp__ctl_command *cmd, int width, str *out)
+static void usage_line(const tp__ctl_command *cmd, int width, tp__ctl_buf *out)
 {
     if (!cmd) {
-        s_add(out, "usage: " TOP_USAGE);
+        tp__ctl_buf_add(out, "usage: " TOP_USAGE);
         return;
     }
     char *opt[TP__CTL_MAX_ARGS + 2], *pos[TP__CTL_MAX_ARGS];
@@ -194,9 +154,9 @@ static void usage_line(const tp__ctl_command *cmd, int width, str *out)
     opt[nopt++] = strdup(cmd->name);
     opt[nopt++] = strdup("[-h]");
     for (size_t i = 0; i < cmd->nargs; i++) {
-        str part = {0};
+        tp__ctl_buf part = {0};
         usage_part(&cmd->args[i], &part);
-        char *p = s_done(&part);
+        char *p = tp__ctl_buf_done(&part);
         if (is_positional(&cmd->args[i]))
             pos[npos++] = p;
         else
@@ -214,35 +174,35 @@ static void usage_line(const tp__ctl_command *cmd, int width, str *out)
             total += strlen(opt[i]) + (i ? 1 : 0);
         for (size_t i = 0; i < npos; i++)
             total += strlen(pos[i]) + 1;
-        s_add(out, "usage: ");
+        tp__ctl_buf_add(out, "usage: ");
         size_t w = (size_t)width;
         size_t indent = strlen("usage: ") + strlen(cmd->name) + 1;
         if (total <= w) {
             for (size_t i = 0; i < nopt; i++) {
                 if (i)
-                    s_add(out, " ");
-                s_add(out, opt[i]);
+                    tp__ctl_buf_add(out, " ");
+                tp__ctl_buf_add(out, opt[i]);
             }
             for (size_t i = 0; i < npos; i++) {
-                s_add(out, " ");
-                s_add(out, pos[i]);
+                tp__ctl_buf_add(out, " ");
+                tp__ctl_buf_add(out, pos[i]);
             }
         } else if (indent - 1 <= 0.75 * (double)w) {
             wrap_parts(out, opt, nopt, indent, strlen("usage: ") - 1, w, true);
             if (npos) {
-                s_add(out, "\n");
+                tp__ctl_buf_add(out, "\n");
                 s_spaces(out, indent);
                 wrap_parts(out, pos, npos, indent, 0, w, false);
             }
         } else {
             /* A long prog: everything on lines of its own. */
-            s_add(out, cmd->name);
+            tp__ctl_buf_add(out, cmd->name);
             indent = strlen("usage: ");
-            s_add(out, "\n");
+            tp__ctl_buf_add(out, "\n");
             s_spaces(out, indent);
             wrap_parts(out, opt + 1, nopt - 1, indent, 0, w, false);
             if (npos) {
-                s_add(out, "\n");
+                tp__ctl_buf_add(out, "\n");
                 s_spaces(out, indent);
                 wrap_parts(out, pos, npos, indent, 0, w, false);
             }
@@ -257,7 +217,8 @@ static void usage_line(const tp__ctl_command *cmd, int width, str *out)
 /* Wraps text at whitespace into lines of at most width columns, the first
  * starting at column first_col (already written), the others indented by
  * indent. */
-static void wrap_text(str *out, const char *text, size_t width, size_t indent)
+static void wrap_text(tp__ctl_buf *out, const char *text, size_t width,
+                      size_t indent)
 {
     size_t col = 0;
     const char *p = text;
@@ -272,16 +233,16 @@ static void wrap_text(str *out, const char *text, size_t width, size_t indent)
             p++;
         size_t wl = (size_t)(p - w);
         if (!line_empty && col + 1 + wl > width) {
-            s_add(out, "\n");
+            tp__ctl_buf_add(out, "\n");
             s_spaces(out, indent);
             col = 0;
             line_empty = true;
         }
         if (!line_empty) {
-            s_add(out, " ");
+            tp__ctl_buf_add(out, " ");
             col++;
         }
-        s_addn(out, w, wl);
+        tp__ctl_buf_addn(out, w, wl);
         col += wl;
         line_empty = false;
     }
@@ -295,7 +256,7 @@ typedef struct help_item {
 } help_item;
 
 /* argparse's format_action for one item. */
-static void help_line(str *out, const help_item *it, size_t help_pos,
+static void help_line(tp__ctl_buf *out, const help_item *it, size_t help_pos,
                       size_t width)
 {
     size_t action_width =
@@ -303,20 +264,20 @@ static void help_line(str *out, const help_item *it, size_t help_pos,
     size_t help_width = width > help_pos + 11 ? width - help_pos : 11;
     const char *help = it->help_owned ? it->help_owned : it->help;
     s_spaces(out, it->indent);
-    s_add(out, it->invocation);
+    tp__ctl_buf_add(out, it->invocation);
     size_t il = strlen(it->invocation);
     if (!help) {
-        s_add(out, "\n");
+        tp__ctl_buf_add(out, "\n");
         return;
     }
     if (il <= action_width) {
         s_spaces(out, action_width - il + 2);
     } else {
-        s_add(out, "\n");
+        tp__ctl_buf_add(out, "\n");
         s_spaces(out, help_pos);
     }
     wrap_text(out, help, help_width, help_pos);
-    s_add(out, "\n");
+    tp__ctl_buf_add(out, "\n");
 }
 
 static size_t help_position(const help_item *items, size_t n, size_t width)
@@ -337,10 +298,10 @@ static size_t help_position(const help_item *items, size_t n, size_t width)
 
 static char *invocation(const tp__ctl_argspec *a)
 {
-    str s = {0};
+    tp__ctl_buf s = {0};
     if (is_positional(a)) {
-        s_add(&s, a->dest);
-        return s_done(&s);
+        tp__ctl_buf_add(&s, a->dest);
+        return tp__ctl_buf_done(&s);
     }
     char mv[64];
     metavar(a, mv, sizeof mv);
@@ -350,15 +311,15 @@ static char *invocation(const tp__ctl_argspec *a)
         if (!opts[i])
             continue;
         if (!first)
-            s_add(&s, ", ");
+            tp__ctl_buf_add(&s, ", ");
         first = false;
-        s_add(&s, opts[i]);
+        tp__ctl_buf_add(&s, opts[i]);
         if (a->type != TP__CTL_T_FLAG) {
-            s_add(&s, " ");
-            s_add(&s, mv);
+            tp__ctl_buf_add(&s, " ");
+            tp__ctl_buf_add(&s, mv);
         }
     }
-    return s_done(&s);
+    return tp__ctl_buf_done(&s);
 }
 
 static int clamp_width(int width)
@@ -387,21 +348,21 @@ char *tp__ctl_help_command(const tp__ctl_command *cmd, int width)
         items[n++] = it;
     }
     size_t pos = help_position(items, n, w);
-    str out = {0};
+    tp__ctl_buf out = {0};
     usage_line(cmd, width, &out);
-    s_add(&out, "\n\n");
+    tp__ctl_buf_add(&out, "\n\n");
     wrap_text(&out, cmd->description ? cmd->description : cmd->summary, w, 0);
-    s_add(&out, "\n");
+    tp__ctl_buf_add(&out, "\n");
     bool any_pos = false;
     for (size_t i = 1; i < n; i++) {
         if (is_positional(&cmd->args[i - 1])) {
             if (!any_pos)
-                s_add(&out, "\npositional arguments:\n");
+                tp__ctl_buf_add(&out, "\npositional arguments:\n");
             any_pos = true;
             help_line(&out, &items[i], pos, w);
         }
     }
-    s_add(&out, "\noptions:\n");
+    tp__ctl_buf_add(&out, "\noptions:\n");
     help_line(&out, &items[0], pos, w);
     for (size_t i = 1; i < n; i++)
         if (!is_positional(&cmd->args[i - 1]))
@@ -410,7 +371,7 @@ char *tp__ctl_help_command(const tp__ctl_command *cmd, int width)
         free(items[i].invocation);
         free(items[i].help_owned);
     }
-    return s_done(&out);
+    return tp__ctl_buf_done(&out);
 }
 
 char *tp__ctl_help_top(bool simple, int width)
@@ -428,13 +389,40 @@ char *tp__ctl_help_top(bool simple, int width)
             items[n++] = (help_item){(char *)c->name, c->summary, NULL, 4};
     }
     size_t pos = help_position(items, n, w);
-    str out = {0};
-    s_add(&out, "usage: " TOP_USAGE "\n\noptions:\n");
+    tp__ctl_buf out = {0};
+    tp__ctl_buf_add(&out, "usage: " TOP_USAGE "\n\noptions:\n");
     help_line(&out, &items[0], pos, w);
-    s_add(&out, "\nCommands:\n");
+    tp__ctl_buf_add(&out, "\nCommands:\n");
     for (size_t i = 1; i < n; i++)
         help_line(&out, &items[i], pos, w);
-    return s_done(&out);
+    return tp__ctl_buf_done(&out);
+}
+
+char *tp__ctl_help(tp__ctl_help_cache *cache, const tp__ctl_command *cmd,
+                   bool simple, int width)
+{
+    width = clamp_width(width);
+    size_t slot = cmd ? 1 + (size_t)(cmd - tp__ctl_commands) : 0;
+    if (!cache || slot >= TP__CTL_HELP_SLOTS)
+        return cmd ? tp__ctl_help_command(cmd, width)
+                   : tp__ctl_help_top(simple, width);
+    if (!cache->text[slot] || cache->width[slot] != width) {
+        char *text = cmd ? tp__ctl_help_command(cmd, width)
+                         : tp__ctl_help_top(simple, width);
+        if (!text)
+            return NULL;
+        free(cache->text[slot]);
+        cache->text[slot] = text;
+        cache->width[slot] = width;
+    }
+    return strdup(cache->text[slot]);
+}
+
+void tp__ctl_help_cache_free(tp__ctl_help_cache *cache)
+{
+    for (size_t i = 0; i < TP__CTL_HELP_SLOTS; i++)
+        free(cache->text[i]);
+    memset(cache, 0, sizeof *cache);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -455,13 +443,13 @@ void tp__ctl_args_free(tp__ctl_args *a)
 static void usage_error(tp__ctl_reply *r, const tp__ctl_command *cmd, int width,
                         const char *msg)
 {
-    str s = {0};
+    tp__ctl_buf s = {0};
     usage_line(cmd, clamp_width(width), &s);
-    s_add(&s, "\n");
-    s_add(&s, cmd ? cmd->name : "");
-    s_add(&s, ": error: ");
-    s_add(&s, msg);
-    char *text = s_done(&s);
+    tp__ctl_buf_add(&s, "\n");
+    tp__ctl_buf_add(&s, cmd ? cmd->name : "");
+    tp__ctl_buf_add(&s, ": error: ");
+    tp__ctl_buf_add(&s, msg);
+    char *text = tp__ctl_buf_done(&s);
     tp__ctl_reply_error(r, TP__CTL_EUSAGE, "%s", text ? text : msg);
     r->is_usage = true;
     free(text);
@@ -544,10 +532,21 @@ static bool convert(const tp__ctl_ctx *ctx, const tp__ctl_argspec *a,
         return true;
     case TP__CTL_T_INT:
     case TP__CTL_T_COUNT:
-        if (parse_int(t, &v->i))
-            return true;
-        snprintf(why, size, "invalid int value: '%s'", shown);
-        return false;
+    case TP__CTL_T_SPAWN:
+        if (!parse_int(t, &v->i)) {
+            snprintf(why, size, "invalid int value: '%s'", shown);
+            return false;
+        }
+        /* Negative counts get the handler's sentence. */
+        if (a->type == TP__CTL_T_SPAWN && v->i > 0 &&
+            (unsigned long long)v->i > ctx->max_spawn) {
+            snprintf(why, size,
+                     "at most %zu tasks per command (the server's "
+                     "max_spawn), not %lld",
+                     ctx->max_spawn, v->i);
+            return false;
+        }
+        return true;
     case TP__CTL_T_SIZE:
         if (strcasecmp(t, "inf") == 0 || strcasecmp(t, "unlimited") == 0) {
             v->size = TP_UNLIMITED;
@@ -679,11 +678,12 @@ static void join_tokens(char **tok, size_t n, char *out, size_t size)
         memcpy(out + size - 4, "...", 4);
 }
 
+/* scratch holds 2 * cap pointers, cap >= ntok. */
 static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
-                          char **tok, size_t ntok, char **scratch,
+                          char **tok, size_t ntok, char **scratch, size_t cap,
                           tp__ctl_args *a, tp__ctl_reply *r)
 {
-    char **pos = scratch, **extra = scratch + MAX_TOKENS;
+    char **pos = scratch, **extra = scratch + cap;
     size_t npos = 0, nextra = 0;
     char why[512], name[96];
     bool dashdash = false;
@@ -691,7 +691,8 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
         if (!dashdash &&
             (strcmp(tok[i], "-h") == 0 || strcmp(tok[i], "--help") == 0)) {
             tp__ctl_args_free(a);
-            tp__ctl_reply_help(r, tp__ctl_help_command(cmd, ctx->width));
+            tp__ctl_reply_help(r,
+                               tp__ctl_help(ctx->help, cmd, false, ctx->width));
             return false;
         }
     }
@@ -825,21 +826,26 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
                    const tp__ctl_command **cmd, tp__ctl_args *a,
                    tp__ctl_reply *r)
 {
-    /* Tokens, then room for parse_command's positionals and extras. */
-    char **toks = malloc(3 * MAX_TOKENS * sizeof *toks);
+    /* Tokens, then room for parse_command's positionals and extras. k
+     * tokens take at least 2k - 1 bytes, so a short line needs few. */
+    size_t cap = strlen(line) / 2 + 2;
+    if (cap > MAX_TOKENS)
+        cap = MAX_TOKENS;
+    char **toks = malloc(3 * cap * sizeof *toks);
     memset(a, 0, sizeof *a);
     *cmd = NULL;
     if (!toks) {
         tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
         return false;
     }
-    size_t n = tp__ctl_tokenize(line, toks, MAX_TOKENS);
+    size_t n = tp__ctl_tokenize(line, toks, cap);
     bool ok = false;
     char why[2048];
     if (n == 0 || strcmp(toks[0], "-h") == 0 ||
         strcmp(toks[0], "--help") == 0) {
-        tp__ctl_reply_help(r, tp__ctl_help_top(ctx->simple, ctx->width));
-    } else if (n > MAX_TOKENS) {
+        tp__ctl_reply_help(
+            r, tp__ctl_help(ctx->help, NULL, ctx->simple, ctx->width));
+    } else if (n > cap) { /* cap is MAX_TOKENS then */
         snprintf(why, sizeof why, "too many arguments (at most %d)",
                  MAX_TOKENS - 1);
         usage_error(r, NULL, ctx->width, why);
@@ -870,7 +876,7 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
             snprintf(why + used, sizeof why - used, ")");
         usage_error(r, NULL, ctx->width, why);
     } else {
-        ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + MAX_TOKENS, a, r);
+        ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + cap, cap, a, r);
     }
     free(toks);
     return ok;

@@ -171,9 +171,14 @@ static void h_until_closed(tp__ctl_ctx *ctx, const tp__ctl_args *a,
         rc = tp_until_closed(ctx->pool, 0.05);
     while (rc == TP_ETIMEDOUT && !*ctx->stopping &&
            !(ctx->abandoned && *ctx->abandoned));
-    if (rc == TP_ETIMEDOUT)
+    if (rc == TP_ETIMEDOUT && *ctx->stopping)
         tp__ctl_reply_error(r, "TP_ECANCELED",
                             "The control server is stopping.");
+    else if (rc == TP_ETIMEDOUT)
+        tp__ctl_reply_error(r, "TP_ECANCELED",
+                            "until-closed gave up: the client's input ended "
+                            "(it closed the connection or shut down its "
+                            "writing side).");
     else
         result_rc(r, ctx->pool, rc, cJSON_CreateTrue());
 }
@@ -334,34 +339,26 @@ static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    if (!o) {
+    cJSON *o = tp__ctl_stats_object(&s, ctx->gauges, ctx->ngauges);
+    if (!o)
         tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+    else
+        tp__ctl_reply_result(r, o);
+}
+
+static void h_metrics(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+{
+    (void)a;
+    tp_stats s;
+    int rc = tp_get_stats(ctx->pool, &s);
+    if (rc != TP_OK) {
+        tp__ctl_reply_tp_error(r, ctx->pool, rc);
         return;
     }
-    if (s.pool_size == TP_UNLIMITED)
-        cJSON_AddNullToObject(o, "pool_size");
-    else
-        cJSON_AddNumberToObject(o, "pool_size", (double)s.pool_size);
-    const struct {
-        const char *k;
-        double v;
-    } f[] = {
-        {"running", (double)s.running},
-        {"cancelled", (double)s.cancelled},
-        {"ended", (double)s.ended},
-        {"pending", (double)s.pending},
-        {"groups", (double)s.groups},
-        {"threads", (double)s.threads},
-        {"idle_threads", (double)s.idle_threads},
-        {"total_started", (double)s.total_started},
-        {"total_ended", (double)s.total_ended},
-        {"total_cancelled", (double)s.total_cancelled},
-        {"total_failed", (double)s.total_failed},
-    };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        cJSON_AddNumberToObject(o, f[i].k, f[i].v);
-    tp__ctl_reply_result(r, o);
+    /* Printed verbatim, like a help text: the exposition, then a blank
+     * line that ends the response. */
+    tp__ctl_reply_help(r, tp__ctl_metrics_text(tp_pool_name(ctx->pool), &s,
+                                               ctx->gauges, ctx->ngauges));
 }
 
 static void h_help(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
@@ -375,9 +372,9 @@ static void h_help(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
                                 a->v[0].str);
             return;
         }
-        text = tp__ctl_help_command(c, ctx->width);
+        text = tp__ctl_help(ctx->help, c, ctx->simple, ctx->width);
     } else {
-        text = tp__ctl_help_top(ctx->simple, ctx->width);
+        text = tp__ctl_help(ctx->help, NULL, ctx->simple, ctx->width);
     }
     tp__ctl_reply_help(r, text);
 }
@@ -550,7 +547,7 @@ static const tp__ctl_argspec apply_args[] = {
     {"-a", "--args", "args", TP__CTL_T_ARRAY, TP__CTL_ONE, "JSON array", "[]"},
     {"-k", "--kwargs", "kwargs", TP__CTL_T_OBJECT, TP__CTL_ONE, "JSON object",
      "{}"},
-    {"-n", "--num", "num", TP__CTL_T_COUNT, TP__CTL_ONE, "int", "1"},
+    {"-n", "--num", "num", TP__CTL_T_SPAWN, TP__CTL_ONE, "int", "1"},
     OPT_GROUP,
     OPT_END,
     OPT_CANCEL,
@@ -595,6 +592,9 @@ static const tp__ctl_argspec return_exc_args[] = {OPT_RETURN_EXC};
 static const tp__ctl_argspec num_args[] = {
     {NULL, NULL, "num", TP__CTL_T_COUNT, TP__CTL_ONE, "int", NULL},
 };
+static const tp__ctl_argspec start_args[] = {
+    {NULL, NULL, "num", TP__CTL_T_SPAWN, TP__CTL_ONE, "int", NULL},
+};
 static const tp__ctl_argspec pool_size_args[] = {
     {NULL, NULL, "pool_size", TP__CTL_T_SIZE, TP__CTL_OPT,
      "If given: sets the maximum number of tasks running at once (an int, "
@@ -623,16 +623,17 @@ const tp__ctl_command tp__ctl_commands[] = {
      "cancels none.",
      ARGS(cancel_args), 0, h_cancel},
     {"cancel-all", "Cancels every task and every pending start in the pool.",
-     NULL, NOARGS, 0, h_cancel_all},
+     NULL, NOARGS, TP__CTL_OFFLOAD, h_cancel_all},
     {"cancel-group", "Cancels a group: its pending starts and its tasks.", NULL,
-     ARGS(group_name_args), 0, h_cancel_group},
+     ARGS(group_name_args), TP__CTL_OFFLOAD, h_cancel_group},
     {"doublestarmap",
      "Starts one task per JSON object of the array, at most NUM_CONCURRENT "
      "at once, as a new group.",
      "Starts one task running FUNC per element of KWARGS_ITER (each a JSON "
      "object, passed to the task as is), at most NUM_CONCURRENT at once, as "
      "a new group, and prints the group's name.",
-     ARGS(doublestarmap_args), TP__CTL_GENERAL, h_doublestarmap},
+     ARGS(doublestarmap_args), TP__CTL_GENERAL | TP__CTL_OFFLOAD,
+     h_doublestarmap},
     {"exit", "Ends this control session.", NULL, NOARGS, TP__CTL_EXTRA, h_exit},
     {"flush",
      "Waits for ended and cancelled tasks to finish, then forgets "
@@ -662,7 +663,10 @@ const tp__ctl_command tp__ctl_commands[] = {
      "Starts one task running FUNC per element of ARG_ITER (a JSON array; "
      "each task receives its element), at most NUM_CONCURRENT at once, as a "
      "new group, and prints the group's name.",
-     ARGS(map_args), TP__CTL_GENERAL, h_map},
+     ARGS(map_args), TP__CTL_GENERAL | TP__CTL_OFFLOAD, h_map},
+    {"metrics",
+     "Shows the pool's counters and gauges in the Prometheus text format.",
+     NULL, NOARGS, TP__CTL_EXTRA, h_metrics},
     {"num-cancelled", "Number of tasks cancelled that have not yet ended.",
      NULL, NOARGS, 0, h_num_cancelled},
     {"num-ended", "Number of tasks that ended and are not yet flushed.", NULL,
@@ -677,9 +681,9 @@ const tp__ctl_command tp__ctl_commands[] = {
      "Starts one task running FUNC per element of ARGS_ITER (each a JSON "
      "array, passed to the task as is), at most NUM_CONCURRENT at once, as a "
      "new group, and prints the group's name.",
-     ARGS(starmap_args), TP__CTL_GENERAL, h_starmap},
+     ARGS(starmap_args), TP__CTL_GENERAL | TP__CTL_OFFLOAD, h_starmap},
     {"start", "Starts the given number of new tasks as a new group.", NULL,
-     ARGS(num_args), TP__CTL_SIMPLE, h_start},
+     ARGS(start_args), TP__CTL_SIMPLE, h_start},
     {"stats", "Shows all counters of the pool, including lifetime totals.",
      NULL, NOARGS, TP__CTL_EXTRA, h_stats},
     {"stop",
@@ -708,9 +712,19 @@ bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple)
 
 const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple)
 {
-    for (size_t i = 0; i < tp__ctl_ncommands; i++)
-        if (strcasecmp(tp__ctl_commands[i].name, name) == 0 &&
-            tp__ctl_command_applies(&tp__ctl_commands[i], simple))
-            return &tp__ctl_commands[i];
+    /* The table is sorted by name (lower case), so by strcasecmp too. */
+    size_t lo = 0, hi = tp__ctl_ncommands;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcasecmp(tp__ctl_commands[mid].name, name);
+        if (c == 0)
+            return tp__ctl_command_applies(&tp__ctl_commands[mid], simple)
+                       ? &tp__ctl_commands[mid]
+                       : NULL;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }

@@ -10,6 +10,7 @@
  *  - commands.c the command table and the handlers
  *  - jsonargs.c apply/map/starmap/doublestarmap with JSON arguments
  *  - reply.c    responses: typed results, text and JSON renderings
+ *  - log.c      debug messages through the engine's log
  */
 #ifndef TP_CTL_H
 #define TP_CTL_H
@@ -90,6 +91,29 @@ int tp__ctl_registry_add(tp__ctl_registry *reg, const char *name, tp_fn fn,
 void tp__ctl_registry_free(tp__ctl_registry *reg);
 
 /* ------------------------------------------------------------------------ */
+/* Gauges, stats and metrics (metrics.c)                                    */
+/* ------------------------------------------------------------------------ */
+
+/* An application value registered with tp_control_register_gauge. */
+typedef struct tp__ctl_gauge {
+    char *name;
+    double (*fn)(void *arg);
+    void *arg;
+} tp__ctl_gauge;
+
+/* A gauge name: [A-Za-z_][A-Za-z0-9_]*, under 64 bytes, and neither a
+ * `stats` key nor the start of a built-in metric's name. */
+bool tp__ctl_gauge_name_ok(const char *name);
+/* The `stats` object: pool_size (null: unlimited), every tp_stats field,
+ * then the gauges (their callbacks are called). NULL on ENOMEM. */
+cJSON *tp__ctl_stats_object(const tp_stats *s, const tp__ctl_gauge *g,
+                            size_t ng);
+/* The Prometheus text exposition of s and the gauges, every sample
+ * labelled pool="<pool>"; malloc'd, NULL on ENOMEM. */
+char *tp__ctl_metrics_text(const char *pool, const tp_stats *s,
+                           const tp__ctl_gauge *g, size_t ng);
+
+/* ------------------------------------------------------------------------ */
 /* Command table and argument parsing                                       */
 /* ------------------------------------------------------------------------ */
 
@@ -97,6 +121,7 @@ typedef enum {
     TP__CTL_T_FLAG,  /* option without value */
     TP__CTL_T_INT,   /* any integer */
     TP__CTL_T_COUNT, /* integer >= 0 (checked by the handler) */
+    TP__CTL_T_SPAWN, /* a number of starts: integer <= ctx->max_spawn */
     TP__CTL_T_SIZE,  /* integer or "inf" */
     TP__CTL_T_STR,
     TP__CTL_T_FUNC,     /* registered function name */
@@ -151,7 +176,9 @@ enum {
     TP__CTL_SIMPLE = 1,   /* only for a SimpleTaskPool */
     TP__CTL_GENERAL = 2,  /* only for a TaskPool */
     TP__CTL_BLOCKING = 4, /* runs on a helper thread */
-    TP__CTL_EXTRA = 8     /* not in the reference (stats, help, exit) */
+    TP__CTL_EXTRA = 8,    /* not in the reference (stats, help, exit) */
+    TP__CTL_OFFLOAD = 16  /* quick to answer, but its cost has no bound
+                           * (cancel-all): runs on a helper thread too */
 };
 
 struct tp__ctl_ctx;
@@ -177,13 +204,17 @@ bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple);
 const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple);
 
 /* What a handler may use. On a helper thread only pool, stopping and
- * abandoned are used. */
+ * abandoned are used, and the handler's arguments. */
 typedef struct tp__ctl_ctx {
     tp_pool *pool;
     bool simple; /* a SimpleTaskPool */
     const tp__ctl_registry *reg;
-    const atomic_int *stopping; /* set when the server stops */
-    int width;                  /* the client's terminal width */
+    const atomic_int *stopping;      /* set when the server stops */
+    int width;                       /* the client's terminal width */
+    size_t max_spawn;                /* largest apply -n / start N */
+    struct tp__ctl_help_cache *help; /* or NULL; control thread only */
+    const tp__ctl_gauge *gauges;     /* registered gauges */
+    size_t ngauges;
     /* Blocking commands only (else NULL): set once the client that asked
      * is gone, so that nobody waits for the reply. */
     const atomic_int *abandoned;
@@ -203,6 +234,21 @@ void tp__ctl_reply_help(tp__ctl_reply *r, char *text);
 /* "-h" for the whole pool and "CMD -h"; malloc'd, ending in '\n'. */
 char *tp__ctl_help_top(bool simple, int width);
 char *tp__ctl_help_command(const tp__ctl_command *cmd, int width);
+
+/* Help texts built once per terminal width, for one server (so for one
+ * kind of pool); used by one thread at a time (the control thread). */
+#define TP__CTL_HELP_SLOTS 48
+typedef struct tp__ctl_help_cache {
+    int width[TP__CTL_HELP_SLOTS];
+    char *text[TP__CTL_HELP_SLOTS]; /* [0]: the top help, [1 + i]: command i */
+} tp__ctl_help_cache;
+
+/* The top help (cmd NULL) or cmd's, as the two functions above build it
+ * (a malloc'd copy), taken from cache if it holds it for this width; cache
+ * may be NULL. NULL if out of memory. */
+char *tp__ctl_help(tp__ctl_help_cache *cache, const tp__ctl_command *cmd,
+                   bool simple, int width);
+void tp__ctl_help_cache_free(tp__ctl_help_cache *cache);
 
 /* Splits line into whitespace-separated tokens, keeping [..], {..} and
  * "..." together so that JSON arguments may contain spaces. Writes NULs
@@ -251,6 +297,19 @@ typedef struct tp__ctl_hello {
 /* Parses a handshake line. false with a reason in *why (static text). */
 bool tp__ctl_parse_hello(const char *line, size_t len, tp__ctl_hello *out,
                          const char **why);
+
+/* ------------------------------------------------------------------------ */
+/* Logging (log.c)                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Whether debug messages are wanted (one atomic load). */
+bool tp__ctl_log_on(void);
+/* A debug message through the engine's log handler (cut at 511 bytes). */
+void tp__ctl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Compares a client's token with the secret in constant time (the time
+ * depends on the length of given only). */
+bool tp__ctl_token_equal(const char *secret, const char *given);
 
 /* True if s[0..len) is valid UTF-8 without NUL bytes. */
 bool tp__ctl_utf8_valid(const char *s, size_t len);

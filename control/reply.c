@@ -12,42 +12,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "ctl.h"
 
-/* A growable string. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf;
+/* Text is built in the control server's one buffer type (buf.h). */
 
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void sb_num(sbuf *b, double d)
+static void sb_num(tp__ctl_buf *b, double d)
 {
     /* Converting a double beyond the range of long long is undefined, so
      * only small ones are cast; from 1e18 on every double is an integer,
@@ -59,18 +29,7 @@ static void sb_num(sbuf *b, double d)
         snprintf(tmp, sizeof tmp, "%.0f", d);
     else
         snprintf(tmp, sizeof tmp, "%g", d);
-    sb_str(b, tmp);
-}
-
-static char *sb_done(sbuf *b)
-{
-    if (b->oom) {
-        free(b->p);
-        return NULL;
-    }
-    if (!b->p)
-        sb_add(b, "", 0);
-    return b->p;
+    tp__ctl_buf_add(b, tmp);
 }
 
 void tp__ctl_reply_clear(tp__ctl_reply *r)
@@ -143,22 +102,22 @@ void tp__ctl_reply_tp_error(tp__ctl_reply *r, tp_pool *pool, int err)
     }
 }
 
-static void render_value(sbuf *b, const cJSON *v)
+static void render_value(tp__ctl_buf *b, const cJSON *v)
 {
     if (cJSON_IsNull(v))
-        sb_str(b, "inf");
+        tp__ctl_buf_add(b, "inf");
     else if (cJSON_IsTrue(v))
-        sb_str(b, "True");
+        tp__ctl_buf_add(b, "True");
     else if (cJSON_IsFalse(v))
-        sb_str(b, "False");
+        tp__ctl_buf_add(b, "False");
     else if (cJSON_IsNumber(v))
         sb_num(b, v->valuedouble);
     else if (cJSON_IsString(v))
-        sb_str(b, v->valuestring);
+        tp__ctl_buf_add(b, v->valuestring);
     else {
         char *s = cJSON_PrintUnformatted(v);
         if (s) {
-            sb_str(b, s);
+            tp__ctl_buf_add(b, s);
             cJSON_free(s);
         } else {
             b->oom = true;
@@ -168,44 +127,44 @@ static void render_value(sbuf *b, const cJSON *v)
 
 char *tp__ctl_result_text(const char *cmd, const cJSON *result)
 {
-    sbuf b = {0};
+    tp__ctl_buf b = {0};
     if (!result) {
-        sb_str(&b, "ok");
+        tp__ctl_buf_add(&b, "ok");
     } else if (cJSON_IsArray(result)) {
         /* get-group-ids returns a set in the reference, stop a list. */
         bool set = cmd && strcasecmp(cmd, "get-group-ids") == 0;
-        sb_str(&b, set ? "{" : "[");
+        tp__ctl_buf_add(&b, set ? "{" : "[");
         const cJSON *e;
         bool first = true;
         cJSON_ArrayForEach(e, result)
         {
             if (!first)
-                sb_str(&b, ", ");
+                tp__ctl_buf_add(&b, ", ");
             first = false;
             render_value(&b, e);
         }
-        sb_str(&b, set ? "}" : "]");
+        tp__ctl_buf_add(&b, set ? "}" : "]");
     } else if (cJSON_IsObject(result)) {
         const cJSON *e;
         bool first = true;
         cJSON_ArrayForEach(e, result)
         {
             if (!first)
-                sb_str(&b, " ");
+                tp__ctl_buf_add(&b, " ");
             first = false;
-            sb_str(&b, e->string);
-            sb_str(&b, "=");
+            tp__ctl_buf_add(&b, e->string);
+            tp__ctl_buf_add(&b, "=");
             render_value(&b, e);
         }
     } else {
         render_value(&b, result);
     }
-    return sb_done(&b);
+    return tp__ctl_buf_done(&b);
 }
 
 char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
 {
-    sbuf b = {0};
+    tp__ctl_buf b = {0};
     if (json) {
         cJSON *o = cJSON_CreateObject();
         if (!o)
@@ -225,25 +184,27 @@ char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
         cJSON_Delete(o);
         if (!s)
             return NULL;
-        sb_str(&b, s);
+        tp__ctl_buf_add(&b, s);
         cJSON_free(s);
-        sb_str(&b, "\n");
+        tp__ctl_buf_add(&b, "\n");
     } else if (r->ok && r->is_help) {
-        sb_str(&b, cJSON_IsString(r->result) ? r->result->valuestring : "");
-        sb_str(&b, "\n\n");
+        tp__ctl_buf_add(&b, cJSON_IsString(r->result) ? r->result->valuestring
+                                                      : "");
+        tp__ctl_buf_add(&b, "\n\n");
     } else if (r->ok) {
         char *s = tp__ctl_result_text(r->cmd, r->result);
         if (!s)
             return NULL;
-        sb_str(&b, s);
+        tp__ctl_buf_add(&b, s);
         free(s);
-        sb_str(&b, "\n");
+        tp__ctl_buf_add(&b, "\n");
     } else {
-        sb_str(&b, r->message ? r->message : "error");
-        sb_str(&b, r->is_usage ? "\n\n" : "\n");
+        tp__ctl_buf_add(&b, r->message ? r->message : "error");
+        tp__ctl_buf_add(&b, r->is_usage ? "\n\n" : "\n");
     }
-    char *out = sb_done(&b);
+    size_t n = b.len;
+    char *out = tp__ctl_buf_done(&b);
     if (out && len)
-        *len = b.len;
+        *len = n;
     return out;
 }

@@ -48,8 +48,16 @@
 #include "server.h"
 
 #define DEFAULT_MAX_CLIENTS 64
+#define DEFAULT_MAX_HANDSHAKES 16
 #define DEFAULT_MAX_LINE (64 * 1024)
+#define DEFAULT_MAX_SPAWN 1000000
+#define DEFAULT_HANDSHAKE_TIMEOUT 5.0
+#define REFUSE_DELAY 0.5
+#define OUT_HIGH (1024 * 1024)
 #define ACCEPT_BURST 64
+/* The private directory a Unix socket is bound in, beside its path. */
+#define PRIVATE_DIR "/.tpctl-XXXXXX"
+#define PRIVATE_SOCK "/s"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -127,15 +135,22 @@ void tp__ctl_registry_free(tp__ctl_registry *reg)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Blocking commands on helper threads                                      */
+/* Commands on helper threads                                               */
 /* ------------------------------------------------------------------------ */
 
 static void *job_main(void *arg)
 {
     tp__ctl_job *job = arg;
-    tp__ctl_args none = {0};
-    job->cmd->run(&job->ctx, &none, &job->reply);
-    job->reply.cmd = job->cmd->name;
+    pthread_setname_np(pthread_self(), "tp-ctl-job");
+    const tp__ctl_command *cmd;
+    tp__ctl_args args;
+    if (tp__ctl_parse(&job->ctx, job->line, &cmd, &args, &job->reply)) {
+        cmd->run(&job->ctx, &args, &job->reply);
+        job->reply.cmd = cmd->name;
+        tp__ctl_args_free(&args);
+    }
+    free(job->line);
+    job->line = NULL;
     tp_control *ctl = job->ctl;
     pthread_mutex_lock(&ctl->mu);
     job->next = ctl->done;
@@ -145,22 +160,29 @@ static void *job_main(void *arg)
     return NULL;
 }
 
-int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_command *cmd,
-                      const tp__ctl_ctx *ctx)
+int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_ctx *ctx,
+                      const char *line, size_t len)
 {
     tp__ctl_job *job = calloc(1, sizeof *job);
-    if (!job)
+    char *copy = malloc(len + 1);
+    if (!job || !copy) {
+        free(job);
+        free(copy);
         return TP_ENOMEM;
+    }
+    memcpy(copy, line, len);
+    copy[len] = '\0';
     job->ctl = ctl;
     job->session_id = id;
-    job->cmd = cmd;
     job->ctx = *ctx;
+    job->line = copy;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     int rc = pthread_create(&job->thread, &attr, job_main, job);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
+        free(job->line);
         free(job);
         errno = rc;
         return TP_ESYS;
@@ -204,20 +226,106 @@ static void collect_jobs(tp_control *ctl)
 /* The control thread                                                       */
 /* ------------------------------------------------------------------------ */
 
+/* A session holds a place until it is freed; an orphan whose job runs
+ * keeps its place until the job is collected. */
+static bool holds_place(const tp__ctl_session *s)
+{
+    return !tp__ctl_session_dead(s) || tp__ctl_session_has_job(s);
+}
+
+static void count_places(const tp_control *ctl, size_t *ready, size_t *hs)
+{
+    *ready = *hs = 0;
+    for (size_t i = 0; i < ctl->nsessions; i++) {
+        const tp__ctl_session *s = ctl->sessions[i];
+        if (!holds_place(s))
+            continue;
+        if (tp__ctl_session_handshaking(s))
+            ++*hs;
+        else
+            ++*ready;
+    }
+}
+
+size_t tp__ctl_sessions_ready(const tp_control *ctl)
+{
+    size_t ready, hs;
+    count_places(ctl, &ready, &hs);
+    return ready;
+}
+
 static void refuse(tp_control *ctl, int fd)
 {
     char msg[96];
     int n = snprintf(msg, sizeof msg, "error: too many clients (at most %zu)\n",
                      ctl->max_clients);
+    tp__ctl_log("Refused a client: too many clients (at most %zu)",
+                ctl->max_clients);
     if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
         /* Nothing to do: the client is gone or not reading. */
     }
     close(fd);
 }
 
-static void accept_clients(tp_control *ctl)
+/* Makes room for one more connection in its handshake by closing the
+ * oldest one that had a turn to speak and still has not completed it.
+ * false if every handshake place is taken by a connection accepted in this
+ * turn or by a refused one waiting out its delay. */
+static bool evict_handshake(tp_control *ctl)
 {
+    size_t victim = ctl->nsessions;
+    for (size_t i = 0; i < ctl->nsessions; i++) {
+        tp__ctl_session *s = ctl->sessions[i];
+        if (tp__ctl_session_evictable(s) &&
+            (victim == ctl->nsessions ||
+             tp__ctl_session_id(s) < tp__ctl_session_id(ctl->sessions[victim])))
+            victim = i;
+    }
+    if (victim == ctl->nsessions)
+        return false;
+    tp__ctl_log("Closing the oldest unfinished handshake (client %llu) to "
+                "make room",
+                (unsigned long long)tp__ctl_session_id(ctl->sessions[victim]));
+    tp__ctl_session_free(ctl->sessions[victim]);
+    ctl->sessions[victim] = ctl->sessions[--ctl->nsessions];
+    return true;
+}
+
+static bool add_session(tp_control *ctl, int fd, double now)
+{
+    if (ctl->nsessions == ctl->cap_sessions) {
+        size_t cap = ctl->cap_sessions ? ctl->cap_sessions * 2 : 16;
+        tp__ctl_session **v =
+            realloc(ctl->sessions, cap * sizeof *ctl->sessions);
+        if (!v)
+            return false;
+        ctl->sessions = v;
+        ctl->cap_sessions = cap;
+    }
+    tp__ctl_session *s = tp__ctl_session_new(ctl, fd, ctl->next_id++, now);
+    if (!s)
+        return false;
+    ctl->sessions[ctl->nsessions++] = s;
+    return true;
+}
+
+/* Accepts waiting clients. Sessions take max_clients places, connections
+ * in their handshake max_handshakes others; when those are full, the
+ * oldest unfinished handshake makes room, so that clients trickling bytes
+ * into handshakes never lock out one that completes its own at once. */
+static void accept_clients(tp_control *ctl, double now)
+{
+    size_t ready, hs;
+    count_places(ctl, &ready, &hs);
     for (int i = 0; i < ACCEPT_BURST; i++) {
+        if (ready < ctl->max_clients && hs >= ctl->max_handshakes) {
+            if (!evict_handshake(ctl)) {
+                /* Retry after the next turn, when those spoke. */
+                ctl->accept_paused = true;
+                return;
+            }
+            hs--;
+        }
         int fd =
             accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -228,27 +336,15 @@ static void accept_clients(tp_control *ctl)
                 ctl->accept_paused = true;
             return; /* else EAGAIN, or a client that vanished meanwhile */
         }
-        if (ctl->nsessions >= ctl->max_clients) {
+        if (ready >= ctl->max_clients) {
             refuse(ctl, fd);
             continue;
         }
-        if (ctl->nsessions == ctl->cap_sessions) {
-            size_t cap = ctl->cap_sessions ? ctl->cap_sessions * 2 : 16;
-            tp__ctl_session **v =
-                realloc(ctl->sessions, cap * sizeof *ctl->sessions);
-            if (!v) {
-                close(fd);
-                continue;
-            }
-            ctl->sessions = v;
-            ctl->cap_sessions = cap;
-        }
-        tp__ctl_session *s = tp__ctl_session_new(ctl, fd, ctl->next_id++);
-        if (!s) {
+        if (!add_session(ctl, fd, now)) {
             close(fd);
             continue;
         }
-        ctl->sessions[ctl->nsessions++] = s;
+        hs++;
     }
 }
 
@@ -258,7 +354,9 @@ static void reap_sessions(tp_control *ctl, double now)
     for (size_t i = 0; i < ctl->nsessions; i++) {
         tp__ctl_session *s = ctl->sessions[i];
         double dl = tp__ctl_session_deadline(s);
-        if (tp__ctl_session_dead(s) || (dl > 0 && now >= dl)) {
+        if (dl > 0 && now >= dl)
+            tp__ctl_session_expire(s);
+        if (tp__ctl_session_dead(s)) {
             if (tp__ctl_session_has_job(s)) {
                 tp__ctl_session_orphan(s);
                 ctl->sessions[j++] = s;
@@ -286,52 +384,58 @@ static int poll_timeout(tp_control *ctl, double now)
     return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
 }
 
-static void *control_loop(void *arg)
+/* One turn: waits (at most max_wait ms unless negative) for the wake pipe,
+ * the listener or a session, then serves what is ready. false if poll
+ * failed. */
+static bool turn(tp_control *ctl, int max_wait)
 {
-    tp_control *ctl = arg;
-    struct pollfd *pfd = NULL;
-    size_t pfd_cap = 0;
-    while (!atomic_load(&ctl->stopping)) {
-        size_t need = ctl->nsessions + 2;
-        if (need > pfd_cap) {
-            struct pollfd *p = realloc(pfd, need * 2 * sizeof *p);
-            if (p) {
-                pfd = p;
-                pfd_cap = need * 2;
-            } else if (pfd_cap < 2) {
-                break;
-            }
+    size_t need = ctl->nsessions + 2;
+    if (need > ctl->pfd_cap) {
+        struct pollfd *p = realloc(ctl->pfd, need * 2 * sizeof *p);
+        if (p) {
+            ctl->pfd = p;
+            ctl->pfd_cap = need * 2;
+        } else if (ctl->pfd_cap < 2) {
+            return false;
         }
-        pfd[0] = (struct pollfd){ctl->wake[0], POLLIN, 0};
-        pfd[1] =
-            (struct pollfd){ctl->listen_fd, ctl->accept_paused ? 0 : POLLIN, 0};
-        size_t n = 2;
-        for (size_t i = 0; i < ctl->nsessions && n < pfd_cap; i++) {
-            tp__ctl_session *s = ctl->sessions[i];
-            pfd[n++] = (struct pollfd){tp__ctl_session_fd(s),
-                                       tp__ctl_session_events(s), 0};
-        }
-        int timeout = poll_timeout(ctl, tp__ctl_now());
-        if (ctl->accept_paused && (timeout < 0 || timeout > 100))
-            timeout = 100;
-        ctl->accept_paused = false; /* retry after this poll */
-        int rc = poll(pfd, n, timeout);
-        if (rc < 0 && errno != EINTR)
-            break;
-        if (rc > 0 && pfd[0].revents)
-            collect_jobs(ctl);
-        /* Sessions first: their pollfd slots match their indexes now. */
-        size_t count = n - 2;
-        for (size_t i = 0; rc > 0 && i < count; i++)
-            if (pfd[i + 2].revents)
-                tp__ctl_session_io(ctl->sessions[i], pfd[i + 2].revents);
-        if (rc > 0 && pfd[1].revents)
-            accept_clients(ctl);
-        reap_sessions(ctl, tp__ctl_now());
     }
-    free(pfd);
-    /* Close every session; those whose job runs stay until it is
-     * collected, and their replies drop. */
+    struct pollfd *pfd = ctl->pfd;
+    pfd[0] = (struct pollfd){ctl->wake[0], POLLIN, 0};
+    pfd[1] =
+        (struct pollfd){ctl->listen_fd, ctl->accept_paused ? 0 : POLLIN, 0};
+    size_t n = 2;
+    for (size_t i = 0; i < ctl->nsessions && n < ctl->pfd_cap; i++) {
+        tp__ctl_session *s = ctl->sessions[i];
+        pfd[n++] = (struct pollfd){tp__ctl_session_fd(s),
+                                   tp__ctl_session_events(s), 0};
+    }
+    int timeout = poll_timeout(ctl, tp__ctl_now());
+    if (ctl->accept_paused && (timeout < 0 || timeout > 100))
+        timeout = 100;
+    if (max_wait >= 0 && (timeout < 0 || timeout > max_wait))
+        timeout = max_wait;
+    ctl->accept_paused = false; /* retry after this poll */
+    ctl->turn++;
+    int rc = poll(pfd, n, timeout);
+    if (rc < 0 && errno != EINTR)
+        return false;
+    if (rc > 0 && pfd[0].revents)
+        collect_jobs(ctl);
+    /* Sessions first: their pollfd slots match their indexes now. */
+    size_t count = n - 2;
+    for (size_t i = 0; rc > 0 && i < count; i++)
+        if (pfd[i + 2].revents)
+            tp__ctl_session_io(ctl->sessions[i], pfd[i + 2].revents);
+    if (rc > 0 && pfd[1].revents)
+        accept_clients(ctl, tp__ctl_now());
+    reap_sessions(ctl, tp__ctl_now());
+    return true;
+}
+
+/* Closes every session; those whose job runs stay until it is collected,
+ * and their replies drop. */
+static void close_all(tp_control *ctl)
+{
     for (size_t i = 0; i < ctl->nsessions; i++)
         tp__ctl_session_orphan(ctl->sessions[i]);
     while (ctl->jobs_running > 0) {
@@ -342,7 +446,55 @@ static void *control_loop(void *arg)
     for (size_t i = 0; i < ctl->nsessions; i++)
         tp__ctl_session_free(ctl->sessions[i]);
     ctl->nsessions = 0;
+}
+
+static void *control_loop(void *arg)
+{
+    tp_control *ctl = arg;
+    /* Named for top -H, gdb and control_bench --worst (which reads its CPU
+     * time); helpers are "tp-ctl-job". */
+    pthread_setname_np(pthread_self(), "tp-control");
+    while (!atomic_load(&ctl->stopping))
+        if (!turn(ctl, -1))
+            break;
+    close_all(ctl);
     return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Driving the loop by hand (the whole-server fuzz target)                  */
+/* ------------------------------------------------------------------------ */
+
+int tp__ctl_manual_open(tp_control *ctl)
+{
+    if (ctl->started || ctl->wake[0] >= 0)
+        return TP_EINVAL;
+    return pipe2(ctl->wake, O_NONBLOCK | O_CLOEXEC) == 0 ? TP_OK : TP_ESYS;
+}
+
+int tp__ctl_manual_adopt(tp_control *ctl, int fd)
+{
+    return add_session(ctl, fd, tp__ctl_now()) ? TP_OK : TP_ENOMEM;
+}
+
+void tp__ctl_manual_turn(tp_control *ctl, int timeout_ms)
+{
+    turn(ctl, timeout_ms);
+}
+
+bool tp__ctl_manual_idle(const tp_control *ctl)
+{
+    return ctl->nsessions == 0 && ctl->jobs_running == 0;
+}
+
+void tp__ctl_manual_close(tp_control *ctl)
+{
+    close_all(ctl);
+    if (ctl->wake[0] >= 0) {
+        close(ctl->wake[0]);
+        close(ctl->wake[1]);
+    }
+    ctl->wake[0] = ctl->wake[1] = -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -449,13 +601,13 @@ static int bind_private(int fd, const char *path)
     if (slash && slash != dir)
         *slash = '\0';
     char tmp[sizeof sa.sun_path + 32];
-    snprintf(tmp, sizeof tmp, "%s/.tpctl-XXXXXX", parent);
+    snprintf(tmp, sizeof tmp, "%s" PRIVATE_DIR, parent);
     free(dir);
     char sock[sizeof tmp + 4];
     int rc = TP_ESYS;
     if (mkdtemp(tmp) == NULL)
         return TP_ESYS;
-    snprintf(sock, sizeof sock, "%s/s", tmp);
+    snprintf(sock, sizeof sock, "%s" PRIVATE_SOCK, tmp);
     if (!fill_sun(&sa, sock)) {
         errno = ENAMETOOLONG;
         rmdir(tmp);
@@ -529,28 +681,59 @@ static tp_control *new_common(tp_pool *pool, const tp_control_opts *opts)
     ctl->bound_port = -1;
     ctl->max_clients = DEFAULT_MAX_CLIENTS;
     ctl->max_line = DEFAULT_MAX_LINE;
+    ctl->max_spawn = DEFAULT_MAX_SPAWN;
+    ctl->handshake_timeout = DEFAULT_HANDSHAKE_TIMEOUT;
+    ctl->refuse_delay = REFUSE_DELAY;
+    ctl->out_high = OUT_HIGH;
     if (opts) {
         if (opts->max_clients)
             ctl->max_clients = opts->max_clients;
         if (opts->max_line)
             ctl->max_line = opts->max_line;
+        if (opts->max_spawn)
+            ctl->max_spawn = opts->max_spawn;
+        ctl->max_handshakes = opts->max_handshakes;
         ctl->idle_timeout = opts->idle_timeout > 0 ? opts->idle_timeout : 0;
+        if (opts->handshake_timeout > 0)
+            ctl->handshake_timeout = opts->handshake_timeout;
         if (opts->token && !(ctl->token = strdup(opts->token))) {
             free(ctl);
             return NULL;
         }
     }
+    if (!ctl->max_handshakes)
+        ctl->max_handshakes = ctl->max_clients < DEFAULT_MAX_HANDSHAKES
+                                  ? ctl->max_clients
+                                  : DEFAULT_MAX_HANDSHAKES;
     pthread_mutex_init(&ctl->mu, NULL);
     pthread_mutex_init(&ctl->stop_mu, NULL);
     return ctl;
+}
+
+/* A port is a service name (resolved at start) or a decimal number up to
+ * 65535; getaddrinfo would take "99999" modulo 65536. */
+static bool port_valid(const char *port)
+{
+    if (!*port)
+        return false;
+    if (!strchr("+-0123456789", port[0]))
+        return true;
+    unsigned long v = 0;
+    for (const char *p = port; *p; p++) {
+        if (*p < '0' || *p > '9' || (v = v * 10 + (unsigned)(*p - '0')) > 65535)
+            return false;
+    }
+    return true;
 }
 
 TP_API tp_control *tp_control_new_tcp(tp_pool *pool, const char *host,
                                       const char *port,
                                       const tp_control_opts *opts)
 {
-    if (!host || !port)
+    if (!host || !port || !port_valid(port)) {
+        errno = EINVAL;
         return NULL;
+    }
     tp_control *ctl = new_common(pool, opts);
     if (!ctl)
         return NULL;
@@ -563,12 +746,29 @@ TP_API tp_control *tp_control_new_tcp(tp_pool *pool, const char *host,
     return ctl;
 }
 
+/* Whether path, and the private socket bind_private creates beside it,
+ * fit a socket address. */
+static bool unix_path_fits(const char *path)
+{
+    struct sockaddr_un sa;
+    size_t len = strlen(path);
+    const char *slash = strrchr(path, '/');
+    size_t parent = !slash ? 1 : slash == path ? 1 : (size_t)(slash - path);
+    return len < sizeof sa.sun_path &&
+           parent + strlen(PRIVATE_DIR PRIVATE_SOCK) < sizeof sa.sun_path;
+}
+
 TP_API tp_control *tp_control_new_unix(tp_pool *pool, const char *path,
                                        const tp_control_opts *opts)
 {
-    struct sockaddr_un sa;
-    if (!path || !*path || strlen(path) >= sizeof sa.sun_path)
+    if (!path || !*path) {
+        errno = EINVAL;
         return NULL;
+    }
+    if (!unix_path_fits(path)) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
     tp_control *ctl = new_common(pool, opts);
     if (!ctl)
         return NULL;
@@ -613,6 +813,34 @@ TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
     return rc;
 }
 
+TP_API int tp_control_register_gauge(tp_control *ctl, const char *name,
+                                     double (*fn)(void *arg), void *arg)
+{
+    if (!ctl || !fn || !tp__ctl_gauge_name_ok(name))
+        return TP_EINVAL;
+    pthread_mutex_lock(&ctl->stop_mu);
+    int rc = ctl->started ? TP_EINVAL : TP_OK;
+    for (size_t i = 0; rc == TP_OK && i < ctl->ngauges; i++)
+        if (strcmp(ctl->gauges[i].name, name) == 0)
+            rc = TP_EGROUP_EXISTS;
+    tp__ctl_gauge *v = NULL;
+    char *copy = NULL;
+    if (rc == TP_OK) {
+        v = realloc(ctl->gauges, (ctl->ngauges + 1) * sizeof *v);
+        copy = strdup(name);
+        if (v)
+            ctl->gauges = v;
+        if (!v || !copy)
+            rc = TP_ENOMEM;
+    }
+    if (rc == TP_OK)
+        ctl->gauges[ctl->ngauges++] = (tp__ctl_gauge){copy, fn, arg};
+    else
+        free(copy);
+    pthread_mutex_unlock(&ctl->stop_mu);
+    return rc;
+}
+
 TP_API int tp_control_start(tp_control *ctl)
 {
     if (!ctl)
@@ -647,6 +875,10 @@ TP_API int tp_control_start(tp_control *ctl)
     } else {
         ctl->started = true;
         atomic_store(&ctl->serving, 1);
+        if (ctl->is_unix)
+            tp__ctl_log("Opened socket '%s'", ctl->path);
+        else
+            tp__ctl_log("Opened socket at %s:%d", ctl->host, ctl->bound_port);
     }
     pthread_mutex_unlock(&ctl->stop_mu);
     return rc;
@@ -683,6 +915,10 @@ TP_API int tp_control_stop(tp_control *ctl)
     close(ctl->listen_fd);
     ctl->listen_fd = -1;
     unlink_ours(ctl);
+    if (ctl->is_unix)
+        tp__ctl_log("Removed socket '%s'", ctl->path);
+    else
+        tp__ctl_log("Closed socket at %s:%d", ctl->host, ctl->bound_port);
     close(ctl->wake[0]);
     close(ctl->wake[1]);
     ctl->wake[0] = ctl->wake[1] = -1;
@@ -696,8 +932,15 @@ TP_API void tp_control_free(tp_control *ctl)
     if (!ctl)
         return;
     tp_control_stop(ctl);
+    if (ctl->wake[0] >= 0) /* opened by hand (tp__ctl_manual_open) */
+        tp__ctl_manual_close(ctl);
     free(ctl->sessions);
+    free(ctl->pfd);
+    tp__ctl_help_cache_free(&ctl->help);
     tp__ctl_registry_free(&ctl->reg);
+    for (size_t i = 0; i < ctl->ngauges; i++)
+        free(ctl->gauges[i].name);
+    free(ctl->gauges);
     free(ctl->host);
     free(ctl->port);
     free(ctl->path);

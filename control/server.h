@@ -7,6 +7,7 @@
 #ifndef TP_CTL_SERVER_H
 #define TP_CTL_SERVER_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -15,15 +16,15 @@
 
 typedef struct tp__ctl_session tp__ctl_session;
 
-/* A blocking command running on a helper thread. Created and joined by the
- * control thread; the helper only fills `reply` and then posts the job on
- * ctl->done. */
+/* A blocking or offloaded command running on a helper thread. Created and
+ * joined by the control thread; the helper parses and runs the request,
+ * fills `reply` and then posts the job on ctl->done. */
 typedef struct tp__ctl_job {
     struct tp__ctl_job *next;
     tp_control *ctl;
     uint64_t session_id;
-    const tp__ctl_command *cmd;
     tp__ctl_ctx ctx;
+    char *line; /* owned copy of the request */
     tp__ctl_reply reply;
     pthread_t thread;
 } tp__ctl_job;
@@ -35,10 +36,14 @@ struct tp_control {
     bool is_unix;
     char *host, *port, *path;
     char *token;
-    size_t max_clients, max_line;
-    double idle_timeout;
+    size_t max_clients, max_line, max_handshakes, max_spawn;
+    double idle_timeout, handshake_timeout;
+    double refuse_delay; /* seconds before a refused handshake's error */
+    size_t out_high;     /* pending output that stops reading requests */
     /* Written only before start (registration), read-only afterwards. */
     tp__ctl_registry reg;
+    tp__ctl_gauge *gauges;
+    size_t ngauges;
     bool started;
 
     /* Set by start, read-only while serving. */
@@ -61,13 +66,18 @@ struct tp_control {
     /* Owned by the control thread. */
     tp__ctl_session **sessions;
     size_t nsessions, cap_sessions;
+    struct pollfd *pfd; /* the poll array, kept between turns */
+    tp__ctl_help_cache help;
+    size_t pfd_cap;
     size_t jobs_running;
     uint64_t next_id;
-    bool accept_paused; /* out of descriptors: listener not polled */
+    uint64_t turn;      /* counts the control thread's poll turns */
+    bool accept_paused; /* listener not polled during the next turn */
 };
 
 /* Session life (session.c); all called on the control thread only. */
-tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id);
+tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id,
+                                     double now);
 void tp__ctl_session_free(tp__ctl_session *s);
 uint64_t tp__ctl_session_id(const tp__ctl_session *s);
 int tp__ctl_session_fd(const tp__ctl_session *s);
@@ -87,13 +97,43 @@ bool tp__ctl_session_has_job(const tp__ctl_session *s);
  * it), marks it dead and its job abandoned. It is freed once the job is
  * collected. Idempotent. */
 void tp__ctl_session_orphan(tp__ctl_session *s);
-/* Monotonic time after which the idle session is closed; 0: never. */
+/* Monotonic time at which tp__ctl_session_expire is due (the handshake
+ * deadline, the end of a refusal's delay, the idle timeout); 0: never. */
 double tp__ctl_session_deadline(const tp__ctl_session *s);
+/* Acts on a deadline that passed: a handshake not completed in time or an
+ * idle session is closed, a refused client gets its error and is closed. */
+void tp__ctl_session_expire(tp__ctl_session *s);
+/* True while the connection has not completed its handshake (including a
+ * refused one waiting out its delay): it holds one of max_handshakes
+ * places, not one of max_clients. */
+bool tp__ctl_session_handshaking(const tp__ctl_session *s);
+/* True if the session may be closed to make room for a new connection:
+ * still in its handshake (not refused) and accepted before this turn. */
+bool tp__ctl_session_evictable(const tp__ctl_session *s);
+/* The control thread's turn in which the session was accepted. */
+uint64_t tp__ctl_session_turn(const tp__ctl_session *s);
+/* Number of sessions past their handshake (server.c): a completing
+ * handshake is refused once max_clients sessions exist. */
+size_t tp__ctl_sessions_ready(const tp_control *ctl);
 
-/* Starts cmd on a helper thread for session id (server.c). TP_OK or
- * TP_ESYS/TP_ENOMEM (then the caller answers with the error). */
-int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_command *cmd,
-                      const tp__ctl_ctx *ctx);
+/* Parses and runs the request line[0..len] (copied) on a helper thread
+ * for session id (server.c); ctx->help must be NULL (the cache belongs to
+ * the control thread). TP_OK or TP_ESYS/TP_ENOMEM (then the caller
+ * answers with the error). */
+int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_ctx *ctx,
+                      const char *line, size_t len);
+
+/* Driving the control loop by hand, for the whole-server fuzz target: open
+ * makes a server that was never started ready to serve without a thread or
+ * listener, adopt hands it a connected socket as a new client, turn runs
+ * one turn of the loop (waiting at most timeout_ms, -1: until something
+ * happens), idle tells whether no session or job is left, and close ends
+ * every session, waits for the jobs and frees the sessions. */
+int tp__ctl_manual_open(tp_control *ctl);
+int tp__ctl_manual_adopt(tp_control *ctl, int fd);
+void tp__ctl_manual_turn(tp_control *ctl, int timeout_ms);
+bool tp__ctl_manual_idle(const tp_control *ctl);
+void tp__ctl_manual_close(tp_control *ctl);
 
 /* Seconds on CLOCK_MONOTONIC. */
 double tp__ctl_now(void);

@@ -7,7 +7,8 @@
  * Framing. The input buffer holds at most max_line bytes plus the newline;
  * a longer line gets one error response and is skipped up to its newline,
  * so memory never grows with the input. Output is buffered and written
- * without blocking; while more than OUT_HIGH bytes wait for a slow reader,
+ * without blocking; while more than ctl->out_high bytes (1 MiB) wait for a
+ * slow reader,
  * the session stops reading requests. At the end of the client's input (it
  * may shut down only its writing side and read afterwards) every complete
  * line is still answered and every response written before the session
@@ -18,16 +19,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "server.h"
 
-#define OUT_HIGH (1024 * 1024)
 #define DEFAULT_WIDTH 80
 
 typedef enum {
     S_HANDSHAKE, /* waiting for the client's JSON line */
+    S_HTTP,      /* "GET /metrics HTTP/1.x" came instead: reading headers */
+    S_REFUSED,   /* wrong token: the error waits out ctl->refuse_delay */
     S_READY,     /* serving requests */
     S_BUSY,      /* a blocking command runs for this session */
     S_CLOSING,   /* write what is left, then close */
@@ -47,8 +50,16 @@ struct tp__ctl_session {
     size_t in_len, in_cap;
     char *out;
     size_t out_off, out_len, out_cap;
-    double last_active;
-    bool job;             /* a blocking command runs for this session */
+    double born;          /* when accepted */
+    double last_active;   /* when the client last sent bytes */
+    double close_by;      /* refused: when to answer; closing: when to give
+                           * up on a client that does not read; else 0 */
+    uint64_t turn;        /* the control thread's turn that accepted it */
+    bool fin_seen;        /* the input ended while a job ran */
+    char job_line[104];   /* the job's request, for the log (if on) */
+    bool http_found;      /* S_HTTP: the path is /metrics */
+    bool http_authed;     /* S_HTTP: the Authorization header holds the token */
+    bool job;             /* a command runs for this session on a helper */
     atomic_int abandoned; /* the client is gone; read by the job's helper */
 };
 
@@ -141,14 +152,23 @@ bool tp__ctl_parse_hello(const char *line, size_t len, tp__ctl_hello *out,
     return ok;
 }
 
-/* Compares without an early exit, so timing tells nothing of the token. */
-static bool token_equal(const char *a, const char *b)
+bool tp__ctl_token_equal(const char *secret, const char *given)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = la != lb;
-    for (size_t i = 0; i < lb; i++)
-        diff |= (unsigned char)(a[i % (la ? la : 1)] ^ b[i]);
-    return diff == 0 && la == lb;
+    size_t ls = strlen(secret), lg = strlen(given);
+    /* Every byte of given is compared, with the secret's NUL beyond its
+     * end: the time depends on the length of what the client sent only. */
+    volatile unsigned char diff = (unsigned char)(ls != lg);
+    for (size_t i = 0; i < lg; i++) {
+        size_t j = i < ls ? i : ls;
+        diff |= (unsigned char)(secret[j] ^ given[i]);
+    }
+    return diff == 0;
+}
+
+/* Whether the session reads lines now. */
+static bool reading(const tp__ctl_session *s)
+{
+    return s->st == S_READY || s->st == S_HANDSHAKE || s->st == S_HTTP;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -157,6 +177,8 @@ static bool token_equal(const char *a, const char *b)
 
 static void flush_out(tp__ctl_session *s)
 {
+    if (s->st == S_REFUSED)
+        return; /* the error waits out the delay */
     while (s->out_off < s->out_len) {
         ssize_t n = send(s->fd, s->out + s->out_off, s->out_len - s->out_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -223,6 +245,46 @@ static void send_reply(tp__ctl_session *s, const tp__ctl_reply *r)
     }
 }
 
+/* Writes what is queued, then closes; a client that does not read gets
+ * `grace` seconds (0: the idle timeout applies). */
+static void close_after_output(tp__ctl_session *s, double grace)
+{
+    if (s->st == S_DEAD)
+        return;
+    s->st = S_CLOSING;
+    s->close_by = grace > 0 ? tp__ctl_now() + grace : 0;
+    flush_out(s);
+}
+
+/* "TCPControlClient-3": how the log names a session (the reference logs
+ * its client class). */
+static const char *who(const tp__ctl_session *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "%sControlClient-%llu",
+             s->ctl->is_unix ? "Unix" : "TCP", (unsigned long long)s->id);
+    return buf;
+}
+
+/* Logs the outcome of a request: the reference's words for usage errors
+ * and help, else the command (cut short) and ok or the error's name. */
+static void log_outcome(const tp__ctl_session *s, const char *line,
+                        const tp__ctl_reply *r)
+{
+    if (!tp__ctl_log_on())
+        return;
+    char name[64];
+    who(s, name, sizeof name);
+    if (r->is_usage)
+        tp__ctl_log("%s got an ArgumentError: '%.100s'", name, line);
+    else if (r->is_help && !(r->cmd && strcmp(r->cmd, "metrics") == 0))
+        tp__ctl_log("%s received usage help", name);
+    else
+        tp__ctl_log("%s: '%.100s' -> %s", name, line,
+                    r->ok      ? "ok"
+                    : r->error ? r->error
+                               : "error");
+}
+
 /* A protocol error reply outside of any command. */
 static void send_error(tp__ctl_session *s, const char *name, const char *msg)
 {
@@ -244,60 +306,197 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
     s->json = ok && h.json;
     s->width = h.width;
     const char *token = s->ctl->token;
-    if (ok && token && !(h.token && token_equal(token, h.token))) {
-        ok = false;
-        why = h.token ? "wrong token" : "this server requires a token";
-        send_error(s, TP__CTL_ETOKEN, why);
-    } else if (!ok) {
-        send_error(s, TP__CTL_EPROTO, why);
-    }
+    bool token_ok = !token || (h.token && tp__ctl_token_equal(token, h.token));
+    bool had_token = h.token != NULL;
     free(h.token);
+    char name[64];
+    if (tp__ctl_log_on()) {
+        who(s, name, sizeof name);
+        if (ok && !token_ok)
+            tp__ctl_log("%s refused: %s", name,
+                        had_token ? "wrong token" : "no token");
+        else if (!ok)
+            tp__ctl_log("%s refused: %s", name, why);
+    }
+    if (ok && !token_ok) {
+        /* The error waits out the delay; the connection keeps its
+         * handshake place meanwhile (see tp_control_opts). */
+        s->st = S_REFUSED;
+        s->close_by = tp__ctl_now() + s->ctl->refuse_delay;
+        send_error(s, TP__CTL_ETOKEN,
+                   had_token ? "wrong token" : "this server requires a token");
+        return;
+    }
     if (!ok) {
-        s->st = S_CLOSING;
-        flush_out(s);
+        send_error(s, TP__CTL_EPROTO, why);
+        close_after_output(s, s->ctl->handshake_timeout);
+        return;
+    }
+    if (tp__ctl_sessions_ready(s->ctl) >= s->ctl->max_clients) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "too many clients (at most %zu)",
+                 s->ctl->max_clients);
+        tp__ctl_log("%s refused: %s", who(s, name, sizeof name), msg);
+        send_error(s, TP__CTL_EBUSY, msg);
+        close_after_output(s, s->ctl->handshake_timeout);
         return;
     }
     s->st = S_READY;
-    const char *name = tp_pool_name(s->ctl->pool);
+    const char *pool = tp_pool_name(s->ctl->pool);
+    tp__ctl_log("%s connected (%s, %s format)", who(s, name, sizeof name), pool,
+                s->json ? "json" : "text");
     if (s->json) {
         tp__ctl_reply r = {0};
-        tp__ctl_reply_result(&r, cJSON_CreateString(name));
+        tp__ctl_reply_result(&r, cJSON_CreateString(pool));
         send_reply(s, &r);
         tp__ctl_reply_clear(&r);
     } else {
         char buf[TP_NAME_MAX + 1];
-        int n = snprintf(buf, sizeof buf, "%s\n", name);
+        int n = snprintf(buf, sizeof buf, "%s\n", pool);
         queue_out(s, buf, (size_t)n);
     }
 }
 
-static void request(tp__ctl_session *s, char *line)
+/* The command line names, if it runs on a helper thread: blocking ones
+ * (they wait for the pool) and those whose cost has no bound (dropping
+ * pending starts, spawning from 64 KiB of JSON); NULL for the others. Its
+ * parsing runs on the helper too, so the control thread only copies the
+ * line. */
+static const tp__ctl_command *helper_command(const tp__ctl_ctx *ctx,
+                                             const char *line)
 {
-    tp__ctl_ctx ctx = {s->ctl->pool,      s->ctl->simple, &s->ctl->reg,
-                       &s->ctl->stopping, s->width,       NULL};
-    const tp__ctl_command *cmd;
+    char name[32];
+    size_t n = strcspn(line, " \t");
+    if (n == 0 || n >= sizeof name)
+        return NULL;
+    memcpy(name, line, n);
+    name[n] = '\0';
+    const tp__ctl_command *cmd = tp__ctl_command_find(name, ctx->simple);
+    return cmd && (cmd->flags & (TP__CTL_BLOCKING | TP__CTL_OFFLOAD)) ? cmd
+                                                                      : NULL;
+}
+
+static void request(tp__ctl_session *s, char *line, size_t len)
+{
+    tp__ctl_ctx ctx = {
+        .pool = s->ctl->pool,
+        .simple = s->ctl->simple,
+        .reg = &s->ctl->reg,
+        .stopping = &s->ctl->stopping,
+        .width = s->width,
+        .max_spawn = s->ctl->max_spawn,
+        .help = &s->ctl->help,
+        .gauges = s->ctl->gauges,
+        .ngauges = s->ctl->ngauges,
+    };
+    const tp__ctl_command *cmd, *job_cmd = helper_command(&ctx, line);
     tp__ctl_args args;
     tp__ctl_reply r = {0};
-    if (tp__ctl_parse(&ctx, line, &cmd, &args, &r)) {
-        if (cmd->flags & TP__CTL_BLOCKING) {
-            tp__ctl_args_free(&args);
-            atomic_store(&s->abandoned, 0);
-            ctx.abandoned = &s->abandoned;
-            int rc = tp__ctl_job_start(s->ctl, s->id, cmd, &ctx);
-            if (rc == TP_OK) {
-                s->job = true;
-                s->st = S_BUSY;
-                return;
-            }
-            tp__ctl_reply_tp_error(&r, s->ctl->pool, rc);
-        } else {
-            cmd->run(&ctx, &args, &r);
-            tp__ctl_args_free(&args);
+    /* The parser cuts the line into tokens: the log needs a copy. */
+    char shown[104] = "";
+    if (tp__ctl_log_on())
+        snprintf(shown, sizeof shown, "%s", line);
+    if (job_cmd) {
+        /* A client whose input already ended is not waited for. */
+        atomic_store(&s->abandoned, s->fin_seen);
+        ctx.abandoned = &s->abandoned;
+        ctx.help = NULL;
+        int rc = tp__ctl_job_start(s->ctl, s->id, &ctx, line, len);
+        if (rc == TP_OK) {
+            s->job = true;
+            s->st = S_BUSY;
+            snprintf(s->job_line, sizeof s->job_line, "%s", shown);
+            return;
         }
+        tp__ctl_reply_tp_error(&r, s->ctl->pool, rc);
+    } else if (tp__ctl_parse(&ctx, line, &cmd, &args, &r)) {
+        cmd->run(&ctx, &args, &r);
+        tp__ctl_args_free(&args);
         r.cmd = cmd->name;
     }
+    log_outcome(s, shown, &r);
     send_reply(s, &r);
     tp__ctl_reply_clear(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* HTTP: GET /metrics instead of a handshake, so Prometheus scrapes the port */
+/* ------------------------------------------------------------------------ */
+
+/* True (and S_HTTP entered) if the first line is an HTTP/1.x GET. */
+static bool http_start(tp__ctl_session *s, const char *line, size_t len)
+{
+    if (len < 14 || strncmp(line, "GET ", 4) != 0 ||
+        (strcmp(line + len - 9, " HTTP/1.1") != 0 &&
+         strcmp(line + len - 9, " HTTP/1.0") != 0))
+        return false;
+    size_t plen = len - 13;
+    const char *path = line + 4;
+    s->http_found = plen >= 8 && strncmp(path, "/metrics", 8) == 0 &&
+                    (plen == 8 || path[8] == '?');
+    s->http_authed = s->ctl->token == NULL;
+    s->st = S_HTTP;
+    return true;
+}
+
+static void http_respond(tp__ctl_session *s, const char *status,
+                         const char *extra, const char *body)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %s\r\nContent-Type: %s\r\n%s"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status,
+                     strncmp(status, "200", 3) == 0
+                         ? "text/plain; version=0.0.4; charset=utf-8"
+                         : "text/plain; charset=utf-8",
+                     extra, strlen(body));
+    queue_out(s, head, (size_t)n);
+    queue_out(s, body, strlen(body));
+}
+
+/* One header line of a GET (len 0: the end of the headers). */
+static void http_line(tp__ctl_session *s, const char *line, size_t len)
+{
+    static const char auth[] = "authorization:";
+    if (len > 0) {
+        if (strncasecmp(line, auth, sizeof auth - 1) == 0 && s->ctl->token) {
+            const char *v = line + sizeof auth - 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            s->http_authed = strncasecmp(v, "Bearer ", 7) == 0 &&
+                             tp__ctl_token_equal(s->ctl->token, v + 7);
+        }
+        return;
+    }
+    char name[64];
+    who(s, name, sizeof name);
+    if (!s->http_found) {
+        tp__ctl_log("%s: HTTP GET of an unknown path", name);
+        http_respond(s, "404 Not Found", "", "Only /metrics is served.\n");
+    } else if (!s->http_authed) {
+        /* Like a wrong token in a handshake: answered after the delay. */
+        tp__ctl_log("%s refused: HTTP GET without the token", name);
+        s->st = S_REFUSED;
+        s->close_by = tp__ctl_now() + s->ctl->refuse_delay;
+        http_respond(s, "401 Unauthorized",
+                     "WWW-Authenticate: Bearer realm=\"taskpool\"\r\n",
+                     "This server requires Authorization: Bearer TOKEN.\n");
+        return;
+    } else {
+        tp_stats st;
+        char *text = NULL;
+        if (tp_get_stats(s->ctl->pool, &st) == TP_OK)
+            text = tp__ctl_metrics_text(tp_pool_name(s->ctl->pool), &st,
+                                        s->ctl->gauges, s->ctl->ngauges);
+        tp__ctl_log("%s: HTTP GET /metrics -> %s", name, text ? "200" : "500");
+        if (text)
+            http_respond(s, "200 OK", "", text);
+        else
+            http_respond(s, "500 Internal Server Error", "", "out of memory\n");
+        free(text);
+    }
+    close_after_output(s, s->ctl->handshake_timeout);
 }
 
 /* Handles one line without its newline (s->in[0..len)). */
@@ -312,8 +511,13 @@ static void line(tp__ctl_session *s, char *p, size_t len)
         len--;
     }
     p[len] = '\0';
+    if (s->st == S_HTTP) {
+        http_line(s, p, len);
+        return;
+    }
     if (s->st == S_HANDSHAKE) {
-        handshake(s, p, len);
+        if (!http_start(s, p, len))
+            handshake(s, p, len);
         return;
     }
     if (len == 0)
@@ -324,7 +528,7 @@ static void line(tp__ctl_session *s, char *p, size_t len)
                    "byte)");
         return;
     }
-    request(s, p);
+    request(s, p, len);
 }
 
 /* Answers the complete lines in the input buffer while the session is
@@ -332,8 +536,7 @@ static void line(tp__ctl_session *s, char *p, size_t len)
 static void process_input(tp__ctl_session *s)
 {
     size_t start = 0;
-    while ((s->st == S_READY || s->st == S_HANDSHAKE) &&
-           s->out_len - s->out_off < OUT_HIGH) {
+    while (reading(s) && s->out_len - s->out_off < s->ctl->out_high) {
         char *nl = memchr(s->in + start, '\n', s->in_len - start);
         if (!nl)
             break;
@@ -348,25 +551,22 @@ static void process_input(tp__ctl_session *s)
         memmove(s->in, s->in + start, s->in_len - start);
         s->in_len -= start;
     }
-    if (s->eof && (s->st == S_READY || s->st == S_HANDSHAKE) &&
-        !memchr(s->in, '\n', s->in_len)) {
+    if (s->eof && reading(s) && !memchr(s->in, '\n', s->in_len)) {
         /* Every line answered: write what is left, then close. */
         s->st = S_CLOSING;
         flush_out(s);
         return;
     }
-    if (s->in_len == s->in_cap && (s->st == S_READY || s->st == S_HANDSHAKE)) {
+    if (s->in_len == s->in_cap && reading(s)) {
         /* A full buffer without a newline: the line is too long. */
         if (!s->discarding) {
             char msg[96];
             snprintf(msg, sizeof msg, "the line is longer than %zu bytes",
                      s->ctl->max_line);
-            bool was_handshake = s->st == S_HANDSHAKE;
+            bool was_handshake = s->st != S_READY;
             send_error(s, TP__CTL_ETOOLONG, msg);
-            if (was_handshake) {
-                s->st = S_CLOSING;
-                flush_out(s);
-            }
+            if (was_handshake)
+                close_after_output(s, s->ctl->handshake_timeout);
         }
         s->discarding = true;
         s->in_len = 0;
@@ -418,7 +618,8 @@ static void read_input(tp__ctl_session *s)
 /* Session API for server.c                                                 */
 /* ------------------------------------------------------------------------ */
 
-tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id)
+tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id,
+                                     double now)
 {
     tp__ctl_session *s = calloc(1, sizeof *s);
     if (!s)
@@ -434,7 +635,8 @@ tp__ctl_session *tp__ctl_session_new(tp_control *ctl, int fd, uint64_t id)
     s->id = id;
     s->st = S_HANDSHAKE;
     s->width = DEFAULT_WIDTH;
-    s->last_active = tp__ctl_now();
+    s->born = s->last_active = now;
+    s->turn = ctl->turn;
     atomic_init(&s->abandoned, 0);
     return s;
 }
@@ -443,6 +645,8 @@ void tp__ctl_session_free(tp__ctl_session *s)
 {
     if (!s)
         return;
+    char name[64];
+    tp__ctl_log("%s disconnected", who(s, name, sizeof name));
     if (s->fd >= 0)
         close(s->fd);
     free(s->in);
@@ -466,10 +670,14 @@ short tp__ctl_session_events(const tp__ctl_session *s)
     bool pending = s->out_off < s->out_len;
     if (pending)
         ev |= POLLOUT;
-    if ((s->st == S_READY || s->st == S_HANDSHAKE) && !s->eof &&
-        s->out_len - s->out_off < OUT_HIGH && s->in_len < s->in_cap)
+    if (reading(s) && !s->eof && s->out_len - s->out_off < s->ctl->out_high &&
+        s->in_len < s->in_cap)
         ev |= POLLIN;
-    /* While busy, only hang-ups matter (poll reports them anyway). */
+    /* While busy, only the end of the client's input matters: a TCP FIN
+     * (the client closed, or shut down its writing side) or a hang-up
+     * (which poll reports anyway). */
+    if (s->st == S_BUSY && !s->fin_seen)
+        ev |= POLLRDHUP;
     return ev;
 }
 
@@ -481,15 +689,23 @@ void tp__ctl_session_io(tp__ctl_session *s, short revents)
     }
     if (s->st == S_DEAD)
         return;
-    if (revents & (POLLIN | POLLHUP | POLLERR)) {
-        if (s->st == S_BUSY || s->st == S_CLOSING) {
-            /* Not reading: only notice a peer that hung up. */
-            if (revents & (POLLHUP | POLLERR))
-                s->st = S_DEAD;
-            return;
-        }
-        read_input(s);
+    if (revents & (POLLHUP | POLLERR) &&
+        (s->st == S_BUSY || s->st == S_CLOSING || s->st == S_REFUSED)) {
+        s->st = S_DEAD; /* not reading: only a hang-up matters */
+        return;
     }
+    if (s->st == S_BUSY && (revents & POLLRDHUP)) {
+        /* The input ended while a command runs: over TCP a client that
+         * closed is indistinguishable from one that only shut down its
+         * writing side, so the command is abandoned (until-closed gives
+         * up at once) but its reply, and those of the complete lines
+         * still unread, are written for a client that still reads. */
+        s->fin_seen = true;
+        atomic_store(&s->abandoned, 1);
+        return;
+    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) && reading(s))
+        read_input(s);
 }
 
 void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r)
@@ -499,6 +715,7 @@ void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r)
         return;
     s->st = S_READY;
     s->last_active = tp__ctl_now();
+    log_outcome(s, s->job_line, r);
     send_reply(s, r);
     process_input(s);
 }
@@ -524,8 +741,65 @@ void tp__ctl_session_orphan(tp__ctl_session *s)
 
 double tp__ctl_session_deadline(const tp__ctl_session *s)
 {
-    double t = s->ctl->idle_timeout;
-    if (t <= 0 || s->st == S_BUSY || s->st == S_DEAD)
+    double idle = s->ctl->idle_timeout;
+    double idle_dl = idle > 0 ? s->last_active + idle : 0;
+    switch (s->st) {
+    case S_HANDSHAKE:
+    case S_HTTP: {
+        double dl = s->born + s->ctl->handshake_timeout;
+        return idle_dl > 0 && idle_dl < dl ? idle_dl : dl;
+    }
+    case S_REFUSED:
+        return s->close_by;
+    case S_READY:
+        return idle_dl;
+    case S_CLOSING:
+        return s->close_by > 0 ? s->close_by : idle_dl;
+    default:
         return 0;
-    return s->last_active + t;
+    }
+}
+
+void tp__ctl_session_expire(tp__ctl_session *s)
+{
+    double idle = s->ctl->idle_timeout;
+    bool idle_first =
+        idle > 0 && s->last_active + idle < s->born + s->ctl->handshake_timeout;
+    char name[64];
+    if ((s->st == S_HANDSHAKE || s->st == S_HTTP) && !idle_first) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "no handshake within %g seconds",
+                 s->ctl->handshake_timeout);
+        tp__ctl_log("%s closed: %s", who(s, name, sizeof name), msg);
+        send_error(s, TP__CTL_EPROTO, msg);
+        close_after_output(s, s->ctl->handshake_timeout);
+        if (s->st == S_CLOSING && s->out_off < s->out_len)
+            return; /* the client gets until close_by to read it */
+    } else if (s->st == S_REFUSED) {
+        s->st = S_HANDSHAKE; /* lets flush_out write */
+        close_after_output(s, s->ctl->handshake_timeout);
+        return;
+    } else if (reading(s)) {
+        tp__ctl_log("%s closed: silent for %g seconds",
+                    who(s, name, sizeof name), idle);
+    }
+    s->st = S_DEAD;
+}
+
+bool tp__ctl_session_handshaking(const tp__ctl_session *s)
+{
+    return s->st == S_HANDSHAKE || s->st == S_HTTP || s->st == S_REFUSED ||
+           (s->st == S_CLOSING && s->close_by > 0);
+}
+
+bool tp__ctl_session_evictable(const tp__ctl_session *s)
+{
+    return (s->st == S_HANDSHAKE || s->st == S_HTTP ||
+            (s->st == S_CLOSING && s->close_by > 0)) &&
+           s->turn != s->ctl->turn;
+}
+
+uint64_t tp__ctl_session_turn(const tp__ctl_session *s)
+{
+    return s->turn;
 }

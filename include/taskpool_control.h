@@ -20,15 +20,31 @@ extern "C" {
 
 typedef struct tp_control tp_control;
 
-/* Options; a zero-initialised field means "the default". A client beyond
- * max_clients gets the line "error: too many clients (at most N)" and is
- * disconnected (a client that left while a flush or gather-and-close ran
- * for it keeps its place until that command ends); a line longer than
- * max_line gets an error response and is skipped; a session silent for
- * idle_timeout seconds (not counting a blocking command that runs for it)
- * is closed. */
+/* Options; a zero-initialised field means "the default".
+ *
+ * Places. max_clients counts sessions (connections past their handshake);
+ * connections still in their handshake have max_handshakes places of
+ * their own, so clients that never complete a handshake cannot take the
+ * places of those that do: when every handshake place is taken, the
+ * oldest unfinished handshake is closed to make room (one accepted in the
+ * same turn of the control thread, or a refused one, is never closed
+ * early). A client arriving while max_clients sessions exist gets the line
+ * "error: too many clients (at most N)" and is disconnected; so does one
+ * whose handshake completes then. A client that left while a flush or
+ * gather-and-close ran for it keeps its place until that command ends.
+ *
+ * Deadlines. A connection that has not completed its handshake within
+ * handshake_timeout seconds of connecting is closed (the bytes it sends do
+ * not extend the deadline). A refused handshake (wrong or missing token)
+ * gets its error only after half a second, during which the connection
+ * keeps its handshake place: that bounds a guesser to max_handshakes
+ * attempts per half second and costs the server no thread. A line longer
+ * than max_line gets an error response and is skipped; a session silent
+ * for idle_timeout seconds (not counting a blocking command that runs for
+ * it) is closed. */
 typedef struct tp_control_opts {
-    /* If set, clients must present it as "token" in the handshake. */
+    /* If set, clients must present it as "token" in the handshake; it is
+     * compared in constant time. */
     const char *token;
     /* Most sessions at once; further clients are refused; 0: 64. */
     size_t max_clients;
@@ -36,13 +52,23 @@ typedef struct tp_control_opts {
     size_t max_line;
     /* Seconds a silent session may stay open; 0: forever. */
     double idle_timeout;
+    /* Seconds a connection may take to complete its handshake; 0: 5. */
+    double handshake_timeout;
+    /* Most connections at once still in their handshake; 0: 16, or
+     * max_clients if that is smaller. */
+    size_t max_handshakes;
+    /* Largest number of starts one apply -n or start N asks for (a larger
+     * one is a usage error); 0: 1,000,000. */
+    size_t max_spawn;
 } tp_control_opts;
 
 /* Creates a server for pool on a TCP address (host may be a name or an
  * address; port "0" asks for an ephemeral port, see tp_control_port).
  * Nothing is bound until tp_control_start. host, port and opts->token are
  * copied. The pool must outlive the server; several servers may serve one
- * pool. Returns NULL if pool, host or port is NULL or memory is exhausted.
+ * pool. Returns NULL if pool, host or port is NULL, port is a number
+ * beyond 65535 or malformed (errno EINVAL; a service name such as "http"
+ * is resolved at start), or memory is exhausted.
  * Thread safety: any thread. */
 TP_API tp_control *tp_control_new_tcp(tp_pool *pool, const char *host,
                                       const char *port,
@@ -53,8 +79,10 @@ TP_API tp_control *tp_control_new_tcp(tp_pool *pool, const char *host,
  * directory and renamed into place, so no other user can ever connect); a
  * stale socket file at path is replaced only if nothing listens on it. On
  * stop the file is removed unless something else replaced it meanwhile.
- * Returns NULL if pool or path is NULL, path is empty or longer than a
- * socket address holds, or memory is exhausted. Thread safety: any thread. */
+ * Returns NULL if pool or path is NULL, path is empty (errno EINVAL), path
+ * or the private directory beside it does not fit a socket address (path
+ * under 108 bytes, its directory part under 92; errno ENAMETOOLONG), or
+ * memory is exhausted. Thread safety: any thread. */
 TP_API tp_control *tp_control_new_unix(tp_pool *pool, const char *path,
                                        const tp_control_opts *opts);
 
@@ -83,6 +111,22 @@ TP_API int tp_control_register(tp_control *ctl, const char *name, tp_fn fn);
  * Thread safety: any thread, before tp_control_start. */
 TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
                                         tp_callback cb, void *arg);
+
+/* Registers an application value (a queue's backlog, say) under name
+ * (copied), shown by `stats` as name=VALUE and by `metrics` (and an HTTP
+ * scrape of the port) as the gauge taskpool_<name>{pool="..."}. fn(arg) is
+ * called on the control thread, no library lock held, each time one of
+ * those is answered: it must be quick, must not block, and must be safe
+ * to call concurrently with the application's own threads (read an
+ * atomic, or take a short lock of the application's). It must not call
+ * tp_control_stop or tp_control_free of this server.
+ * Errors: TP_EINVAL (NULL ctl or fn, a name not matching
+ * [A-Za-z_][A-Za-z0-9_]* or of 64 bytes or more, a name of a built-in
+ * stats key or metric, or the server already started), TP_EGROUP_EXISTS
+ * (a gauge with that name exists), TP_ENOMEM.
+ * Thread safety: any thread, before tp_control_start. */
+TP_API int tp_control_register_gauge(tp_control *ctl, const char *name,
+                                     double (*fn)(void *arg), void *arg);
 
 /* Binds and listens; the socket accepts connections when this returns, and
  * a control thread serves it. A server starts at most once. Errors:

@@ -5,12 +5,13 @@
 #   scripts/deps.sh --test   also clang and its runtimes, for the fuzz target,
 #                            and the Debian packaging tools (build-essential,
 #                            dpkg-dev, debhelper, lintian, man-db) for the
-#                            consumer tests
+#                            consumer tests; promtool (prometheus) and curl
+#                            for the metrics tests
 #   scripts/deps.sh --bench  also the optional benchmark peers (GLib, libuv)
 set -euo pipefail
 pkgs="cmake make gcc pkg-config check libcjson-dev libedit-dev scdoc"
 case "${1:-}" in
-  --test) pkgs="$pkgs clang libclang-rt-14-dev build-essential dpkg-dev debhelper lintian man-db fakeroot" ;;
+  --test) pkgs="$pkgs clang libclang-rt-14-dev build-essential dpkg-dev debhelper lintian man-db fakeroot prometheus curl" ;;
   --bench) pkgs="$pkgs libglib2.0-dev libuv1-dev" ;;
 esac
 missing=""

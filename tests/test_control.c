@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -339,7 +340,8 @@ START_TEST(simple_pool_transcript)
                  "help.): invalid choice: 'bogus' (choose from 'cancel', "
                  "'cancel-all', 'cancel-group', 'exit', 'flush', "
                  "'func-name', 'gather-and-close', 'get-group-ids', 'help', "
-                 "'is-full', 'is-locked', 'lock', 'num-cancelled', "
+                 "'is-full', 'is-locked', 'lock', 'metrics', "
+                 "'num-cancelled', "
                  "'num-ended', 'num-running', 'pool-size', 'start', "
                  "'stats', 'stop', 'stop-all', 'unlock', 'until-closed')\n\n");
     CMD_BLOCK_IS(cl, "stop",
@@ -1499,6 +1501,626 @@ START_TEST(two_servers_serve_one_pool)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Hardening (issue 7): each test failed before its fix                     */
+/* ------------------------------------------------------------------------ */
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* True if fd has something to read (or an end) within ms milliseconds. */
+static bool readable_within(int fd, int ms)
+{
+    struct pollfd pf = {fd, POLLIN, 0};
+    return poll(&pf, 1, (int)(ms * time_multiplier())) == 1;
+}
+
+/* A text client, retried while the server still counts a session that
+ * just left (it notices the departure on its next turn). */
+static client *admitted(tp_control *c)
+{
+    for (int i = 0; i < 1000; i++) {
+        client *cl = client_tcp(tp_control_port(c));
+        client_send_line(cl, "{}");
+        char *l = client_line(cl);
+        bool in = l && strcmp(l, "TaskPool-demo") == 0;
+        free(l);
+        if (in)
+            return cl;
+        client_close(cl);
+    }
+    ck_abort_msg("no place became free");
+    return NULL;
+}
+
+START_TEST(tcp_fin_during_until_closed_frees_place_and_helper)
+{
+    /* A TCP client that closed normally while until-closed ran for it kept
+     * its place and its helper thread until the pool closed: with
+     * max_clients 1, every later client was refused. */
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.max_clients = 1};
+    tp_control *c = tcp_server(p, &o);
+    long base = thread_count();
+    for (int i = 0; i < 3; i++) {
+        client *cl = admitted(c);
+        client_send_line(cl, "until-closed");
+        want_threads = base + 1;
+        ck_assert(wait_until(threads_are_wanted, NULL));
+        client_close(cl); /* a FIN, no RST: nothing unread */
+        want_threads = base;
+        ck_assert_msg(wait_until(threads_are_wanted, NULL),
+                      "round %d: %ld threads, want %ld", i, thread_count(),
+                      base);
+    }
+    /* The place is free again (before the fix, never). */
+    client *cl = admitted(c);
+    CMD_IS(cl, "is-locked", "False");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(tcp_half_close_during_flush_abandons_later_until_closed)
+{
+    /* The input ends (FIN) while flush waits: flush's reply is still
+     * written for a client that reads, and an until-closed queued behind
+     * it gives up at once instead of waiting for a client that has said
+     * all it will (it used to start after flush and wait forever). */
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "apply stubborn", "apply-stubborn-group-0");
+    ck_assert(counter_wait(&started, 1));
+    CMD_IS(cl, "cancel 0", "ok");
+    long base = thread_count();
+    client_send_line(cl, "flush");
+    want_threads = base + 1;
+    ck_assert(wait_until(threads_are_wanted, NULL));
+    client_send_line(cl, "until-closed");
+    client_send_line(cl, "num-running");
+    ck_assert_int_eq(shutdown(cl->fd, SHUT_WR), 0);
+    ck_assert(!readable_within(cl->fd, 50)); /* flush still waits */
+    gate_open(&stubborn_gate);
+    char *l = client_line(cl);
+    ck_assert_str_eq(l, "ok");
+    free(l);
+    l = client_line(cl);
+    ck_assert_str_eq(l, "until-closed gave up: the client's input ended (it "
+                        "closed the connection or shut down its writing "
+                        "side).");
+    free(l);
+    l = client_line(cl);
+    ck_assert_str_eq(l, "0");
+    free(l);
+    ck_assert(client_eof(cl));
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(tcp_fin_during_gather_and_close_is_answered_then_closed)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "apply stubborn", "apply-stubborn-group-0");
+    ck_assert(counter_wait(&started, 1));
+    client_send_line(cl, "gather-and-close");
+    client_send_line(cl, "is-locked");
+    ck_assert_int_eq(shutdown(cl->fd, SHUT_WR), 0);
+    ck_assert(!readable_within(cl->fd, 50));
+    gate_open(&stubborn_gate);
+    char *l = client_line(cl);
+    ck_assert_str_eq(l, "ok");
+    free(l);
+    l = client_line(cl);
+    ck_assert_str_eq(l, "True");
+    free(l);
+    ck_assert(client_eof(cl));
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+static gate discard_gate;
+static counter discarded;
+
+static void slow_discard(void *arg, void *cb_arg)
+{
+    (void)arg, (void)cb_arg;
+    counter_add(&discarded, 1);
+    gate_pass(&discard_gate, NULL);
+}
+
+static int noop_task(tp_task *task, void *arg)
+{
+    (void)task, (void)arg;
+    return 0;
+}
+
+/* Runs cmd while dropping the first pending start blocks: other sessions
+ * must be served meanwhile. */
+static void cancel_off_the_control_thread(const char *cmd)
+{
+    gate_init(&discard_gate);
+    counter_init(&discarded);
+    tp_pool *p = general_pool(1);
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK); /* nothing starts */
+    tp_opts o = {.group_name = "g", .discard = slow_discard};
+    ck_assert_int_eq(tp_apply(p, noop_task, NULL, 3, &o, NULL), TP_OK);
+    tp_control *c = tcp_server(p, NULL);
+    client *a = text_client(c, "TaskPool-demo");
+    client *b = text_client(c, "TaskPool-demo");
+    client_send_line(a, cmd);
+    ck_assert(counter_wait(&discarded, 1));
+    /* The control thread still answers while the cancel is stuck. */
+    client_send_line(b, "num-running");
+    ck_assert_msg(readable_within(b->fd, 2000),
+                  "the control thread is busy with %s", cmd);
+    char *l = client_line(b);
+    ck_assert_str_eq(l, "0");
+    free(l);
+    ck_assert(!readable_within(a->fd, 0));
+    gate_open(&discard_gate);
+    l = client_line(a);
+    ck_assert_str_eq(l, "ok");
+    free(l);
+    client_close(a);
+    client_close(b);
+    finish(c, p);
+    gate_destroy(&discard_gate);
+    counter_destroy(&discarded);
+}
+
+START_TEST(cancel_all_runs_off_the_control_thread)
+{
+    cancel_off_the_control_thread("cancel-all");
+}
+END_TEST
+
+START_TEST(cancel_group_runs_off_the_control_thread)
+{
+    cancel_off_the_control_thread("cancel-group g");
+}
+END_TEST
+
+START_TEST(spawn_counts_above_max_spawn_are_usage_errors)
+{
+    tp_pool *p = general_pool(0);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    /* The default: a million. */
+    CMD_IS(cl, "pool-size 0", "ok");
+    const char *huge[] = {"apply sleep -n 1000001",
+                          "apply sleep --num=9223372036854775807"};
+    for (int i = 0; i < 2; i++) {
+        client_send_line(cl, huge[i]);
+        char *t = client_read_until(cl, "\n\n");
+        ck_assert_ptr_nonnull(t);
+        ck_assert_msg(strncmp(t, "usage: apply [-h]", 17) == 0, "%s", t);
+        ck_assert_msg(strstr(t, "\napply: error: argument -n/--num: at most "
+                                "1000000 tasks per command (the server's "
+                                "max_spawn), not ") != NULL,
+                      "%s", t);
+        free(t);
+    }
+    CMD_IS(cl, "apply sleep -n 1000000 -g big", "big");
+    CMD_IS(cl, "cancel-all", "ok");
+    client_close(cl);
+    tp_control_free(c);
+    /* A server's own limit, for start too. */
+    tp_pool *sp = simple_pool();
+    tp_control_opts o = {.max_spawn = 10};
+    c = tcp_server(sp, &o);
+    cl = text_client(c, "SimpleTaskPool-0");
+    CMD_BLOCK_IS(cl, "start 11",
+                 "usage: start [-h] num\nstart: error: argument num: at most "
+                 "10 tasks per command (the server's max_spawn), not 11\n\n");
+    CMD_IS(cl, "start 10", "start-group-0");
+    ck_assert(counter_wait(&started, 10));
+    client_close(cl);
+    finish(c, sp);
+    tp_pool_free(p);
+}
+END_TEST
+
+START_TEST(handshake_deadline_is_not_extended_by_bytes)
+{
+    /* A client trickling bytes into its handshake used to keep it open for
+     * ever (every byte reset the idle timer). */
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.handshake_timeout = 0.3, .idle_timeout = 2};
+    tp_control *c = tcp_server(p, &o);
+    client *cl = client_tcp(tp_control_port(c));
+    double t0 = mono();
+    bool closed = false;
+    while (!closed && mono() - t0 < 10 * time_multiplier()) {
+        if (send(cl->fd, " ", 1, MSG_NOSIGNAL) != 1)
+            break;
+        closed = readable_within(cl->fd, 50);
+    }
+    char *l = client_line(cl);
+    ck_assert_ptr_nonnull(l);
+    ck_assert_str_eq(l, "error: no handshake within 0.3 seconds");
+    free(l);
+    ck_assert(client_eof(cl));
+    ck_assert_msg(mono() - t0 < 1.5 * time_multiplier(), "closed after %.2f s",
+                  mono() - t0);
+    client_close(cl);
+    /* A session past its handshake is not subject to it: open after more
+     * than the handshake's 0.3 s (and less than the idle 2 s). */
+    cl = text_client(c, "TaskPool-demo");
+    struct pollfd pf = {cl->fd, POLLIN, 0};
+    ck_assert_int_eq(poll(&pf, 1, 500), 0);
+    CMD_IS(cl, "num-running", "0");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(unfinished_handshakes_do_not_lock_out_a_client_with_the_token)
+{
+    /* Connections that never complete a handshake used to take the places
+     * of sessions: with max_clients 2, two of them locked everybody out. */
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {
+        .token = "s3cret", .max_clients = 2, .max_handshakes = 4};
+    tp_control *c = tcp_server(p, &o);
+    enum { N = 12 };
+    client *junk[N];
+    for (int i = 0; i < N; i++) {
+        junk[i] = client_tcp(tp_control_port(c));
+        client_send(junk[i], "{\"terminal_width\"", 17);
+    }
+    for (int round = 0; round < 2; round++) {
+        client *cl = client_tcp(tp_control_port(c));
+        client_hello(cl, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+        CMD_IS(cl, "num-running", "0");
+        for (int i = 0; i < N; i++) /* they keep trickling */
+            (void)send(junk[i]->fd, " ", 1, MSG_NOSIGNAL);
+        client_close(cl);
+    }
+    /* Two sessions may exist; a third completing client is refused. */
+    client *a = client_tcp(tp_control_port(c));
+    client_hello(a, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+    client *b = client_tcp(tp_control_port(c));
+    client_hello(b, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+    client *x = client_tcp(tp_control_port(c));
+    char *l = client_line(x);
+    ck_assert_str_eq(l, "error: too many clients (at most 2)");
+    free(l);
+    client_close(x);
+    for (int i = 0; i < N; i++)
+        client_close(junk[i]);
+    client_close(a);
+    client_close(b);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(refused_token_is_answered_after_a_delay)
+{
+    /* A wrong token used to be answered at once: 2,000 guesses took half a
+     * second. The answer now waits half a second, without stalling the
+     * control thread. */
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.token = "s3cret"};
+    tp_control *c = tcp_server(p, &o);
+    client *good = client_tcp(tp_control_port(c));
+    client_hello(good, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+    client *bad = client_tcp(tp_control_port(c));
+    double t0 = mono();
+    client_send_line(bad, "{\"token\": \"s3crex\"}");
+    CMD_IS(good, "num-running", "0"); /* served meanwhile */
+    ck_assert(!readable_within(bad->fd, 0));
+    char *l = client_line(bad);
+    double waited = mono() - t0;
+    ck_assert_str_eq(l, "error: wrong token");
+    free(l);
+    ck_assert_msg(waited >= 0.45, "answered after %.3f s", waited);
+    ck_assert(client_eof(bad));
+    client_close(bad);
+    client_close(good);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(token_comparison)
+{
+    ck_assert(tp__ctl_token_equal("s3cret", "s3cret"));
+    ck_assert(!tp__ctl_token_equal("s3cret", "s3cre"));
+    ck_assert(!tp__ctl_token_equal("s3cret", "s3cret!"));
+    ck_assert(!tp__ctl_token_equal("s3cret", "S3cret"));
+    ck_assert(!tp__ctl_token_equal("s3cret", ""));
+    ck_assert(!tp__ctl_token_equal("", "x"));
+    ck_assert(tp__ctl_token_equal("", ""));
+}
+END_TEST
+
+START_TEST(unix_path_too_long_is_refused_at_creation)
+{
+    /* The socket is bound as DIR/.tpctl-XXXXXX/s before it is renamed to
+     * DIR/NAME: a DIR of 92 bytes or more used to pass creation and fail
+     * at start with "File name too long". */
+    tp_pool *p = general_pool(3);
+    char dir[128], path[160];
+    int n = snprintf(dir, sizeof dir, "/tmp/tpctl-%d-", (int)getpid());
+    memset(dir + n, 'd', (size_t)(91 - n));
+    dir[91] = '\0';
+    snprintf(path, sizeof path, "%s/s", dir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    tp_control *c = tp_control_new_unix(p, path, NULL);
+    ck_assert_ptr_nonnull(c); /* 91 bytes: fits, and starts */
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    client *cl = client_unix(path);
+    client_hello(cl, "{}", "TaskPool-demo");
+    client_close(cl);
+    tp_control_free(c);
+    ck_assert_int_eq(rmdir(dir), 0);
+    char longer[160];
+    snprintf(longer, sizeof longer, "%sd/s", dir); /* 92 */
+    errno = 0;
+    ck_assert_ptr_null(tp_control_new_unix(p, longer, NULL));
+    ck_assert_int_eq(errno, ENAMETOOLONG);
+    char flat[160]; /* no slash: the directory is "." */
+    memset(flat, 'f', 108);
+    flat[108] = '\0';
+    ck_assert_ptr_null(tp_control_new_unix(p, flat, NULL));
+    flat[100] = '\0';
+    c = tp_control_new_unix(p, flat, NULL);
+    ck_assert_ptr_nonnull(c);
+    tp_control_free(c);
+    tp_pool_free(p);
+}
+END_TEST
+
+START_TEST(tcp_port_is_validated_at_creation)
+{
+    /* "99999" used to start and bind port 34463. */
+    tp_pool *p = general_pool(3);
+    const char *bad[] = {"99999", "65536", "-1", "+80", "80x", "", "1e3"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        ck_assert_msg(tp_control_new_tcp(p, "127.0.0.1", bad[i], NULL) == NULL,
+                      "port '%s' accepted", bad[i]);
+        ck_assert_int_eq(errno, EINVAL);
+    }
+    const char *good[] = {"0", "65535", "8080", "http"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        tp_control *c = tp_control_new_tcp(p, "127.0.0.1", good[i], NULL);
+        ck_assert_msg(c != NULL, "port '%s' refused", good[i]);
+        tp_control_free(c);
+    }
+    tp_pool_free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Logging (issue 9, item 5)                                                */
+/* ------------------------------------------------------------------------ */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[16384];
+
+static void capture(tp_log_level level, const char *message, void *arg)
+{
+    (void)arg;
+    if (level != TP_LOG_DEBUG)
+        return;
+    pthread_mutex_lock(&log_mu);
+    size_t n = strlen(log_text);
+    snprintf(log_text + n, sizeof log_text - n, "%s\n", message);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static bool logged(const char *text)
+{
+    pthread_mutex_lock(&log_mu);
+    bool found = strstr(log_text, text) != NULL;
+    pthread_mutex_unlock(&log_mu);
+    return found;
+}
+
+static bool logged_pred(void *text)
+{
+    return logged(text);
+}
+
+START_TEST(server_logs_sessions_and_commands)
+{
+    log_text[0] = '\0';
+    tp_log_set(capture, NULL, TP_LOG_DEBUG);
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.token = "s3cret", .max_clients = 1};
+    tp_control *c = tcp_server(p, &o);
+    char opened[64];
+    snprintf(opened, sizeof opened, "Opened socket at 127.0.0.1:%d",
+             tp_control_port(c));
+    ck_assert(logged(opened));
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"token\": \"s3cret\", \"format\": \"json\"}",
+                 "{\"ok\":true,\"result\":\"TaskPool-demo\"}");
+    cJSON_Delete(client_json(cl, "num-running"));
+    cJSON_Delete(client_json(cl, "cancel 99"));
+    cJSON_Delete(client_json(cl, "stop"));
+    cJSON_Delete(client_json(cl, "-h"));
+    cJSON_Delete(client_json(cl, "flush"));
+    client *x = client_tcp(tp_control_port(c));
+    free(client_line(x)); /* too many clients */
+    client_close(x);
+    client_close(cl);
+    ck_assert(wait_until(logged_pred, "TCPControlClient-0 disconnected"));
+    client *bad = client_tcp(tp_control_port(c));
+    client_hello(bad, "{\"token\": \"nope\"}", "error: wrong token");
+    client_close(bad);
+    tp_control_free(c);
+    tp_log_set(NULL, NULL, TP_LOG_DEBUG);
+    const char *want[] = {
+        "TCPControlClient-0 connected (TaskPool-demo, json format)",
+        "TCPControlClient-0: 'num-running' -> ok",
+        "TCPControlClient-0: 'cancel 99' -> TP_ENOTASK",
+        "TCPControlClient-0 got an ArgumentError: 'stop'",
+        "TCPControlClient-0 received usage help",
+        "TCPControlClient-0: 'flush' -> ok",
+        "Refused a client: too many clients (at most 1)",
+        "TCPControlClient-1 refused: wrong token",
+        "TCPControlClient-0 disconnected",
+        "Closed socket at 127.0.0.1:",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(logged(want[i]), "not logged: %s\nlog:\n%s", want[i],
+                      log_text);
+    tp_pool_free(p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Gauges and metrics (issue 9, items 2 and 4)                              */
+/* ------------------------------------------------------------------------ */
+
+static atomic_int backlog;
+
+static double read_backlog(void *arg)
+{
+    return (double)atomic_load((atomic_int *)arg);
+}
+
+/* Runs a shell command with the text on its standard input; its exit
+ * status. */
+static int pipe_to(const char *cmd, const char *text)
+{
+    FILE *f = popen(cmd, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    return pclose(f);
+}
+
+/* The whole output of a shell command (malloc'd). */
+static char *run_cmd(const char *cmd)
+{
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    size_t n;
+    while ((n = fread(out + len, 1, cap - 1 - len, f)) > 0)
+        len += n;
+    out[len] = '\0';
+    pclose(f);
+    return out;
+}
+
+START_TEST(gauges_are_validated_and_shown_in_stats)
+{
+    tp_pool *p = general_pool(3);
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", NULL);
+    ck_assert_int_eq(
+        tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
+        TP_OK);
+    ck_assert_int_eq(
+        tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
+        TP_EGROUP_EXISTS);
+    const char *bad[] = {
+        "",        "1x",        "a-b",           "a b",
+        "running", "pool_size", "tasks_running", "threads_extra"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(tp_control_register_gauge(c, bad[i], read_backlog,
+                                                &backlog) == TP_EINVAL,
+                      "gauge '%s' accepted", bad[i]);
+    ck_assert_int_eq(tp_control_register_gauge(c, "x", NULL, NULL), TP_EINVAL);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    ck_assert_int_eq(tp_control_register_gauge(c, "late", read_backlog, NULL),
+                     TP_EINVAL);
+    atomic_store(&backlog, 42);
+    client *cl = text_client(c, "TaskPool-demo");
+    CMD_IS(cl, "stats",
+           "pool_size=3 running=0 cancelled=0 ended=0 pending=0 groups=0 "
+           "threads=0 idle_threads=0 total_started=0 total_ended=0 "
+           "total_cancelled=0 total_failed=0 queue_backlog=42");
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
+{
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.token = "s3cret"};
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", &o);
+    ck_assert_int_eq(tp_control_register(c, "sleep", record), TP_OK);
+    ck_assert_int_eq(
+        tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
+        TP_OK);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    atomic_store(&backlog, 7);
+    client *cl = client_tcp(tp_control_port(c));
+    client_hello(cl, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+    CMD_IS(cl, "apply sleep -n 2", "apply-sleep-group-0");
+    ck_assert(counter_wait(&started, 2));
+    client_send_line(cl, "metrics");
+    char *text = client_read_until(cl, "\n\n");
+    ck_assert_ptr_nonnull(text);
+    text[strlen(text) - 1] = '\0'; /* the blank line ends the response */
+    ck_assert_msg(strstr(text, "# TYPE taskpool_tasks_running gauge\n"
+                               "taskpool_tasks_running{pool=\"TaskPool-demo\"}"
+                               " 2\n") != NULL,
+                  "%s", text);
+    ck_assert(strstr(text,
+                     "taskpool_tasks_started_total{pool=\"TaskPool-demo\"}"
+                     " 2\n") != NULL);
+    ck_assert(strstr(text, "taskpool_queue_backlog{pool=\"TaskPool-demo\"} "
+                           "7\n") != NULL);
+    ck_assert(strstr(text, "taskpool_pool_size{pool=\"TaskPool-demo\"} 3\n") !=
+              NULL);
+    if (system("command -v promtool >/dev/null 2>&1") == 0)
+        ck_assert_int_eq(pipe_to("promtool check metrics", text), 0);
+    else
+        ck_assert_msg(getenv("TP_NO_PROMTOOL"),
+                      "promtool is missing (scripts/deps.sh --test)");
+    /* The same text over HTTP, as Prometheus scrapes it. */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "curl -s -H 'Authorization: Bearer s3cret' "
+             "http://127.0.0.1:%d/metrics",
+             tp_control_port(c));
+    char *body = run_cmd(cmd);
+    ck_assert_str_eq(body, text);
+    free(body);
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code}' "
+             "http://127.0.0.1:%d/metrics",
+             tp_control_port(c));
+    body = run_cmd(cmd);
+    ck_assert_str_eq(body, "401");
+    free(body);
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code}' "
+             "-H 'Authorization: Bearer s3cret' http://127.0.0.1:%d/other",
+             tp_control_port(c));
+    body = run_cmd(cmd);
+    ck_assert_str_eq(body, "404");
+    free(body);
+    free(text);
+    /* JSON mode: the text as a string. */
+    client *j = client_tcp(tp_control_port(c));
+    client_hello(j, "{\"token\": \"s3cret\", \"format\": \"json\"}",
+                 "{\"ok\":true,\"result\":\"TaskPool-demo\"}");
+    cJSON *r = client_json(j, "metrics");
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(r, "result");
+    ck_assert(cJSON_IsString(res));
+    ck_assert(strncmp(res->valuestring, "# HELP taskpool_pool_size ", 26) == 0);
+    cJSON_Delete(r);
+    client_close(j);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("control");
@@ -1556,6 +2178,22 @@ static Suite *suite(void)
     tcase_add_test(tc, out_of_descriptors_pauses_accepting_and_resumes);
     tcase_add_test(tc, stop_with_clients_connected);
     tcase_add_test(tc, two_servers_serve_one_pool);
+    tcase_add_test(tc, tcp_fin_during_until_closed_frees_place_and_helper);
+    tcase_add_test(tc, tcp_half_close_during_flush_abandons_later_until_closed);
+    tcase_add_test(tc, tcp_fin_during_gather_and_close_is_answered_then_closed);
+    tcase_add_test(tc, cancel_all_runs_off_the_control_thread);
+    tcase_add_test(tc, cancel_group_runs_off_the_control_thread);
+    tcase_add_test(tc, spawn_counts_above_max_spawn_are_usage_errors);
+    tcase_add_test(tc, handshake_deadline_is_not_extended_by_bytes);
+    tcase_add_test(
+        tc, unfinished_handshakes_do_not_lock_out_a_client_with_the_token);
+    tcase_add_test(tc, refused_token_is_answered_after_a_delay);
+    tcase_add_test(tc, token_comparison);
+    tcase_add_test(tc, unix_path_too_long_is_refused_at_creation);
+    tcase_add_test(tc, tcp_port_is_validated_at_creation);
+    tcase_add_test(tc, server_logs_sessions_and_commands);
+    tcase_add_test(tc, gauges_are_validated_and_shown_in_stats);
+    tcase_add_test(tc, metrics_pass_promtool_over_the_protocol_and_http);
     suite_add_tcase(s, tc);
     return s;
 }

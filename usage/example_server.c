@@ -10,6 +10,9 @@
  *     ./example_server [HOST [PORT [SECONDS_PER_ITEM]]]
  *     taskpool-control tcp 127.0.0.1 9999      (in another terminal)
  *
+ * `stats` and `metrics` show the queue's backlog (a registered gauge), and
+ * Prometheus may scrape http://127.0.0.1:9999/metrics.
+ *
  * A worker stopped in the middle of an item puts it back for the others.
  * Once every item is processed, the program stops the control server,
  * stops the workers (now waiting for items that never come) and gathers
@@ -39,6 +42,13 @@ static int work(tp_task *task, intptr_t item)
         fflush(stdout);
     }
     return rc;
+}
+
+/* A gauge for the control server: items waiting in the queue. Called on
+ * the control thread; tp_queue_size may be called from any thread. */
+static double backlog(void *arg)
+{
+    return (double)tp_queue_size(arg);
 }
 
 /* Takes items until cancelled. An item interrupted by the cancellation is
@@ -80,7 +90,11 @@ int main(int argc, char **argv)
     tp_start(pool, 3, NULL);
 
     tp_control *ctl = tp_control_new_tcp(pool, host, port, NULL);
-    if (!ctl || tp_control_start(ctl) != TP_OK) {
+    /* The queue's backlog, in `stats`, `metrics` and a scrape of the port
+     * (taskpool_queue_backlog). */
+    if (!ctl ||
+        tp_control_register_gauge(ctl, "queue_backlog", backlog, q) != TP_OK ||
+        tp_control_start(ctl) != TP_OK) {
         perror("cannot start the control server");
         tp_control_free(ctl);
         tp_pool_free(pool);

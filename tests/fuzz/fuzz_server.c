@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer target for the whole control server: one session, driven
+ * through a real socket and the control loop's own turns (tp__ctl_manual_*,
+ * on the fuzzing thread), against a real pool whose tasks run. It covers
+ * what fuzz_control (the parsers alone) cannot: the handshake state
+ * machine and the token check, line framing and the skipping of over-long
+ * lines, output buffering and back-pressure against a client that reads
+ * little or nothing, half-close and hang-up, the blocking commands on their
+ * helper threads (flush, gather-and-close, until-closed) and the offloaded
+ * ones (cancel-all, cancel-group), the SimpleTaskPool commands against a
+ * simple pool, and tasks that run and end, so that the JSON arguments are
+ * freed at task end (LeakSanitizer checks that they are).
+ *
+ * Input: byte 0 chooses the setting, the rest is what the client sends.
+ *   bit 0     a SimpleTaskPool (else a TaskPool with registered functions)
+ *   bit 1     the server requires the token "tok"
+ *   bits 2-3  how the client reads: 0 everything after each chunk, 1 at most
+ *             64 bytes, 2 nothing until its input is sent (back-pressure),
+ *             3 every other chunk
+ *   bit 4     at the end the client closes (hang-up) instead of shutting
+ *             down its writing side and reading every response
+ *   bits 5-7  chunk size: the input is sent in chunks of 8, 16 ... 1024
+ *             bytes, with one turn of the control loop after each
+ *
+ * Cost bound: inputs are cut at MAX_INPUT bytes, a command starts at most
+ * MAX_SPAWN tasks, every task ends by itself within NAP seconds (or at
+ * once when cancelled), and at the end the harness cancels everything and
+ * closes the pool, so blocking commands end. A session that does not end
+ * within MAX_TURNS turns after that aborts (a hang is a finding).
+ *
+ * Oracle: besides the sanitizers, every byte the server sends is valid
+ * UTF-8 without NUL, and in JSON mode every line after the handshake is a
+ * JSON object with a boolean "ok".
+ *
+ *   ./tests/fuzz/fuzz_server -max_total_time=30 NEW_DIR \
+ *       tests/fuzz/corpus_server
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+#define MAX_INPUT 4096
+#define MAX_SPAWN 8
+#define MAX_LINE 256
+#define NAP 0.0002
+#define MAX_TURNS 200000
+#define MAX_OUTPUT (8 << 20)
+
+static int nap(tp_task *task, void *arg)
+{
+    (void)arg;
+    tp_sleep(task, NAP);
+    return 0;
+}
+
+/* Reads every part of its JSON argument, which must still be alive. */
+static int echo(tp_task *task, void *arg)
+{
+    (void)task;
+    char *s = cJSON_PrintUnformatted((const cJSON *)arg);
+    free(s);
+    return 0;
+}
+
+static void on_end(tp_pool *pool, tp_id id, void *arg)
+{
+    (void)pool, (void)id, (void)arg;
+}
+
+typedef struct out {
+    char *p;
+    size_t len, cap;
+    bool overflow; /* more than MAX_OUTPUT: not checked */
+} out;
+
+/* Reads up to max bytes (0: all there is) from the client's socket. */
+static void drain(int fd, out *o, size_t max)
+{
+    char buf[16384];
+    size_t got = 0;
+    while (max == 0 || got < max) {
+        size_t want = sizeof buf;
+        if (max && max - got < want)
+            want = max - got;
+        ssize_t n = recv(fd, buf, want, MSG_DONTWAIT);
+        if (n <= 0)
+            return;
+        got += (size_t)n;
+        if (o->len + (size_t)n > o->cap && o->cap < MAX_OUTPUT) {
+            size_t cap = o->cap ? o->cap * 2 : 65536;
+            while (cap < o->len + (size_t)n)
+                cap *= 2;
+            char *p = realloc(o->p, cap);
+            if (!p)
+                abort();
+            o->p = p;
+            o->cap = cap;
+        }
+        if (o->len + (size_t)n <= o->cap) {
+            memcpy(o->p + o->len, buf, (size_t)n);
+            o->len += (size_t)n;
+        } else {
+            o->overflow = true;
+        }
+    }
+}
+
+static void check_output(const out *o, bool json_mode)
+{
+    if (o->overflow)
+        return;
+    if (!tp__ctl_utf8_valid(o->p ? o->p : "", o->len))
+        abort();
+    if (!json_mode)
+        return;
+    /* After the handshake's reply, every line is one JSON response. */
+    const char *p = o->p, *end = o->p + o->len;
+    bool first = true;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break; /* a hang-up may cut the last one */
+        if (!first) {
+            cJSON *j = cJSON_ParseWithLength(p, (size_t)(nl - p));
+            if (!cJSON_IsObject(j) ||
+                !cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(j, "ok")))
+                abort();
+            cJSON_Delete(j);
+        }
+        first = false;
+        p = nl + 1;
+    }
+}
+
+/* Whether the input's handshake line asks for JSON and would be accepted;
+ * only then is the output checked line by line. */
+static bool wants_json(const uint8_t *data, size_t size, bool token)
+{
+    const uint8_t *nl = memchr(data, '\n', size);
+    if (!nl || (size_t)(nl - data) > MAX_LINE)
+        return false;
+    char *line = strndup((const char *)data, (size_t)(nl - data));
+    if (!line)
+        abort();
+    /* The server strips surrounding blanks and a CR as it frames lines. */
+    size_t len = strlen(line);
+    if (len != (size_t)(nl - data)) {
+        free(line);
+        return false;
+    }
+    tp__ctl_hello h;
+    const char *why;
+    char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    len = strlen(p);
+    while (len &&
+           (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r'))
+        p[--len] = '\0';
+    bool ok = tp__ctl_parse_hello(p, len, &h, &why);
+    bool json =
+        ok && h.json && (!token || (h.token && strcmp(h.token, "tok") == 0));
+    if (ok)
+        free(h.token);
+    free(line);
+    return json;
+}
+
+static tp_pool *make_pool(bool simple)
+{
+    if (simple) {
+        tp_pool_opts po = {.name = "fuzz", .pool_size = 2};
+        tp_opts o = {.func_name = "nap"};
+        return tp_simple_pool_new(nap, NULL, &po, &o);
+    }
+    tp_pool_opts po = {.name = "fuzz", .pool_size = 2};
+    return tp_pool_new(&po);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    unsigned cfg = data[0];
+    data++;
+    size--;
+    if (size > MAX_INPUT)
+        size = MAX_INPUT;
+    bool simple = cfg & 1, token = cfg & 2, hangup = cfg & 16;
+    unsigned reading = (cfg >> 2) & 3;
+    size_t chunk = (size_t)8 << ((cfg >> 5) & 7);
+
+    tp_pool *pool = make_pool(simple);
+    if (!pool)
+        abort();
+    tp_control_opts opts = {
+        .token = token ? "tok" : NULL,
+        .max_line = MAX_LINE,
+        .max_spawn = MAX_SPAWN,
+    };
+    tp_control *ctl = tp_control_new_tcp(pool, "127.0.0.1", "0", &opts);
+    if (!ctl)
+        abort();
+    ctl->refuse_delay = 0; /* no half-second wait per wrong token */
+    ctl->out_high = 16384; /* back-pressure within a few responses */
+    if (!simple) {
+        tp_control_register(ctl, "nap", nap);
+        tp_control_register(ctl, "echo", echo);
+        tp_control_register_callback(ctl, "on_end", on_end, NULL);
+    }
+    int sv[2];
+    if (tp__ctl_manual_open(ctl) != TP_OK ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                   sv) != 0 ||
+        tp__ctl_manual_adopt(ctl, sv[0]) != TP_OK)
+        abort();
+
+    out o = {0};
+    size_t sent = 0, nchunk = 0;
+    long turns = 0;
+    while (sent < size) {
+        size_t n = size - sent < chunk ? size - sent : chunk;
+        ssize_t w = send(sv[1], data + sent, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0)
+            sent += (size_t)w;
+        else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            break; /* the server closed the session */
+        tp__ctl_manual_turn(ctl, 0);
+        if (tp__ctl_manual_idle(ctl))
+            break;
+        bool blocked = w < 0;
+        switch (reading) {
+        case 0:
+            drain(sv[1], &o, 0);
+            break;
+        case 1:
+            drain(sv[1], &o, 64);
+            break;
+        case 2:
+            break;
+        default:
+            if (nchunk % 2)
+                drain(sv[1], &o, 0);
+            break;
+        }
+        /* A client that does not read stops the server reading it; it
+         * reads once it cannot send (else both would wait for ever). */
+        if (blocked)
+            drain(sv[1], &o, 0);
+        nchunk++;
+        if (++turns > MAX_TURNS)
+            abort();
+    }
+    if (hangup) {
+        close(sv[1]);
+        sv[1] = -1;
+    } else {
+        shutdown(sv[1], SHUT_WR);
+    }
+    /* Every task ends, the pool closes: blocking commands return. */
+    tp_cancel_all(pool);
+    tp_gather_and_close(pool);
+    for (turns = 0; !tp__ctl_manual_idle(ctl); turns++) {
+        if (turns > MAX_TURNS)
+            abort();
+        tp__ctl_manual_turn(ctl, 10);
+        if (sv[1] >= 0)
+            drain(sv[1], &o, 0);
+    }
+    if (sv[1] >= 0) {
+        drain(sv[1], &o, 0);
+        check_output(&o, wants_json(data, size, token));
+        close(sv[1]);
+    }
+    free(o.p);
+    tp_control_free(ctl);
+    tp_pool_free(pool);
+    return 0;
+}
