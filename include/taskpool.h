@@ -126,10 +126,15 @@ typedef struct tp_opts {
     tp_callback end_callback;
     /* Called once per cancelled task, after its function returned. */
     tp_callback cancel_callback;
-    /* Called once for every start that will never happen (its group was
-     * cancelled, or the pool freed), with the argument that start would
-     * have received, so that the caller can free it. Called on whichever
-     * thread dropped the start, with no library lock held. */
+    /* Called for arguments whose start will never happen (the group was
+     * cancelled, or the pool freed), so that the caller can free them:
+     *  - map family: once per dropped argument, on the thread that dropped
+     *    it;
+     *  - tp_apply and tp_start (one shared argument): at most once per
+     *    group, whatever the number of dropped starts (dropping costs
+     *    O(1)), after the group's last running task ended, on the thread
+     *    that dropped the starts or that ran that last task.
+     * No library lock is held. */
     void (*discard)(void *arg, void *callback_arg);
     /* Passed to the callbacks above. */
     void *callback_arg;
@@ -217,7 +222,8 @@ TP_API size_t tp_num_ended(const tp_pool *pool);
 
 /* Starts num tasks, each running fn(task, arg). Group prefix "apply". The
  * same arg is shared by all of them and must stay valid until they ended;
- * `discard` is called once per start that never happens. */
+ * if some of them never start, `discard(arg)` is called once, after the
+ * last of them that ran has ended. */
 TP_API int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
                     const tp_opts *opts, char group_out[TP_NAME_MAX]);
 
@@ -344,8 +350,10 @@ TP_API int tp_cancel(tp_pool *pool, const tp_id ids[], size_t n);
 TP_API int tp_task_status(tp_pool *pool, tp_id id);
 
 /* Cancels a group: first drops its pending starts (they never start;
- * `discard` is called for each; an iterator's `done` is called), then
- * cancels its running tasks. The group is then forgotten: its name is free
+ * `discard` is called as tp_opts says; an iterator's `done` is called),
+ * then cancels its running tasks. Costs O(1) plus the group's own running
+ * tasks (and, for the map family, its dropped arguments), whatever the
+ * number of groups or of dropped starts. The group is then forgotten: its name is free
  * and tp_get_group_ids no longer knows it. Error: TP_ENOGROUP. */
 TP_API int tp_cancel_group(tp_pool *pool, const char *group);
 
@@ -435,7 +443,8 @@ TP_API int tp_cond_wait(tp_task *task, pthread_cond_t *cond,
 
 /* Waits until fd has any of events (POLLIN, POLLOUT, ...) or timeout seconds
  * (negative: none). Returns the revents (> 0), TP_ETIMEDOUT, TP_ECANCELED,
- * TP_EINVAL or TP_ESYS. */
+ * TP_EINVAL (fd negative or not an open descriptor, timeout NaN) or
+ * TP_ESYS. */
 TP_API int tp_wait_fd(tp_task *task, int fd, short events, double timeout);
 
 /* A file descriptor that becomes readable once the task is cancelled, for

@@ -33,9 +33,11 @@ static int not_live(tp_pool *pool, tp_id id)
 {
     TP_ASSERT_HELD(pool);
     if (id >= 0 && id < pool->next_id)
-        for (tp__group *g = pool->groups; g; g = g->next)
-            if (tp__group_has_id(g, id))
+        tp__list_each(n, next, &pool->groups)
+        {
+            if (tp__group_has_id(tp__container(n, tp__group, node), id))
                 return TP_EALREADY_ENDED;
+        }
     return TP_ENOTASK;
 }
 
@@ -87,9 +89,10 @@ static void cancel_group(tp_pool *pool, tp__group *g, tp__group **drops,
     TP_ASSERT_HELD(pool);
     tp__group_drop(pool, g, drops);
     tp__group_unindex(pool, g);
-    for (tp_task *t = pool->live_head; t && g->live; t = t->next)
-        if (t->group == g)
-            tp__cancel_later(pool, t, wakes);
+    tp__list_each(n, next, &g->tasks)
+    {
+        tp__cancel_later(pool, tp__container(n, tp_task, group_node), wakes);
+    }
     tp__group_retire_if_empty(pool, g);
 }
 
@@ -116,8 +119,9 @@ void tp_cancel_all(tp_pool *pool)
     tp__wakes wakes = {0};
     tp__lock(pool);
     tp__group *drops = NULL;
-    for (tp__group *g = pool->groups, *next; g; g = next) {
-        next = g->next;
+    tp__list_each(n, next, &pool->groups)
+    {
+        tp__group *g = tp__container(n, tp__group, node);
         if (g->indexed)
             cancel_group(pool, g, &drops, &wakes);
     }
@@ -143,7 +147,9 @@ int tp_stop(tp_pool *pool, size_t num, tp_ids *stopped)
     }
     size_t j = 0;
     tp__wakes wakes = {0};
-    for (tp_task *t = pool->live_tail; t && j < k; t = t->prev) {
+    for (tp__list *n = pool->tasks.prev; n != &pool->tasks && j < k;
+         n = n->prev) {
+        tp_task *t = tp__container(n, tp_task, live_node);
         if (!tp__cancel_later(pool, t, &wakes))
             continue;
         if (ids)

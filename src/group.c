@@ -105,6 +105,29 @@ int tp__group_name(tp_pool *pool, tp__group *g, const char *explicit_name,
     return TP_OK;
 }
 
+tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts)
+{
+    tp__group *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->call = call;
+    g->src = src;
+    g->limit = limit;
+    if (opts) {
+        g->end_cb = opts->end_callback;
+        g->cancel_cb = opts->cancel_callback;
+        g->discard = opts->discard;
+        g->cb_arg = opts->callback_arg;
+    }
+    tp__list_init(&g->node);
+    tp__list_init(&g->runs);
+    tp__list_init(&g->tasks);
+    g->run0.fifo.next = NULL;
+    g->spare = &g->run0;
+    g->n_spare = 1;
+    return g;
+}
+
 void tp__group_attach(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
@@ -113,12 +136,7 @@ void tp__group_attach(tp_pool *pool, tp__group *g)
     pool->index[j] = g;
     g->indexed = true;
     pool->n_indexed++;
-    g->next = pool->groups;
-    if (g->next)
-        g->next->prev = g;
-    g->prev = NULL;
-    pool->groups = g;
-    g->listed = true;
+    tp__list_push_front(&pool->groups, &g->node);
     g->refs = 1;
 }
 
@@ -139,6 +157,13 @@ void tp__group_free(tp__group *g)
 {
     if (!g)
         return;
+    assert(tp__list_empty(&g->runs));
+    for (tp__run *run = g->spare, *next; run; run = next) {
+        next = run->fifo.next ? tp__container(run->fifo.next, tp__run, fifo)
+                              : NULL;
+        if (run != &g->run0)
+            free(run);
+    }
     free(g->block);
     free(g->ids);
     free(g);
@@ -154,7 +179,7 @@ void tp__group_unref(tp_pool *pool, tp__group *g)
 
 bool tp__group_pending(const tp__group *g)
 {
-    if (g->dropping)
+    if (g->dropping || g->discard_due)
         return true;
     if (g->src == TP__SRC_ITER)
         /* A worker inside next() holds a claim. */
@@ -167,61 +192,13 @@ bool tp__group_pending(const tp__group *g)
 void tp__group_retire_if_empty(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
-    if (!g->listed || g->live || g->nids || tp__group_pending(g))
+    if (!tp__list_linked(&g->node) || g->live || g->nids ||
+        tp__group_pending(g))
         return;
     tp__group_unindex(pool, g);
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        pool->groups = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
-    g->listed = false;
+    tp__list_remove(&g->node);
     tp__changed(pool);
     tp__group_unref(pool, g);
-}
-
-static void fifo_append(tp_pool *pool, tp__group *g, size_t count)
-{
-    tp__run *tail = pool->fifo_tail;
-    if (tail && tail->group == g) {
-        tail->count += count;
-    } else {
-        tp__run *run = pool->spare_runs;
-        if (run) {
-            pool->spare_runs = run->next;
-            pool->n_spare_runs--;
-        } else {
-            run = malloc(sizeof *run);
-        }
-        if (!run) {
-            tp__log_locked(pool, TP_LOG_ERROR,
-                           "%s: out of memory queueing starts of %s",
-                           pool->name, g->name);
-            return;
-        }
-        *run = (tp__run){g, count, NULL};
-        if (tail)
-            tail->next = run;
-        else
-            pool->fifo_head = run;
-        pool->fifo_tail = run;
-    }
-    g->queued += count;
-    g->active += count;
-    pool->queued_total += count;
-}
-
-void tp__run_free(tp_pool *pool, tp__run *run)
-{
-    TP_ASSERT_HELD(pool);
-    if (pool->n_spare_runs < 64) {
-        run->next = pool->spare_runs;
-        pool->spare_runs = run;
-        pool->n_spare_runs++;
-    } else {
-        free(run);
-    }
 }
 
 void tp__group_admit(tp_pool *pool, tp__group *g)
@@ -237,46 +214,67 @@ void tp__group_admit(tp_pool *pool, tp__group *g)
         count = unadmitted < room ? unadmitted : room;
     }
     if (count)
-        fifo_append(pool, g, count);
+        tp__fifo_push(pool, g, count);
 }
 
-void tp__fifo_remove(tp_pool *pool, tp__group *g)
+/* True if g admits starts as its tasks end (so each ending task may need a
+ * run node); an apply group, or a map whose arguments all fit within
+ * num_concurrent, admits everything at once. */
+static bool admits_later(const tp__group *g)
 {
-    TP_ASSERT_HELD(pool);
-    tp__run **p = &pool->fifo_head, *last = NULL;
-    while (*p) {
-        tp__run *run = *p;
-        if (run->group == g) {
-            *p = run->next;
-            pool->queued_total -= run->count;
-            tp__run_free(pool, run);
-        } else {
-            last = run;
-            p = &run->next;
-        }
+    return g->src == TP__SRC_ITER || g->nargs > g->limit;
+}
+
+bool tp__group_reserve(tp__group *g, bool run_frees)
+{
+    size_t ids = g->nids + g->claims + 1;
+    if (ids > g->idcap) {
+        size_t cap = g->idcap ? g->idcap * 2 : 4;
+        tp_id *grown = realloc(g->ids, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        g->ids = grown;
+        g->idcap = cap;
     }
-    pool->fifo_tail = last;
-    g->active -= g->queued;
-    g->queued = 0;
+    if (!admits_later(g))
+        return true;
+    size_t need = g->live + g->claims + 1, have = g->n_spare + run_frees;
+    while (have < need) {
+        tp__run *run = malloc(sizeof *run);
+        if (!run)
+            return false;
+        run->fifo.next = g->spare ? &g->spare->fifo : NULL;
+        g->spare = run;
+        g->n_spare++;
+        have++;
+    }
+    return true;
 }
 
 void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
 {
     TP_ASSERT_HELD(pool);
-    if (g->dropping || !tp__group_pending(g))
+    if (g->dropping || g->discard_due || !tp__group_pending(g))
         return;
-    tp__fifo_remove(pool, g);
+    tp__fifo_remove_group(pool, g);
+    g->drop_from = g->drop_to = 0;
+    g->drop_done = false;
     if (g->src == TP__SRC_ITER) {
         g->iter_over = true;
         /* A worker inside next() calls done when it returns. */
         g->drop_done = !g->iter_busy && !g->done_called;
         g->done_called |= g->drop_done;
-        g->drop_from = g->drop_to = 0;
     } else {
         g->drop_from = g->next_arg;
         g->drop_to = g->nargs;
         g->next_arg = g->nargs;
-        g->drop_done = false;
+    }
+    if (g->src == TP__SRC_APPLY && g->live && g->discard &&
+        g->drop_from < g->drop_to) {
+        /* Its running tasks use the shared argument: the last one to end
+         * discards it (tp__group_settle). */
+        g->discard_due = true;
+        return;
     }
     g->refs++;
     g->dropping = true;
@@ -287,8 +285,11 @@ void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
 void tp__drops_run(tp_pool *pool, tp__group *drops)
 {
     for (tp__group *g = drops; g; g = g->drop_next) {
-        for (size_t i = g->drop_from; g->discard && i < g->drop_to; i++)
-            g->discard(tp__group_arg(g, i), g->cb_arg);
+        if (g->discard && g->src == TP__SRC_APPLY && g->drop_from < g->drop_to)
+            g->discard(g->arg, g->cb_arg); /* once, whatever the count */
+        else
+            for (size_t i = g->drop_from; g->discard && i < g->drop_to; i++)
+                g->discard(g->args[i], g->cb_arg);
         if (g->drop_done && g->iter.done)
             g->iter.done(g->iter.state);
     }
@@ -305,22 +306,24 @@ void tp__drops_run(tp_pool *pool, tp__group *drops)
     tp__unlock(pool);
 }
 
+void tp__group_settle(tp_pool *pool, tp__group *g)
+{
+    TP_ASSERT_HELD(pool);
+    if (!g->discard_due || g->live)
+        return;
+    g->discard_due = false;
+    g->dropping = true;
+    tp__unlock(pool);
+    g->discard(g->arg, g->cb_arg);
+    tp__lock(pool);
+    g->dropping = false;
+    tp__group_retire_if_empty(pool, g);
+    tp__changed(pool);
+}
+
 void *tp__group_arg(const tp__group *g, size_t i)
 {
     return g->src == TP__SRC_APPLY ? g->arg : g->args[i];
-}
-
-int tp__group_reserve_id(tp__group *g)
-{
-    if (g->nids < g->idcap)
-        return 0;
-    size_t cap = g->idcap ? g->idcap * 2 : 4;
-    tp_id *ids = realloc(g->ids, cap * sizeof *ids);
-    if (!ids)
-        return -1;
-    g->ids = ids;
-    g->idcap = cap;
-    return 0;
 }
 
 void tp__group_add_id(tp__group *g, tp_id id)

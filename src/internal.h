@@ -6,6 +6,7 @@
 #ifndef TP_INTERNAL_H
 #define TP_INTERNAL_H
 
+#include "list.h"
 #include "taskpool.h"
 
 #include <assert.h>
@@ -26,9 +27,9 @@ typedef struct tp__idmap {
 } tp__idmap;
 
 void tp__idmap_free(tp__idmap *m);
-/* Makes room for one more entry: 0, or -1 if out of memory. */
-int tp__idmap_reserve(tp__idmap *m);
-/* Inserts; tp__idmap_reserve must have succeeded since the last insert. */
+/* Makes room for n entries in all: 0, or -1 if out of memory. */
+int tp__idmap_reserve(tp__idmap *m, size_t n);
+/* Inserts; the map must have room (tp__idmap_reserve). */
 void tp__idmap_put(tp__idmap *m, tp_id id, tp_task *task);
 tp_task *tp__idmap_get(const tp__idmap *m, tp_id id);
 void tp__idmap_del(tp__idmap *m, tp_id id);
@@ -52,7 +53,10 @@ struct tp_task {
     void *arg;
     int state;
     atomic_bool cancelled; /* written under pool->mu, read anywhere */
-    tp_task *prev, *next;  /* the live list, in start order */
+    tp__list live_node;    /* pool->tasks: live tasks in start order */
+    tp__list group_node;   /* group->tasks: the group's live tasks */
+    uint64_t log_ticket;   /* its Started line's turn (tp__logq), or
+                              UINT64_MAX if none was taken */
 
     /* The waiter: what the task blocks in, so that a cancel can wake it.
      * Guarded by wmu; lock order pool->mu -> wmu. */
@@ -72,10 +76,9 @@ typedef struct tp__worker {
     tp_pool *pool;
     pthread_t thread;
     pthread_cond_t park; /* CLOCK_MONOTONIC; waited on with pool->mu */
-    bool idle;           /* on pool->idle_head's list */
+    tp__list idle_node;  /* on pool->idle (linked) while parked */
     bool wake;           /* counted in pool->waking */
     atomic_int pins;     /* deferred cancel wake-ups not yet delivered */
-    struct tp__worker *idle_next, *idle_prev;
     tp_task task;
 } tp__worker;
 
@@ -84,13 +87,27 @@ typedef struct tp__worker {
 enum tp__src { TP__SRC_APPLY, TP__SRC_ARRAY, TP__SRC_ITER };
 enum tp__call { TP__CALL_FN, TP__CALL_STAR, TP__CALL_KW };
 
+/* A run of consecutive starts of one group in the pool's FIFO (sem.c).
+ * Nodes belong to their group: an emptied run goes back to the group's
+ * spares, so admitting a start when a task ends never allocates. */
+typedef struct tp__run {
+    tp__list fifo;     /* pool->fifo */
+    tp__list in_group; /* group->runs, oldest first */
+    struct tp__group *group;
+    size_t count;
+} tp__run;
+
 typedef struct tp__group {
     char name[TP_NAME_MAX];
     int refs;     /* listed + live tasks + in-flight claims + drops */
     bool indexed; /* findable by name */
-    bool listed;  /* on pool->groups */
-    struct tp__group *hnext;       /* name index chain */
-    struct tp__group *prev, *next; /* pool->groups */
+    struct tp__group *hnext; /* name index chain */
+    tp__list node;           /* pool->groups while listed */
+    tp__list runs;           /* its runs in the pool FIFO */
+    tp__list tasks;          /* its live tasks, in start order */
+    tp__run *spare;          /* free run nodes, linked through fifo.next */
+    size_t n_spare;
+    tp__run run0; /* the first admission's node, never freed alone */
 
     int call;
     union {
@@ -126,16 +143,21 @@ typedef struct tp__group {
      * unlocking (see tp__group_drop); a group is dropped at most once. */
     size_t drop_from, drop_to;
     bool drop_done;
-    bool dropping; /* the calls are under way: the group is pending */
+    bool dropping;    /* the calls are under way: the group is pending */
+    bool discard_due; /* APPLY: discard(arg) once its last live task ended */
     struct tp__group *drop_next;
 } tp__group;
 
-/* A run of consecutive starts of one group in the pool's FIFO. */
-typedef struct tp__run {
-    tp__group *group;
-    size_t count;
-    struct tp__run *next;
-} tp__run;
+/* Ordered emission of a pool's task messages (log.c): a turn is taken
+ * under pool->mu together with the event it reports, and the message is
+ * written, with no engine lock held, once every earlier turn is done. */
+typedef struct tp__logq {
+    uint64_t next;          /* the next turn to give; under pool->mu */
+    pthread_mutex_t mu;     /* leaf lock: guards served, waiters */
+    pthread_cond_t cv;
+    uint64_t served;        /* turns done */
+    size_t waiters;
+} tp__logq;
 
 /* ---- the pool (pool.c) ---- */
 
@@ -165,22 +187,21 @@ struct tp_pool {
     size_t n_running, n_cancelled, n_ended;
     uint64_t total_started, total_ended, total_cancelled, total_failed;
     tp__idmap live; /* live.len: tasks started and not fully ended */
-    tp_task *live_head, *live_tail;
+    tp__list tasks; /* live tasks in start order */
 
     tp__group **index; /* name -> group, chained */
     size_t index_cap, n_indexed;
-    tp__group *groups; /* listed groups */
+    tp__list groups; /* listed groups, newest first */
     tp__counter *counters;
 
-    tp__run *fifo_head, *fifo_tail;
+    tp__list fifo; /* runs of pending starts (sem.c) */
     size_t queued_total;
-    tp__run *spare_runs; /* freed runs kept for reuse (a map group admits
-                            one start per ended task) */
-    size_t n_spare_runs;
 
-    size_t threads, idle, waking;
-    tp__worker *idle_head;
+    size_t threads, n_idle, waking;
+    tp__list idle; /* parked workers, most recently parked first */
     tp__worker *zombie; /* the last retired worker, to be joined */
+
+    tp__logq logq;
 
     /* A message logged under the lock, emitted by tp__unlock. */
     char deferred_log[200];
@@ -227,6 +248,8 @@ extern _Thread_local tp__worker *tp__self;
 extern _Thread_local tp_task *tp__current;
 
 /* group.c */
+/* A new, unnamed group (callbacks from opts, which may be NULL). */
+tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts);
 tp__group *tp__group_find(tp_pool *pool, const char *name);
 int tp__group_name(tp_pool *pool, tp__group *g, const char *explicit_name,
                    const char *prefix, const char *func);
@@ -242,13 +265,35 @@ void tp__group_unindex(tp_pool *pool, tp__group *g);
  * caller unlocked. */
 void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops);
 void tp__drops_run(tp_pool *pool, tp__group *drops);
-int tp__group_reserve_id(tp__group *g);
+/* Makes sure that claiming one more start of g needs no allocation later:
+ * room for its id, and for a group that admits starts as its tasks end, a
+ * spare run node for each claimed or live task (run_frees: the claim
+ * empties a run, whose node comes back). False if out of memory; then
+ * nothing is claimed and the caller retries later. */
+bool tp__group_reserve(tp__group *g, bool run_frees);
 void tp__group_add_id(tp__group *g, tp_id id);
 bool tp__group_has_id(const tp__group *g, tp_id id);
 void *tp__group_arg(const tp__group *g, size_t i);
-void tp__fifo_remove(tp_pool *pool, tp__group *g);
-/* Returns an emptied run to the pool's spares (or frees it). */
-void tp__run_free(tp_pool *pool, tp__run *run);
+/* Called by the worker whose task was g's last live one: makes a discard
+ * owed by a drop (discard_due), unlocking for it. */
+void tp__group_settle(tp_pool *pool, tp__group *g);
+
+/* sem.c: the pool-size semaphore (pool->size, pool->occupied) and its FIFO
+ * of pending starts (pool->fifo, pool->queued_total, group->runs). All
+ * with pool->mu held. */
+/* Room left: how many more starts may be claimed now. */
+size_t tp__sem_room(const tp_pool *pool);
+/* Appends count starts of g; uses a spare node of g unless it extends the
+ * FIFO's last run. g must have a spare node (tp__group_reserve). */
+void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count);
+/* The run at the head of the FIFO if a start may be claimed now, or NULL. */
+tp__run *tp__fifo_peek(const tp_pool *pool);
+/* Claims one start of the head run (from tp__fifo_peek): occupies a slot. */
+void tp__fifo_take(tp_pool *pool, tp__run *run);
+/* Frees the slot of a claimed start. */
+void tp__sem_release(tp_pool *pool);
+/* Removes every queued start of g from the FIFO: O(runs of g). */
+void tp__fifo_remove_group(tp_pool *pool, tp__group *g);
 
 /* worker.c */
 int tp__dispatch(tp_pool *pool);
@@ -298,6 +343,16 @@ void tp__log_write(tp_log_level level, const char *fmt, ...)
         if (tp__log_on(level))                                                 \
             tp__log_write(level, __VA_ARGS__);                                 \
     } while (0)
+
+/* Task messages in event order (see tp__logq). tp__logq_turn is called
+ * with pool->mu held and returns UINT64_MAX if level is disabled; every
+ * other turn must be passed to tp__logq_wait and then tp__logq_done, with
+ * no engine lock held, by the thread that took it. */
+void tp__logq_init(tp__logq *q);
+void tp__logq_destroy(tp__logq *q);
+uint64_t tp__logq_turn(tp__logq *q, tp_log_level level);
+void tp__logq_wait(tp__logq *q, uint64_t turn);
+void tp__logq_done(tp__logq *q, uint64_t turn);
 
 /* Fault injection for tests: the next n worker thread creations fail. */
 extern atomic_int tp__fail_thread_create;

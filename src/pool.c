@@ -171,6 +171,11 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
         snprintf(pool->name, sizeof pool->name, "%s-%zu", prefix, index);
     pool->kind = kind;
     pool->deferred_level = -1;
+    tp__list_init(&pool->tasks);
+    tp__list_init(&pool->groups);
+    tp__list_init(&pool->fifo);
+    tp__list_init(&pool->idle);
+    tp__logq_init(&pool->logq);
     pool->size = opts->pool_size ? opts->pool_size : TP_UNLIMITED;
     pool->stack_size = opts->stack_size ? opts->stack_size : 256 * 1024;
     pool->idle_timeout = opts->idle_timeout ? opts->idle_timeout : 10.0;
@@ -236,7 +241,7 @@ bool tp__in_pool(const tp_pool *pool)
 
 GETTER(size_t, tp_pool_size, pool->size)
 GETTER(bool, tp_is_locked, pool->locked)
-GETTER(bool, tp_is_full, pool->occupied >= pool->size)
+GETTER(bool, tp_is_full, tp__sem_room(pool) == 0)
 GETTER(size_t, tp_num_running, pool->n_running)
 GETTER(size_t, tp_num_cancelled, pool->n_cancelled)
 GETTER(size_t, tp_num_ended, pool->n_ended)
@@ -281,9 +286,12 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
         return TP_EINVAL;
     tp__lock(pool);
     size_t pending = 0;
-    for (tp__group *g = pool->groups; g; g = g->next)
+    tp__list_each(n, next, &pool->groups)
+    {
+        tp__group *g = tp__container(n, tp__group, node);
         pending += g->src == TP__SRC_ITER ? g->queued + g->claims
                                           : g->nargs - g->next_arg;
+    }
     *out = (tp_stats){
         .pool_size = pool->size,
         .running = pool->n_running,
@@ -292,7 +300,7 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
         .pending = pending,
         .groups = pool->n_indexed,
         .threads = pool->threads,
-        .idle_threads = pool->idle,
+        .idle_threads = pool->n_idle,
         .total_started = pool->total_started,
         .total_ended = pool->total_ended,
         .total_cancelled = pool->total_cancelled,
@@ -307,8 +315,9 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
 static void forget_ended(tp_pool *pool)
 {
     TP_ASSERT_HELD(pool);
-    for (tp__group *g = pool->groups, *next; g; g = next) {
-        next = g->next;
+    tp__list_each(n, next, &pool->groups)
+    {
+        tp__group *g = tp__container(n, tp__group, node);
         size_t kept = 0;
         for (size_t i = 0; i < g->nids; i++)
             if (tp__idmap_get(&pool->live, g->ids[i]))
@@ -329,7 +338,9 @@ int tp_flush(tp_pool *pool)
     /* The tasks to wait for: cancelled or ended, callbacks not yet done. */
     size_t n = 0, cap = 0;
     tp_id *ids = NULL;
-    for (tp_task *t = pool->live_head; t; t = t->next) {
+    tp__list_each(node, next, &pool->tasks)
+    {
+        tp_task *t = tp__container(node, tp_task, live_node);
         if (t->state == TP__RUNNING)
             continue;
         if (n == cap) {
@@ -357,11 +368,13 @@ int tp_flush(tp_pool *pool)
     return TP_OK;
 }
 
-static bool any_pending(const tp_pool *pool)
+static bool any_pending(tp_pool *pool)
 {
-    for (tp__group *g = pool->groups; g; g = g->next)
-        if (tp__group_pending(g))
+    tp__list_each(n, next, &pool->groups)
+    {
+        if (tp__group_pending(tp__container(n, tp__group, node)))
             return true;
+    }
     return false;
 }
 
@@ -379,14 +392,23 @@ int tp_gather_and_close(tp_pool *pool)
     tp_lock(pool);
 
     tp__lock(pool);
-    while (!pool->closed && (pool->live.len || any_pending(pool)))
-        tp__wait_changed(pool, NULL);
+    while (!pool->closed && (pool->live.len || any_pending(pool))) {
+        /* Starts may have been left without a thread when one could not
+         * be created: ask again, and if that fails retry shortly. */
+        if (tp__dispatch(pool) == TP_OK) {
+            tp__wait_changed(pool, NULL);
+        } else {
+            struct timespec soon = tp__deadline(CLOCK_MONOTONIC, 0.01);
+            tp__wait_changed(pool, &soon);
+        }
+    }
     if (!pool->closed) {
         forget_ended(pool);
         /* What remains listed are groups without tasks or pending starts
          * that are still indexed: forget them too. */
-        for (tp__group *g = pool->groups, *next; g; g = next) {
-            next = g->next;
+        tp__list_each(n, next, &pool->groups)
+        {
+            tp__group *g = tp__container(n, tp__group, node);
             tp__group_unindex(pool, g);
             tp__group_retire_if_empty(pool, g);
         }
@@ -425,13 +447,17 @@ void tp_pool_free(tp_pool *pool)
     pool->locked = true;
     pool->freeing = true;
     tp__group *drops = NULL;
-    for (tp__group *g = pool->groups; g; g = g->next) {
+    tp__list_each(n, next, &pool->groups)
+    {
+        tp__group *g = tp__container(n, tp__group, node);
         tp__group_drop(pool, g, &drops);
         tp__group_unindex(pool, g);
     }
     tp__wakes wakes = {0};
-    for (tp_task *t = pool->live_head; t; t = t->next)
-        tp__cancel_later(pool, t, &wakes);
+    tp__list_each(n, next, &pool->tasks)
+    {
+        tp__cancel_later(pool, tp__container(n, tp_task, live_node), &wakes);
+    }
     tp__unlock(pool);
     tp__wake_all(&wakes);
     tp__drops_run(pool, drops);
@@ -439,16 +465,18 @@ void tp_pool_free(tp_pool *pool)
     tp__lock(pool);
     /* Idle workers retire when woken with freeing set; busy ones retire
      * once their task has ended and nothing is left to claim. */
-    for (tp__worker *w = pool->idle_head; w; w = w->idle_next) {
-        w->idle = false;
+    tp__list_each(n, next, &pool->idle)
+    {
+        tp__worker *w = tp__container(n, tp__worker, idle_node);
+        tp__list_remove(n);
         pthread_cond_signal(&w->park);
     }
-    pool->idle_head = NULL;
-    pool->idle = 0;
+    pool->n_idle = 0;
     while (pool->threads)
         tp__wait_changed(pool, NULL);
     forget_ended(pool);
-    assert(!pool->groups && !pool->fifo_head && !pool->live_head);
+    assert(tp__list_empty(&pool->groups) && tp__list_empty(&pool->fifo) &&
+           tp__list_empty(&pool->tasks));
     tp__unlock(pool);
     tp__reap(pool);
 
@@ -457,12 +485,9 @@ void tp_pool_free(tp_pool *pool)
         free(c->key);
         free(c);
     }
-    for (tp__run *run = pool->spare_runs, *next; run; run = next) {
-        next = run->next;
-        free(run);
-    }
     tp__idmap_free(&pool->live);
     free(pool->index);
+    tp__logq_destroy(&pool->logq);
     pthread_cond_destroy(&pool->changed);
     pthread_mutex_destroy(&pool->mu);
     free(pool);

@@ -9,24 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static tp__group *group_new(int call, int src, size_t limit,
-                            const tp_opts *opts)
-{
-    tp__group *g = calloc(1, sizeof *g);
-    if (!g)
-        return NULL;
-    g->call = call;
-    g->src = src;
-    g->limit = limit;
-    if (opts) {
-        g->end_cb = opts->end_callback;
-        g->cancel_cb = opts->cancel_callback;
-        g->discard = opts->discard;
-        g->cb_arg = opts->callback_arg;
-    }
-    return g;
-}
-
 /* Checks what every spawning call has in common. */
 static int check(tp_pool *pool, const void *fn, int kind, const tp_opts *opts)
 {
@@ -68,7 +50,7 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
     if (rc != TP_OK && g->nids == 0 && g->claims == 0) {
         /* No thread could be had and nothing of this call started:
          * withdraw the whole call. */
-        tp__fifo_remove(pool, g);
+        tp__fifo_remove_group(pool, g);
         g->next_arg = g->nargs;
         g->iter_over = true;
         tp__group_retire_if_empty(pool, g);
@@ -90,7 +72,7 @@ int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
         return rc;
     if (num == 0)
         return TP_EINVAL;
-    tp__group *g = group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, opts);
+    tp__group *g = tp__group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, opts);
     if (!g)
         return TP_ENOMEM;
     g->f.fn = fn;
@@ -109,7 +91,7 @@ int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
     if (num == 0)
         return TP_EINVAL;
     tp__group *g =
-        group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, &pool->simple_opts);
+        tp__group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, &pool->simple_opts);
     if (!g)
         return TP_ENOMEM;
     g->f.fn = pool->simple_fn;
@@ -125,7 +107,7 @@ static tp__group *array_group(int call, size_t n, size_t num_concurrent,
 {
     if (n > (SIZE_MAX - extra) / sizeof(void *) / 2)
         return NULL;
-    tp__group *g = group_new(call, TP__SRC_ARRAY, num_concurrent, opts);
+    tp__group *g = tp__group_new(call, TP__SRC_ARRAY, num_concurrent, opts);
     if (!g)
         return NULL;
     g->block = malloc(n * sizeof(void *) + extra);
@@ -172,7 +154,7 @@ int tp_map_iter(tp_pool *pool, tp_fn fn, tp_iter iter, size_t num_concurrent,
         rc = TP_EINVAL;
     tp__group *g = NULL;
     if (rc == TP_OK) {
-        g = group_new(TP__CALL_FN, TP__SRC_ITER, num_concurrent, opts);
+        g = tp__group_new(TP__CALL_FN, TP__SRC_ITER, num_concurrent, opts);
         rc = g ? TP_OK : TP_ENOMEM;
     }
     if (rc == TP_OK) {

@@ -156,6 +156,8 @@ int tp_wait_fd(tp_task *task, int fd, short events, double timeout)
             return TP_ESYS;
         if (tp_cancelled(task))
             return TP_ECANCELED;
+        if (n > 0 && (p[0].revents & POLLNVAL))
+            return TP_EINVAL; /* fd is not open */
         if (n > 0 && p[0].revents)
             return p[0].revents;
         if (n == 0 && ms == 0)

@@ -22,6 +22,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -82,6 +83,9 @@ static int spawn_thread(tp_pool *pool)
         return TP_ENOMEM;
     w->pool = pool;
     w->wake = true;
+    tp__list_init(&w->idle_node);
+    tp__list_init(&w->task.live_node);
+    tp__list_init(&w->task.group_node);
     w->task.pool = pool;
     w->task.worker = w;
     w->task.efd = -1;
@@ -114,18 +118,15 @@ int tp__dispatch(tp_pool *pool)
     int creations = tp__self && tp__self->pool == pool ? 2 : 1;
     int err = TP_OK;
     while (!pool->freeing) {
-        size_t room =
-            pool->size > pool->occupied ? pool->size - pool->occupied : 0;
+        size_t room = tp__sem_room(pool);
         size_t want = room < pool->queued_total ? room : pool->queued_total;
         if (want <= pool->waking)
             break;
-        tp__worker *w = pool->idle_head;
-        if (w) {
-            pool->idle_head = w->idle_next;
-            if (w->idle_next)
-                w->idle_next->idle_prev = NULL;
-            pool->idle--;
-            w->idle = false;
+        tp__list *idle = tp__list_first(&pool->idle);
+        if (idle) {
+            tp__worker *w = tp__container(idle, tp__worker, idle_node);
+            tp__list_remove(idle);
+            pool->n_idle--;
             w->wake = true;
             pool->waking++;
             pthread_cond_signal(&w->park);
@@ -133,6 +134,13 @@ int tp__dispatch(tp_pool *pool)
         }
         if (creations-- == 0)
             break;
+        /* Every thread may hold a live task: the id map must have room
+         * for all of them before the thread exists, so that claiming a
+         * start never allocates there. */
+        if (tp__idmap_reserve(&pool->live, pool->threads + 1)) {
+            err = TP_ENOMEM;
+            break;
+        }
         pool->waking++;
         if (++pool->threads == 257)
             grow_futex_hash();
@@ -201,7 +209,8 @@ void tp__wake(tp_task *t)
     pthread_cond_broadcast(&t->wcv);
 }
 
-/* Starts the task on worker w: gives it the next id and makes it live. */
+/* Starts the task on worker w: gives it the next id and makes it live.
+ * The claim reserved everything this needs (tp__group_reserve). */
 static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg)
 {
     TP_ASSERT_HELD(pool);
@@ -210,28 +219,17 @@ static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg)
     t->group = g;
     t->arg = arg;
     t->state = TP__RUNNING;
+    t->log_ticket = tp__logq_turn(&pool->logq, TP_LOG_INFO);
     atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
     tp__idmap_put(&pool->live, t->id, t);
-    t->next = NULL;
-    t->prev = pool->live_tail;
-    if (t->prev)
-        t->prev->next = t;
-    else
-        pool->live_head = t;
-    pool->live_tail = t;
+    tp__list_push_back(&pool->tasks, &t->live_node);
+    tp__list_push_back(&g->tasks, &t->group_node);
     pool->n_running++;
     pool->total_started++;
     g->live++;
     g->refs++;
     tp__group_add_id(g, t->id);
     return t;
-}
-
-static bool reserve(tp_pool *pool, tp__group *g)
-{
-    if (tp__idmap_reserve(&pool->live) == 0 && tp__group_reserve_id(g) == 0)
-        return true;
-    return false;
 }
 
 /* Takes the next argument of an iterator group for a claimed start. Returns
@@ -251,18 +249,17 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
         rc = g->iter.next(g->iter.state, arg);
         tp__lock(pool);
         g->iter_busy = false;
-        if (rc == 1 && !g->iter_over)
-            got = reserve(pool, g);
+        got = rc == 1 && !g->iter_over;
         if (rc != 1) {
             g->iter_over = true;
-            tp__fifo_remove(pool, g);
+            tp__fifo_remove_group(pool, g);
         }
         done = g->iter_over && !g->done_called;
         g->done_called |= done;
         tp__changed(pool);
     }
     if (!got) {
-        pool->occupied--;
+        tp__sem_release(pool);
         g->active--;
         /* Still counted in claims, so the group stays pending (and gather
          * waits) until these calls are done. */
@@ -287,31 +284,23 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
 }
 
 /* Claims the start at the head of the FIFO if the pool has room and starts
- * it as a task of w. NULL if there is nothing to claim. May unlock (for an
- * iterator's next). */
-static tp_task *claim(tp_pool *pool, tp__worker *w)
+ * it as a task of w. NULL if there is nothing to claim, or (with *nomem
+ * set) if the memory the start needs cannot be had now: then nothing was
+ * claimed and the start waits at the head of the FIFO for a retry. May
+ * unlock (for an iterator's next). */
+static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
 {
     TP_ASSERT_HELD(pool);
     for (;;) {
-        tp__run *run = pool->fifo_head;
-        if (!run || pool->occupied >= pool->size)
+        tp__run *run = tp__fifo_peek(pool);
+        if (!run)
             return NULL;
         tp__group *g = run->group;
-        /* An iterator's start reserves after next(), in iter_fetch. */
-        if (g->src != TP__SRC_ITER && !reserve(pool, g)) {
-            tp__log_locked(pool, TP_LOG_ERROR,
-                           "%s: out of memory starting a task", pool->name);
+        if (!tp__group_reserve(g, run->count == 1)) {
+            *nomem = true;
             return NULL;
         }
-        if (--run->count == 0) {
-            pool->fifo_head = run->next;
-            if (!pool->fifo_head)
-                pool->fifo_tail = NULL;
-            tp__run_free(pool, run);
-        }
-        g->queued--;
-        pool->queued_total--;
-        pool->occupied++;
+        tp__fifo_take(pool, run);
         if (g->src != TP__SRC_ITER)
             return begin(pool, w, g, tp__group_arg(g, g->next_arg++));
         void *arg = NULL;
@@ -323,9 +312,20 @@ static tp_task *claim(tp_pool *pool, tp__worker *w)
     }
 }
 
+/* Writes a task message in its turn (see tp__logq). */
+static void log_in_turn(tp_pool *pool, uint64_t turn, tp_log_level level,
+                        const char *what, tp_id id)
+{
+    tp__logq_wait(&pool->logq, turn);
+    tp__log(level, "%s %s_Task-%" PRId64 "%s", what, pool->name, id,
+            strcmp(what, "Cancelling") == 0 ? " ..." : "");
+    tp__logq_done(&pool->logq, turn);
+}
+
 static int run(tp_pool *pool, tp_task *t)
 {
-    tp__log(TP_LOG_INFO, "Started %s_Task-%" PRId64, pool->name, t->id);
+    if (t->log_ticket != UINT64_MAX)
+        log_in_turn(pool, t->log_ticket, TP_LOG_INFO, "Started", t->id);
     if (atomic_load(&t->cancelled))
         return 0; /* cancelled before it started: never called */
     tp__group *g = t->group;
@@ -359,59 +359,60 @@ static void mark_ended(tp_pool *pool, tp_task *t)
     t->state = TP__ENDED;
 }
 
-/* Records the end of t, whose function returned rc, in the reference's
- * order: a task that was not cancelled has ended at once; a cancelled one
- * logs "Cancelling"/"Cancelled", runs its cancel callback and then ends.
- * "Ended" is logged, then its pool slot is freed, then its end callback
- * runs; then it stops being live and its group may admit the next start.
- * Callbacks and logging run unlocked. */
-static void finish(tp_pool *pool, tp_task *t, int rc)
+/* Ends t, whose function returned rc, in the reference's order: a task
+ * that was not cancelled has ended at once; a cancelled one logs
+ * "Cancelling"/"Cancelled" and runs its cancel callback, then ends. Then
+ * "Ended" is logged (its turn taken as the slot is freed, so before any
+ * Started that the slot allows) and the end callback runs. Callbacks and
+ * logging run unlocked. */
+static void end_task(tp_pool *pool, tp_task *t, int rc)
 {
     TP_ASSERT_HELD(pool);
     tp__group *g = t->group;
     if (rc)
         pool->total_failed++;
-    bool cancelled = t->state == TP__CANCELLED;
-    if (!cancelled)
-        mark_ended(pool, t);
-    if (g->end_cb || g->cancel_cb || tp__log_on(TP_LOG_INFO) ||
-        (cancelled && tp__log_on(TP_LOG_DEBUG))) {
-        tp__unlock(pool);
-        if (cancelled) {
-            tp__log(TP_LOG_DEBUG, "Cancelling %s_Task-%" PRId64 " ...",
-                    pool->name, t->id);
-            tp__log(TP_LOG_DEBUG, "Cancelled %s_Task-%" PRId64, pool->name,
-                    t->id);
+    if (t->state == TP__CANCELLED) {
+        uint64_t turn = tp__logq_turn(&pool->logq, TP_LOG_DEBUG);
+        if (turn != UINT64_MAX || g->cancel_cb) {
+            tp__unlock(pool);
+            if (turn != UINT64_MAX) {
+                tp__logq_wait(&pool->logq, turn);
+                tp__log(TP_LOG_DEBUG, "Cancelling %s_Task-%" PRId64 " ...",
+                        pool->name, t->id);
+                tp__log(TP_LOG_DEBUG, "Cancelled %s_Task-%" PRId64,
+                        pool->name, t->id);
+                tp__logq_done(&pool->logq, turn);
+            }
             if (g->cancel_cb)
                 g->cancel_cb(pool, t->id, g->cb_arg);
-        }
-        tp__log(TP_LOG_INFO, "Ended %s_Task-%" PRId64, pool->name, t->id);
-        tp__lock(pool);
-        if (cancelled)
-            mark_ended(pool, t);
-        pool->occupied--;
-        if (g->end_cb) {
-            /* Let another worker use the slot during the callback. */
-            tp__dispatch(pool);
-            tp__unlock(pool);
-            g->end_cb(pool, t->id, g->cb_arg);
             tp__lock(pool);
         }
-    } else {
-        if (cancelled)
-            mark_ended(pool, t);
-        pool->occupied--;
     }
+    mark_ended(pool, t);
+    tp__sem_release(pool);
+    uint64_t turn = tp__logq_turn(&pool->logq, TP_LOG_INFO);
+    if (turn == UINT64_MAX && !g->end_cb)
+        return;
+    /* Let another worker use the slot during the callback. */
+    if (g->end_cb)
+        tp__dispatch(pool);
+    tp__unlock(pool);
+    if (turn != UINT64_MAX)
+        log_in_turn(pool, turn, TP_LOG_INFO, "Ended", t->id);
+    if (g->end_cb)
+        g->end_cb(pool, t->id, g->cb_arg);
+    tp__lock(pool);
+}
 
+/* Forgets t as a live task once its callbacks returned: its group may
+ * admit its next start, and a discard owed to the group may be due. */
+static void unlive_task(tp_pool *pool, tp_task *t)
+{
+    TP_ASSERT_HELD(pool);
+    tp__group *g = t->group;
     tp__idmap_del(&pool->live, t->id);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        pool->live_head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        pool->live_tail = t->prev;
+    tp__list_remove(&t->live_node);
+    tp__list_remove(&t->group_node);
     /* Pins come only with a cancel of a running task, and t stopped
      * running when its function returned; wait for the wakes already
      * promised to it (rare: a canceller between marking and waking), so
@@ -435,6 +436,7 @@ static void finish(tp_pool *pool, tp_task *t, int rc)
     g->live--;
     g->active--;
     tp__group_admit(pool, g);
+    tp__group_settle(pool, g);
     tp__group_unref(pool, g);
     /* Only these ends can satisfy a waiter (flush, gather, free). */
     if (pool->live.len == 0 || t->flush_wait) {
@@ -449,28 +451,17 @@ static bool park(tp_pool *pool, tp__worker *w)
     TP_ASSERT_HELD(pool);
     if (pool->freeing)
         return false;
-    w->idle = true;
-    w->idle_prev = NULL;
-    w->idle_next = pool->idle_head;
-    if (w->idle_next)
-        w->idle_next->idle_prev = w;
-    pool->idle_head = w;
-    pool->idle++;
+    tp__list_push_front(&pool->idle, &w->idle_node);
+    pool->n_idle++;
     struct timespec deadline =
         tp__deadline(CLOCK_MONOTONIC, pool->idle_timeout);
     bool timed_out = false;
-    while (w->idle && !pool->freeing && !timed_out)
+    while (tp__list_linked(&w->idle_node) && !pool->freeing && !timed_out)
         timed_out = !tp__wait(pool, &w->park,
                               pool->idle_timeout < 0 ? NULL : &deadline);
-    if (w->idle) {
-        if (w->idle_prev)
-            w->idle_prev->idle_next = w->idle_next;
-        else
-            pool->idle_head = w->idle_next;
-        if (w->idle_next)
-            w->idle_next->idle_prev = w->idle_prev;
-        pool->idle--;
-        w->idle = false;
+    if (tp__list_linked(&w->idle_node)) {
+        tp__list_remove(&w->idle_node);
+        pool->n_idle--;
     }
     return w->wake;
 }
@@ -487,7 +478,19 @@ static void *worker_main(void *arg)
             w->wake = false;
             pool->waking--;
         }
-        tp_task *t = claim(pool, w);
+        bool nomem = false;
+        tp_task *t = claim(pool, w, &nomem);
+        if (!t && nomem) {
+            /* The start stays first in the FIFO; try again shortly. */
+            tp__log_locked(pool, TP_LOG_ERROR,
+                           "%s: out of memory starting a task; retrying",
+                           pool->name);
+            tp__unlock(pool);
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, NULL);
+            tp__lock(pool);
+            continue;
+        }
         if (!t) {
             if (park(pool, w))
                 continue;
@@ -501,7 +504,8 @@ static void *worker_main(void *arg)
         tp__unlock(pool);
         int rc = run(pool, t);
         tp__lock(pool);
-        finish(pool, t, rc);
+        end_task(pool, t, rc);
+        unlive_task(pool, t);
     }
     pool->threads--;
     tp__worker *prev = pool->zombie;

@@ -2,6 +2,8 @@
 #include "internal.h"
 #include "support.h"
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,8 +255,10 @@ START_TEST(cancel_group_drops_waiting_starts_then_forgets_the_group)
     ck_assert_int_eq(tp_apply(p, gated, NULL, 5, &booked, g), TP_OK);
     ck_assert(counter_wait(&started, 1));
     ck_assert_int_eq(tp_cancel_group(p, g), TP_OK);
-    ck_assert_int_eq(counter_get(&discarded), 4);
+    /* The four dropped starts share one argument: it is discarded once,
+     * after the running task that uses it ended. */
     ck_assert(counter_wait(&ended, 1));
+    ck_assert(counter_wait(&discarded, 1));
     ck_assert_int_eq(tp_cancel_group(p, g), TP_ENOGROUP);
     tp_ids ids;
     const char *names[] = {g};
@@ -268,9 +272,105 @@ START_TEST(cancel_group_drops_waiting_starts_then_forgets_the_group)
     ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &again, NULL), TP_OK);
     ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
     ck_assert_int_eq(counter_get(&started), 1);
+    ck_assert_int_eq(counter_get(&discarded), 1);
     tp_stats st;
     tp_get_stats(p, &st);
     ck_assert_uint_eq(st.total_started, 2);
+    tp_pool_free(p);
+}
+END_TEST
+
+/* A task that ignores cancellation until the test lets it go. */
+static atomic_bool let_go;
+static atomic_long discarded_while_running;
+static int stubborn(tp_task *task, void *arg)
+{
+    (void)task, (void)arg;
+    counter_add(&started, 1);
+    while (!atomic_load(&let_go))
+        sched_yield();
+    return 0;
+}
+
+static void discard_checks_running(void *arg, void *cb)
+{
+    tp_pool *pool = cb;
+    (void)arg;
+    if (tp_num_running(pool) + tp_num_cancelled(pool))
+        atomic_fetch_add(&discarded_while_running, 1);
+    counter_add(&discarded, 1);
+}
+
+/* Regression (issue 8): the dropped starts of an apply group share one
+ * argument; discard is called once (it was called once per start), and
+ * only after the group's running task ended, so that it may free it. */
+START_TEST(apply_discards_its_shared_argument_once_after_its_tasks)
+{
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 1});
+    tp_opts opts = {.discard = discard_checks_running, .callback_arg = p};
+    char g[TP_NAME_MAX];
+    ck_assert_int_eq(tp_apply(p, stubborn, NULL, 5, &opts, g), TP_OK);
+    ck_assert(counter_wait(&started, 1));
+    ck_assert_int_eq(tp_cancel_group(p, g), TP_OK);
+    ck_assert_int_eq(counter_get(&discarded), 0);
+    tp_stats st;
+    tp_get_stats(p, &st);
+    ck_assert_uint_eq(st.cancelled, 1);
+    atomic_store(&let_go, true);
+    ck_assert(counter_wait(&discarded, 1));
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    ck_assert_int_eq(counter_get(&discarded), 1);
+    ck_assert_int_eq(atomic_load(&discarded_while_running), 0);
+    ck_assert_int_eq(counter_get(&started), 1);
+    tp_pool_free(p);
+}
+END_TEST
+
+/* Regression (issue 8): dropping N pending starts costs nothing per start
+ * (cancelling 2^62 of them looped 2^62 times calling discard). */
+START_TEST(dropping_a_huge_apply_costs_nothing_per_start)
+{
+    tp_pool *p = tp_pool_new(NULL);
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK);
+    tp_opts opts = {.discard = on_discard};
+    char g[TP_NAME_MAX];
+    size_t huge = (size_t)1 << 62;
+    ck_assert_int_eq(tp_apply(p, noop, NULL, huge, &opts, g), TP_OK);
+    tp_stats st;
+    tp_get_stats(p, &st);
+    ck_assert_uint_eq(st.pending, huge);
+    ck_assert_int_eq(tp_cancel_group(p, g), TP_OK);
+    ck_assert_int_eq(counter_get(&discarded), 1);
+    ck_assert_int_eq(tp_apply(p, noop, NULL, huge, &opts, NULL), TP_OK);
+    ck_assert_int_eq(tp_apply(p, noop, NULL, huge, &opts, NULL), TP_OK);
+    tp_cancel_all(p);
+    ck_assert_int_eq(counter_get(&discarded), 3);
+    ck_assert_int_eq(tp_apply(p, noop, NULL, huge, &opts, NULL), TP_OK);
+    tp_pool_free(p);
+    ck_assert_int_eq(counter_get(&discarded), 4);
+}
+END_TEST
+
+/* Regression (issue 8): cancelling one group costs O(1) whatever the
+ * number of groups (each cancel walked the whole FIFO: 100,000 waiting
+ * groups took 23-36 s to cancel one by one; now well under a second, far
+ * below this case's timeout). */
+START_TEST(cancelling_groups_one_by_one_is_linear)
+{
+    enum { N = 100000 };
+    tp_pool *p = tp_pool_new(NULL);
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK);
+    tp_opts opts = {.discard = on_discard};
+    static char names[N][TP_NAME_MAX];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &opts, names[i]), TP_OK);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tp_cancel_group(p, names[i]), TP_OK);
+    ck_assert_int_eq(counter_get(&discarded), N);
+    tp_stats st;
+    tp_get_stats(p, &st);
+    ck_assert_uint_eq(st.groups, 0);
+    ck_assert_uint_eq(st.pending, 0);
     tp_pool_free(p);
 }
 END_TEST
@@ -283,7 +383,9 @@ START_TEST(cancel_all_drops_every_group)
     ck_assert(counter_wait(&started, 2));
     tp_cancel_all(p);
     ck_assert(counter_wait(&ended, 2));
-    ck_assert_int_eq(counter_get(&discarded), 4);
+    /* Once per apply group, whatever the number of dropped starts. */
+    ck_assert(counter_wait(&discarded, 2));
+    ck_assert_int_eq(counter_get(&discarded), 2);
     ck_assert_int_eq(counter_get(&cancelled_cbs), 2);
     tp_stats st;
     tp_get_stats(p, &st);
@@ -428,6 +530,9 @@ int main(void)
     tcase_add_test(tc,
                    cancel_group_drops_waiting_starts_then_forgets_the_group);
     tcase_add_test(tc, cancel_all_drops_every_group);
+    tcase_add_test(tc, apply_discards_its_shared_argument_once_after_its_tasks);
+    tcase_add_test(tc, dropping_a_huge_apply_costs_nothing_per_start);
+    tcase_add_test(tc, cancelling_groups_one_by_one_is_linear);
     tcase_add_test(tc, flush_forgets_ended_tasks_and_empty_groups);
     tcase_add_test(tc, flush_waits_for_cancelled_tasks_callbacks);
     tcase_add_test(tc, callbacks_run_once_per_task);
