@@ -394,13 +394,13 @@ int tp_gather_and_close(tp_pool *pool)
     tp__lock(pool);
     while (!pool->closed && (pool->live.len || any_pending(pool))) {
         /* Starts may have been left without a thread when one could not
-         * be created: ask again, and if that fails retry shortly. */
-        if (tp__dispatch(pool) == TP_OK) {
-            tp__wait_changed(pool, NULL);
-        } else {
-            struct timespec soon = tp__deadline(CLOCK_MONOTONIC, 0.01);
-            tp__wait_changed(pool, &soon);
-        }
+         * be created: ask again, and if that fails retry shortly. The
+         * dispatch may unlock, so the state is checked again after it. */
+        int rc = tp__dispatch(pool);
+        if (pool->closed || !(pool->live.len || any_pending(pool)))
+            break;
+        struct timespec soon = tp__deadline(CLOCK_MONOTONIC, 0.01);
+        tp__wait_changed(pool, rc == TP_OK ? NULL : &soon);
     }
     if (!pool->closed) {
         forget_ended(pool);
