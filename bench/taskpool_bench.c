@@ -196,6 +196,23 @@ static double tp_w1_apply(size_t n)
     return t;
 }
 
+/* W1-call: n tasks, one tp_apply(num=1) each, the way a service submits
+ * one task per request. */
+static double tp_w1_call(size_t n)
+{
+    tp_pool_opts po = {.pool_size = 2};
+    tp_pool *pool = tp_pool_new(&po);
+    if (!pool)
+        exit(2);
+    double t0 = bench_now();
+    for (size_t i = 0; i < n; i++)
+        CHECK(tp_apply(pool, empty_task, NULL, 1, NULL, NULL));
+    CHECK(tp_gather_and_close(pool));
+    double t = bench_now() - t0;
+    tp_pool_free(pool);
+    return t;
+}
+
 static double tp_w_map(size_t n, tp_fn fn, void *const *args)
 {
     tp_pool_opts po = {.pool_size = 2};
@@ -217,8 +234,10 @@ static void run_w1(void)
     if (!args)
         exit(2);
     series apply = {0}, map = {0}, flr = {0}, gsh = {0}, gex = {0}, uv = {0};
+    series call = {0};
     double us = 1e6 / (double)n;
     for (int r = 0; r < cfg.runs; r++) {
+        add(&call, tp_w1_call(n) * us);
         add(&apply, tp_w1_apply(n) * us);
         add(&map, tp_w_map(n, empty_task, args) * us);
         if (cfg.no_peers)
@@ -237,6 +256,7 @@ static void run_w1(void)
     snprintf(title, sizeof title,
              "W1: %zu empty tasks on 2 threads (us/task, lower is better)", n);
     header(title);
+    row("taskpool tp_apply(num=1) per call", "us/task", &call, 0.25, NULL);
     row("taskpool tp_apply", "us/task", &apply, 0.30, NULL);
     row("taskpool tp_map (conc. 2)", "us/task", &map, 0.30, NULL);
     row("floor: mutex+condvar queue", "us/task", &flr, 0, NULL);

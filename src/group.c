@@ -15,11 +15,12 @@
  */
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static size_t hash(const char *s)
+static size_t hash_str(const char *s)
 {
     size_t h = 1469598103934665603u;
     for (; *s; s++)
@@ -27,14 +28,101 @@ static size_t hash(const char *s)
     return h;
 }
 
+static size_t hash_gen(const tp__counter *c, size_t index)
+{
+    size_t h = ((uintptr_t)c >> 4) ^ (index * 0x9E3779B97F4A7C15u);
+    return h ^ (h >> 29);
+}
+
+static size_t hash_of(const tp__group *g)
+{
+    return g->counter ? hash_gen(g->counter, g->index) : hash_str(g->xname);
+}
+
+void tp__group_format(const tp__group *g, char out[TP_NAME_MAX])
+{
+    const tp__counter *c = g->counter;
+    if (!c)
+        snprintf(out, TP_NAME_MAX, "%s", g->xname);
+    else if (c->func)
+        snprintf(out, TP_NAME_MAX, "%s-%s-group-%zu", c->prefix, c->func,
+                 g->index);
+    else
+        snprintf(out, TP_NAME_MAX, "%s-group-%zu", c->prefix, g->index);
+}
+
+static tp__group *find_explicit(const tp_pool *pool, const char *name)
+{
+    if (!pool->index_cap)
+        return NULL;
+    tp__group *g = pool->index[hash_str(name) & (pool->index_cap - 1)];
+    while (g && (g->counter || strcmp(g->xname, name) != 0))
+        g = g->hnext;
+    return g;
+}
+
+static tp__group *find_generated(const tp_pool *pool, const tp__counter *c,
+                                 size_t index)
+{
+    if (!pool->index_cap)
+        return NULL;
+    tp__group *g = pool->index[hash_gen(c, index) & (pool->index_cap - 1)];
+    while (g && (g->counter != c || g->index != index))
+        g = g->hnext;
+    return g;
+}
+
+/* True if key (len bytes) is c's key, "<prefix>-<func>" or "<prefix>". */
+static bool key_is(const tp__counter *c, const char *key, size_t len)
+{
+    size_t p = strlen(c->prefix);
+    if (len != c->key_len || strncmp(key, c->prefix, p) != 0)
+        return false;
+    return !c->func || (key[p] == '-' && strncmp(key + p + 1, c->func,
+                                                 len - p - 1) == 0);
+}
+
+/* Reads name as a generated name "<key>-group-<index>": true with *key_len
+ * and *index set. The index is decimal without leading zeros. */
+static bool parse_generated(const char *name, size_t *key_len, size_t *index)
+{
+    const char *mark = NULL;
+    for (const char *q = strstr(name, "-group-"); q; q = strstr(q + 1, "-group-"))
+        mark = q;
+    if (!mark)
+        return false;
+    const char *d = mark + 7;
+    if (!*d || (d[0] == '0' && d[1]) )
+        return false;
+    size_t v = 0;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9' || v > (SIZE_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (size_t)(*d - '0');
+    }
+    *key_len = (size_t)(mark - name);
+    *index = v;
+    return true;
+}
+
+static tp__counter *counter_of_key(const tp_pool *pool, const char *key,
+                                   size_t len)
+{
+    for (tp__counter *c = pool->counters; c; c = c->link)
+        if (key_is(c, key, len))
+            return c;
+    return NULL;
+}
+
 tp__group *tp__group_find(tp_pool *pool, const char *name)
 {
     TP_ASSERT_HELD(pool);
-    if (!pool->index_cap)
-        return NULL;
-    tp__group *g = pool->index[hash(name) & (pool->index_cap - 1)];
-    while (g && strcmp(g->name, name) != 0)
-        g = g->hnext;
+    tp__group *g = find_explicit(pool, name);
+    size_t len, index;
+    if (!g && parse_generated(name, &len, &index)) {
+        tp__counter *c = counter_of_key(pool, name, len);
+        g = c ? find_generated(pool, c, index) : NULL;
+    }
     return g;
 }
 
@@ -47,7 +135,7 @@ static int index_grow(tp_pool *pool)
     for (size_t i = 0; i < pool->index_cap; i++) {
         for (tp__group *g = pool->index[i], *next; g; g = next) {
             next = g->hnext;
-            size_t j = hash(g->name) & (cap - 1);
+            size_t j = hash_of(g) & (cap - 1);
             g->hnext = index[j];
             index[j] = g;
         }
@@ -58,58 +146,94 @@ static int index_grow(tp_pool *pool)
     return TP_OK;
 }
 
-static tp__counter *counter_for(tp_pool *pool, const char *key)
+/* The counter for (prefix, func), made if new; the last used comes first,
+ * so a service submitting one kind of task finds it at once. */
+static tp__counter *counter_for(tp_pool *pool, const char *prefix,
+                                const char *func)
 {
-    for (tp__counter *c = pool->counters; c; c = c->link)
-        if (strcmp(c->key, key) == 0)
+    for (tp__counter **pc = &pool->counters; *pc; pc = &(*pc)->link) {
+        tp__counter *c = *pc;
+        bool same_prefix =
+            c->prefix == prefix || strcmp(c->prefix, prefix) == 0;
+        bool same_func =
+            c->func == func || (c->func && func && strcmp(c->func, func) == 0);
+        if (same_prefix && same_func) {
+            *pc = c->link;
+            c->link = pool->counters;
+            pool->counters = c;
             return c;
+        }
+    }
     tp__counter *c = calloc(1, sizeof *c);
-    if (!c || !(c->key = strdup(key))) {
+    if (!c || (func && !(c->func = strdup(func)))) {
         free(c);
         return NULL;
     }
+    c->prefix = prefix;
+    c->key_len = strlen(prefix) + (func ? 1 + strlen(func) : 0);
     c->link = pool->counters;
     pool->counters = c;
     return c;
 }
 
-/* Names g: the explicit name if free, else "<prefix>-<func>-group-<i>" (or
+/* The generated name (c, index) is taken by an explicit name. Only looked
+ * at when some explicit name reads like a generated one. */
+static bool taken_explicitly(const tp_pool *pool, const tp__counter *c,
+                             size_t index)
+{
+    tp__group probe = {.counter = (tp__counter *)c, .index = index};
+    char name[TP_NAME_MAX];
+    tp__group_format(&probe, name);
+    return find_explicit(pool, name) != NULL;
+}
+
+/* Names g: its explicit name if free, else "<prefix>-<func>-group-<i>" (or
  * "<prefix>-group-<i>" without func) with i counting per prefix and
  * function, never reused, skipping names taken explicitly. Also makes room
  * in the index, so that tp__group_attach cannot fail. */
-int tp__group_name(tp_pool *pool, tp__group *g, const char *explicit_name,
-                   const char *prefix, const char *func)
+int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
+                   const char *func)
 {
     TP_ASSERT_HELD(pool);
     if (pool->n_indexed + 1 > pool->index_cap && index_grow(pool))
         return TP_ENOMEM;
-    if (explicit_name) {
-        if (tp__group_find(pool, explicit_name))
+    if (g->xname[0]) {
+        size_t len, index;
+        bool like = parse_generated(g->xname, &len, &index);
+        tp__counter *c = like ? counter_of_key(pool, g->xname, len) : NULL;
+        if (find_explicit(pool, g->xname) ||
+            (c && find_generated(pool, c, index)))
             return TP_EGROUP_EXISTS;
-        strcpy(g->name, explicit_name); /* length checked by the caller */
+        g->lookalike = like;
         return TP_OK;
     }
-    char key[TP_NAME_MAX];
-    int n = func ? snprintf(key, sizeof key, "%s-%s", prefix, func)
-                 : snprintf(key, sizeof key, "%s", prefix);
-    if (n < 0 || (size_t)n >= sizeof key)
-        return TP_EINVAL;
-    tp__counter *c = counter_for(pool, key);
+    tp__counter *c = counter_for(pool, prefix, func);
     if (!c)
         return TP_ENOMEM;
+    size_t index;
     do {
-        n = snprintf(g->name, sizeof g->name, "%s-group-%zu", key, c->next++);
-        if (n < 0 || (size_t)n >= sizeof g->name)
-            return TP_EINVAL;
-    } while (tp__group_find(pool, g->name));
+        index = c->next++;
+        /* "-group-" and at most 20 digits */
+        if (c->key_len + 7 + 20 >= TP_NAME_MAX) {
+            char digits[24];
+            int n = snprintf(digits, sizeof digits, "%zu", index);
+            if (c->key_len + 7 + (size_t)n >= TP_NAME_MAX)
+                return TP_EINVAL;
+        }
+    } while (pool->n_lookalikes && taken_explicitly(pool, c, index));
+    g->counter = c;
+    g->index = index;
     return TP_OK;
 }
 
 tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts)
 {
-    tp__group *g = calloc(1, sizeof *g);
+    const char *name = opts && opts->group_name ? opts->group_name : "";
+    size_t len = strlen(name);
+    tp__group *g = calloc(1, sizeof *g + len + 1);
     if (!g)
         return NULL;
+    memcpy(g->xname, name, len + 1);
     g->call = call;
     g->src = src;
     g->limit = limit;
@@ -131,11 +255,12 @@ tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts)
 void tp__group_attach(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
-    size_t j = hash(g->name) & (pool->index_cap - 1);
+    size_t j = hash_of(g) & (pool->index_cap - 1);
     g->hnext = pool->index[j];
     pool->index[j] = g;
     g->indexed = true;
     pool->n_indexed++;
+    pool->n_lookalikes += g->lookalike;
     tp__list_push_front(&pool->groups, &g->node);
     g->refs = 1;
 }
@@ -145,12 +270,13 @@ void tp__group_unindex(tp_pool *pool, tp__group *g)
     TP_ASSERT_HELD(pool);
     if (!g->indexed)
         return;
-    tp__group **p = &pool->index[hash(g->name) & (pool->index_cap - 1)];
+    tp__group **p = &pool->index[hash_of(g) & (pool->index_cap - 1)];
     while (*p != g)
         p = &(*p)->hnext;
     *p = g->hnext;
     g->indexed = false;
     pool->n_indexed--;
+    pool->n_lookalikes -= g->lookalike;
 }
 
 void tp__group_free(tp__group *g)

@@ -98,13 +98,18 @@ typedef struct tp__run {
 } tp__run;
 
 typedef struct tp__group {
-    char name[TP_NAME_MAX];
-    int refs;     /* listed + live tasks + in-flight claims + drops */
-    bool indexed; /* findable by name */
+    /* The name: explicit (xname) or generated, "<counter key>-group-<index>",
+     * formatted only when asked (tp__group_format). */
+    struct tp__counter *counter; /* generated names: whose index */
+    size_t index;
+    bool lookalike; /* explicit, but reads like a generated name */
+    int refs;       /* listed + live tasks + in-flight claims + drops */
+    bool indexed;   /* findable by name */
     struct tp__group *hnext; /* name index chain */
     tp__list node;           /* pool->groups while listed */
     tp__list runs;           /* its runs in the pool FIFO */
     tp__list tasks;          /* its live tasks, in start order */
+    tp_id id0;               /* its first id (ids holds the others) */
     tp__run *spare;          /* free run nodes, linked through fifo.next */
     size_t n_spare;
     tp__run run0; /* the first admission's node, never freed alone */
@@ -146,6 +151,7 @@ typedef struct tp__group {
     bool dropping;    /* the calls are under way: the group is pending */
     bool discard_due; /* APPLY: discard(arg) once its last live task ended */
     struct tp__group *drop_next;
+    char xname[]; /* an explicit name, or "" */
 } tp__group;
 
 /* Ordered emission of a pool's task messages (log.c): a turn is taken
@@ -163,8 +169,12 @@ typedef struct tp__logq {
 
 enum tp__kind { TP__GENERAL, TP__SIMPLE };
 
+/* The counter of generated names for one prefix and function: its key is
+ * "<prefix>-<func>" (or "<prefix>" without a function). */
 typedef struct tp__counter {
-    char *key;
+    const char *prefix; /* a string literal of spawn.c */
+    char *func;         /* owned copy, or NULL */
+    size_t key_len;
     size_t next;
     struct tp__counter *link;
 } tp__counter;
@@ -193,6 +203,7 @@ struct tp_pool {
     size_t index_cap, n_indexed;
     tp__list groups; /* listed groups, newest first */
     tp__counter *counters;
+    size_t n_lookalikes; /* indexed explicit names that read as generated */
 
     tp__list fifo; /* runs of pending starts (sem.c) */
     size_t queued_total;
@@ -248,11 +259,18 @@ extern _Thread_local tp__worker *tp__self;
 extern _Thread_local tp_task *tp__current;
 
 /* group.c */
-/* A new, unnamed group (callbacks from opts, which may be NULL). */
+/* A new group (callbacks from opts, which may be NULL), with the explicit
+ * name opts->group_name if there is one (its length checked by the
+ * caller) and unnamed otherwise. */
 tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts);
+/* Writes g's name. Safe without the lock: a name never changes. */
+void tp__group_format(const tp__group *g, char out[TP_NAME_MAX]);
 tp__group *tp__group_find(tp_pool *pool, const char *name);
-int tp__group_name(tp_pool *pool, tp__group *g, const char *explicit_name,
-                   const char *prefix, const char *func);
+/* Checks g's explicit name is free, or gives g the next generated name of
+ * (prefix, func); makes room in the index so that tp__group_attach cannot
+ * fail. TP_EGROUP_EXISTS, TP_EINVAL (generated name too long), TP_ENOMEM. */
+int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
+                   const char *func);
 void tp__group_attach(tp_pool *pool, tp__group *g);
 void tp__group_unref(tp_pool *pool, tp__group *g);
 void tp__group_free(tp__group *g);
@@ -322,8 +340,7 @@ void tp__reap(tp_pool *pool);
 
 /* spawn.c */
 int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
-              const char *prefix, const char *explicit_name,
-              char group_out[TP_NAME_MAX]);
+              const char *prefix, char group_out[TP_NAME_MAX]);
 
 /* log.c */
 extern atomic_int tp__log_min;

@@ -482,7 +482,7 @@ void tp_pool_free(tp_pool *pool)
 
     for (tp__counter *c = pool->counters, *next; c; c = next) {
         next = c->link;
-        free(c->key);
+        free(c->func);
         free(c);
     }
     tp__idmap_free(&pool->live);

@@ -26,8 +26,7 @@ static int check(tp_pool *pool, const void *fn, int kind, const tp_opts *opts)
 }
 
 int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
-              const char *prefix, const char *explicit_name,
-              char group_out[TP_NAME_MAX])
+              const char *prefix, char group_out[TP_NAME_MAX])
 {
     const char *func = NULL;
     if (pool->kind == TP__GENERAL)
@@ -35,7 +34,7 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
     tp__lock(pool);
     int rc = pool->closed ? TP_ECLOSED : pool->locked ? TP_ELOCKED : TP_OK;
     if (rc == TP_OK)
-        rc = tp__group_name(pool, g, explicit_name, prefix, func);
+        rc = tp__group_name(pool, g, prefix, func);
     if (rc != TP_OK) {
         tp__unlock(pool);
         tp__group_free(g);
@@ -54,14 +53,15 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
         g->next_arg = g->nargs;
         g->iter_over = true;
         tp__group_retire_if_empty(pool, g);
-    } else {
-        rc = TP_OK;
-        if (group_out)
-            strcpy(group_out, g->name);
+        tp__group_unref(pool, g);
+        tp__unlock(pool);
+        return rc;
     }
+    if (group_out) /* formatted only when asked */
+        tp__group_format(g, group_out);
     tp__group_unref(pool, g);
     tp__unlock(pool);
-    return rc;
+    return TP_OK;
 }
 
 int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
@@ -78,8 +78,7 @@ int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
     g->f.fn = fn;
     g->arg = arg;
     g->nargs = num;
-    return tp__spawn(pool, g, opts, "apply", opts ? opts->group_name : NULL,
-                     group_out);
+    return tp__spawn(pool, g, opts, "apply", group_out);
 }
 
 int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
@@ -97,7 +96,7 @@ int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
     g->f.fn = pool->simple_fn;
     g->arg = pool->simple_arg;
     g->nargs = num;
-    return tp__spawn(pool, g, NULL, "start", NULL, group_out);
+    return tp__spawn(pool, g, NULL, "start", group_out);
 }
 
 /* A group over n arguments whose pointer array lives in a block of
@@ -142,8 +141,7 @@ int tp_map(tp_pool *pool, tp_fn fn, void *const args[], size_t nargs,
         return TP_ENOMEM;
     g->f.fn = fn;
     memcpy(g->args, args, nargs * sizeof *args);
-    return tp__spawn(pool, g, opts, "map", opts ? opts->group_name : NULL,
-                     group_out);
+    return tp__spawn(pool, g, opts, "map", group_out);
 }
 
 int tp_map_iter(tp_pool *pool, tp_fn fn, tp_iter iter, size_t num_concurrent,
@@ -160,8 +158,7 @@ int tp_map_iter(tp_pool *pool, tp_fn fn, tp_iter iter, size_t num_concurrent,
     if (rc == TP_OK) {
         g->f.fn = fn;
         g->iter = iter;
-        rc = tp__spawn(pool, g, opts, "map", opts ? opts->group_name : NULL,
-                       group_out);
+        rc = tp__spawn(pool, g, opts, "map", group_out);
     }
     if (rc != TP_OK && iter.done)
         iter.done(iter.state);
@@ -195,8 +192,7 @@ int tp_starmap(tp_pool *pool, tp_star_fn fn, const tp_args args[], size_t n,
         values += args[i].argc;
         g->args[i] = &copies[i];
     }
-    return tp__spawn(pool, g, opts, "starmap", opts ? opts->group_name : NULL,
-                     group_out);
+    return tp__spawn(pool, g, opts, "starmap", group_out);
 }
 
 void *tp_kwargs_get(const tp_kwargs *kw, const char *key, void *fallback)
@@ -246,5 +242,5 @@ int tp_doublestarmap(tp_pool *pool, tp_kw_fn fn, const tp_kwargs kwargs[],
         g->args[i] = &copies[i];
     }
     return tp__spawn(pool, g, opts, "doublestarmap",
-                     opts ? opts->group_name : NULL, group_out);
+                     group_out);
 }

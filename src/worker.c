@@ -265,9 +265,12 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
          * waits) until these calls are done. */
         if (rc == 1 || rc < 0 || done) {
             tp__unlock(pool);
-            if (rc < 0)
-                tp__log(TP_LOG_ERROR, "%s: the iterator of %s failed (%d)",
-                        pool->name, g->name, rc);
+            if (rc < 0 && tp__log_on(TP_LOG_ERROR)) {
+                char name[TP_NAME_MAX];
+                tp__group_format(g, name);
+                tp__log_write(TP_LOG_ERROR, "%s: the iterator of %s failed (%d)",
+                              pool->name, name, rc);
+            }
             if (rc == 1 && g->discard)
                 g->discard(*arg, g->cb_arg);
             if (done && g->iter.done)

@@ -177,6 +177,57 @@ START_TEST(generated_names_count_per_prefix_and_function)
 }
 END_TEST
 
+/* Generated names are formatted only when asked (issue 8), so finding a
+ * group by a generated name reads the name back: these pin down that an
+ * explicit name never shadows or duplicates a generated one. */
+START_TEST(explicit_and_generated_names_never_collide)
+{
+    tp_pool *p = tp_pool_new(NULL);
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK);
+    char n[TP_NAME_MAX];
+    tp_opts f = {.func_name = "x-group-1"};
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &f, n), TP_OK);
+    ck_assert_str_eq(n, "apply-x-group-1-group-0");
+    /* An explicit name equal to a live generated one exists already. */
+    tp_opts same = {.group_name = "apply-x-group-1-group-0"};
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &same, NULL),
+                     TP_EGROUP_EXISTS);
+    /* Not generated names: a leading zero, another function. */
+    tp_opts zero = {.group_name = "apply-x-group-1-group-00"};
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 2, &zero, NULL), TP_OK);
+    tp_opts nofunc = {.group_name = "apply-x-group-1"};
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 3, &nofunc, NULL), TP_OK);
+    tp_opts start_like = {.group_name = "start-group-0"};
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 4, &start_like, NULL), TP_OK);
+    /* Each is found by its own name. */
+    tp_stats st;
+    tp_get_stats(p, &st);
+    ck_assert_uint_eq(st.groups, 4);
+    ck_assert_uint_eq(st.pending, 10);
+    ck_assert_int_eq(tp_cancel_group(p, "apply-x-group-1-group-00"), TP_OK);
+    tp_get_stats(p, &st);
+    ck_assert_uint_eq(st.pending, 8);
+    ck_assert_int_eq(tp_cancel_group(p, "apply-x-group-1-group-0"), TP_OK);
+    tp_get_stats(p, &st);
+    ck_assert_uint_eq(st.pending, 7);
+    ck_assert_int_eq(tp_cancel_group(p, "apply-x-group-1-group-0"),
+                     TP_ENOGROUP);
+    ck_assert_int_eq(tp_cancel_group(p, "apply-func-group-0"), TP_ENOGROUP);
+    /* The next generated name skips one taken explicitly meanwhile. */
+    tp_opts next = {.group_name = "apply-x-group-1-group-1"};
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &next, NULL), TP_OK);
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &f, n), TP_OK);
+    ck_assert_str_eq(n, "apply-x-group-1-group-2");
+    const char *names[] = {"apply-x-group-1-group-2", "start-group-0",
+                           "apply-x-group-1"};
+    tp_ids ids;
+    ck_assert_int_eq(tp_get_group_ids(p, names, 3, &ids), TP_OK);
+    ck_assert_uint_eq(ids.len, 0);
+    tp_ids_free(&ids);
+    tp_pool_free(p);
+}
+END_TEST
+
 START_TEST(cancel_checks_every_id_before_cancelling_any)
 {
     tp_pool *p = tp_pool_new(NULL);
@@ -525,6 +576,7 @@ int main(void)
     tcase_add_test(tc, ids_count_from_zero_in_start_order);
     tcase_add_test(tc, group_ids_are_sorted_and_per_group);
     tcase_add_test(tc, generated_names_count_per_prefix_and_function);
+    tcase_add_test(tc, explicit_and_generated_names_never_collide);
     tcase_add_test(tc, cancel_checks_every_id_before_cancelling_any);
     tcase_add_test(tc, cancelled_counts_until_end_callback_then_ended);
     tcase_add_test(tc,
