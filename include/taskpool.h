@@ -113,6 +113,13 @@ typedef struct tp_pool_opts {
     /* Seconds a parked worker thread waits for work before it exits;
      * 0 means 10 s; negative means forever. */
     double idle_timeout;
+    /* For long-running services: each task is forgotten as soon as its end
+     * callback returned, with no tp_flush needed. Its id is then unknown
+     * (TP_ENOTASK), it never counts in tp_num_ended, and its group is
+     * forgotten with its last task; tp_get_stats' lifetime totals still
+     * count it. false (the default) keeps the reference's behaviour: ended
+     * tasks are known until tp_flush or tp_gather_and_close. */
+    bool forget_ended;
 } tp_pool_opts;
 
 /* Options for every spawning call. A zero-initialised field means "the

@@ -291,7 +291,8 @@ void tp__group_free(tp__group *g)
             free(run);
     }
     free(g->block);
-    free(g->ids);
+    if (g->ids != &g->id0)
+        free(g->ids);
     free(g);
 }
 
@@ -354,11 +355,17 @@ static bool admits_later(const tp__group *g)
 bool tp__group_reserve(tp__group *g, bool run_frees)
 {
     size_t ids = g->nids + g->claims + 1;
-    if (ids > g->idcap) {
-        size_t cap = g->idcap ? g->idcap * 2 : 4;
-        tp_id *grown = realloc(g->ids, cap * sizeof *grown);
+    if (ids == 1 && !g->ids) {
+        g->ids = &g->id0; /* a one-task group allocates no id array */
+        g->idcap = 1;
+    } else if (ids > g->idcap) {
+        size_t cap = g->idcap > 1 ? g->idcap * 2 : 4;
+        bool inline_ids = g->ids == &g->id0;
+        tp_id *grown = realloc(inline_ids ? NULL : g->ids, cap * sizeof *grown);
         if (!grown)
             return false;
+        if (inline_ids)
+            memcpy(grown, g->ids, g->nids * sizeof *grown);
         g->ids = grown;
         g->idcap = cap;
     }
@@ -456,6 +463,17 @@ void tp__group_add_id(tp__group *g, tp_id id)
 {
     assert(g->nids < g->idcap);
     g->ids[g->nids++] = id;
+}
+
+void tp__group_del_id(tp__group *g, tp_id id)
+{
+    size_t i = 0;
+    while (i < g->nids && g->ids[i] != id)
+        i++;
+    if (i == g->nids)
+        return;
+    memmove(&g->ids[i], &g->ids[i + 1], (g->nids - i - 1) * sizeof *g->ids);
+    g->nids--;
 }
 
 bool tp__group_has_id(const tp__group *g, tp_id id)

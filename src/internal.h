@@ -109,7 +109,7 @@ typedef struct tp__group {
     tp__list node;           /* pool->groups while listed */
     tp__list runs;           /* its runs in the pool FIFO */
     tp__list tasks;          /* its live tasks, in start order */
-    tp_id id0;               /* its first id (ids holds the others) */
+    tp_id id0; /* ids points here while the group has one id at most */
     tp__run *spare;          /* free run nodes, linked through fifo.next */
     size_t n_spare;
     tp__run run0; /* the first admission's node, never freed alone */
@@ -188,6 +188,7 @@ struct tp_pool {
     char name[TP_NAME_MAX + 32];
     size_t stack_size;
     double idle_timeout;
+    bool forget_ended; /* tp_pool_opts.forget_ended */
 
     size_t size;     /* pool size (capacity) */
     size_t occupied; /* claimed starts whose function has not returned */
@@ -290,6 +291,8 @@ void tp__drops_run(tp_pool *pool, tp__group *drops);
  * nothing is claimed and the caller retries later. */
 bool tp__group_reserve(tp__group *g, bool run_frees);
 void tp__group_add_id(tp__group *g, tp_id id);
+/* Forgets one of g's ids (forget_ended pools). */
+void tp__group_del_id(tp__group *g, tp_id id);
 bool tp__group_has_id(const tp__group *g, tp_id id);
 void *tp__group_arg(const tp__group *g, size_t i);
 /* Called by the worker whose task was g's last live one: makes a discard

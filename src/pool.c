@@ -179,6 +179,7 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     pool->size = opts->pool_size ? opts->pool_size : TP_UNLIMITED;
     pool->stack_size = opts->stack_size ? opts->stack_size : 256 * 1024;
     pool->idle_timeout = opts->idle_timeout ? opts->idle_timeout : 10.0;
+    pool->forget_ended = opts->forget_ended;
     return pool;
 }
 

@@ -357,7 +357,8 @@ static void mark_ended(tp_pool *pool, tp_task *t)
         pool->n_cancelled--;
     else
         pool->n_running--;
-    pool->n_ended++;
+    if (!pool->forget_ended)
+        pool->n_ended++;
     pool->total_ended++;
     t->state = TP__ENDED;
 }
@@ -440,6 +441,10 @@ static void unlive_task(tp_pool *pool, tp_task *t)
     g->active--;
     tp__group_admit(pool, g);
     tp__group_settle(pool, g);
+    if (pool->forget_ended) {
+        tp__group_del_id(g, t->id);
+        tp__group_retire_if_empty(pool, g);
+    }
     tp__group_unref(pool, g);
     /* Only these ends can satisfy a waiter (flush, gather, free). */
     if (pool->live.len == 0 || t->flush_wait) {

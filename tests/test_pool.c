@@ -392,6 +392,49 @@ START_TEST(free_cancels_and_waits)
 END_TEST
 
 /* Log capture. */
+static bool no_groups(void *arg)
+{
+    tp_stats st;
+    tp_get_stats(arg, &st);
+    return st.groups == 0 && st.running == 0;
+}
+
+/* forget_ended: a task is forgotten once its end callback returned; its
+ * group with its last task; lifetime totals still count it. */
+START_TEST(forget_ended_forgets_each_task_after_its_end_callback)
+{
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.forget_ended = true});
+    char g[TP_NAME_MAX];
+    ck_assert_int_eq(tp_apply(p, gated, NULL, 2, &counted, g), TP_OK);
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 3, &counted, NULL), TP_OK);
+    ck_assert(counter_wait(&started, 2));
+    ck_assert(counter_wait(&ended, 3));
+    /* While running, a task is known. */
+    tp_ids ids;
+    const char *names[] = {g};
+    ck_assert_int_eq(tp_get_group_ids(p, names, 1, &ids), TP_OK);
+    ck_assert_uint_eq(ids.len, 2);
+    tp_id first = ids.v[0];
+    tp_ids_free(&ids);
+    ck_assert_int_eq(tp_task_status(p, first), TP_OK);
+    gate_open(&release);
+    ck_assert(counter_wait(&ended, 5));
+    ck_assert(wait_until(no_groups, p));
+    ck_assert_uint_eq(tp_num_ended(p), 0);
+    ck_assert_int_eq(tp_cancel(p, &first, 1), TP_ENOTASK);
+    ck_assert_int_eq(tp_get_group_ids(p, names, 1, &ids), TP_ENOGROUP);
+    ck_assert_int_eq(tp_cancel_group(p, g), TP_ENOGROUP);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.total_started, 5);
+    ck_assert_uint_eq(st.total_ended, 5);
+    ck_assert_uint_eq(st.ended, 0);
+    ck_assert_int_eq(tp_flush(p), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_pool_free(p);
+}
+END_TEST
+
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char logbuf[8192];
 
@@ -467,6 +510,7 @@ int main(void)
                    failed_thread_creation_while_resizing_keeps_starts_pending);
     tcase_add_test(tc, workers_are_reused_and_retire_when_idle);
     tcase_add_test(tc, free_cancels_and_waits);
+    tcase_add_test(tc, forget_ended_forgets_each_task_after_its_end_callback);
     tcase_add_test(tc, log_messages_mirror_the_reference);
     suite_add_tcase(s, tc);
     return run_suite(s);
