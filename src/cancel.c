@@ -7,27 +7,6 @@
 
 #include <stdlib.h>
 
-bool tp__cancel_later(tp_pool *pool, tp_task *t, tp__wakes *w)
-{
-    TP_ASSERT_HELD(pool);
-    if (!tp__mark_cancelled(pool, t))
-        return false;
-    atomic_fetch_add_explicit(&t->worker->pins, 1, memory_order_relaxed);
-    t->wake_next = w->head;
-    w->head = t;
-    return true;
-}
-
-void tp__wake_all(tp__wakes *w)
-{
-    for (tp_task *t = w->head, *next; t; t = next) {
-        next = t->wake_next; /* read before the unpin lets t be reused */
-        tp__wake(t);
-        atomic_fetch_sub_explicit(&t->worker->pins, 1, memory_order_release);
-    }
-    w->head = NULL;
-}
-
 /* The error for an id that is not live: ended (still known) or unknown. */
 static int not_live(tp_pool *pool, tp_id id)
 {

@@ -1,7 +1,7 @@
 /*
  * Groups: names, the name index, admission into the pool's FIFO, and
  * dropping pending starts. Every function here is called with pool->mu
- * held (see pool.c) except tp__drops_run and tp__group_free.
+ * held (see lock.c) except tp__drops_run and tp__group_free.
  *
  * A group admits a start into the pool FIFO only while fewer than
  * num_concurrent of its starts are queued, claimed or live; it admits the

@@ -1,7 +1,7 @@
 /*
  * Internal structures of the pool engine, shared by the files in src/.
  * Internal functions are prefixed tp__; everything here is hidden from the
- * shared library. The lock discipline is described at the top of pool.c.
+ * shared library. The lock discipline is described at the top of lock.c.
  */
 #ifndef TP_INTERNAL_H
 #define TP_INTERNAL_H
@@ -190,7 +190,10 @@ struct tp_pool {
     double idle_timeout;
     bool forget_ended; /* tp_pool_opts.forget_ended */
 
-    size_t size;     /* pool size (capacity) */
+    size_t size;     /* pool size (capacity); set with tp__sem_resize */
+    atomic_bool claimable; /* a start may be claimed now: read without the
+                              lock by a spinning worker (sem.c) */
+    bool spinning;         /* a worker spins for work before parking */
     size_t occupied; /* claimed starts whose function has not returned */
     bool locked, closed, freeing;
 
@@ -228,7 +231,7 @@ struct tp_pool {
 };
 
 #ifndef NDEBUG
-/* Debug builds check "caller holds pool->mu" claims (see pool.c). */
+/* Debug builds check "caller holds pool->mu" claims (see lock.c). */
 bool tp__held(tp_pool *pool);
 #define TP_ASSERT_HELD(p) assert(tp__held(p))
 #else
@@ -304,6 +307,8 @@ void tp__group_settle(tp_pool *pool, tp__group *g);
  * with pool->mu held. */
 /* Room left: how many more starts may be claimed now. */
 size_t tp__sem_room(const tp_pool *pool);
+/* Sets the pool size. */
+void tp__sem_resize(tp_pool *pool, size_t size);
 /* Appends count starts of g; uses a spare node of g unless it extends the
  * FIFO's last run. g must have a spare node (tp__group_reserve). */
 void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count);
@@ -317,7 +322,14 @@ void tp__sem_release(tp_pool *pool);
 void tp__fifo_remove_group(tp_pool *pool, tp__group *g);
 
 /* worker.c */
+/* Wakes parked workers, or creates threads (at most one from an API call,
+ * two from a worker), for claimable starts no worker heads for. May
+ * unlock. TP_ENOMEM/TP_ESYS if a thread could not be had. */
 int tp__dispatch(tp_pool *pool);
+/* Joins the last retired worker (tp_pool_free). */
+void tp__reap(tp_pool *pool);
+
+/* wait.c */
 /* Marks a running task cancelled (true) or does nothing (false). */
 bool tp__mark_cancelled(tp_pool *pool, tp_task *t);
 /* Wakes a cancelled task from whatever taskpool wait it is in. Called
@@ -325,7 +337,7 @@ bool tp__mark_cancelled(tp_pool *pool, tp_task *t);
  * tp_cond_wait), and with a pin on the task's worker. */
 void tp__wake(tp_task *t);
 
-/* cancel.c: cancelling marks tasks under pool->mu but wakes them after
+/* Cancelling marks tasks under pool->mu but wakes them after
  * releasing it, so that the woken tasks do not convoy on pool->mu. Each
  * deferred wake pins the task's worker (worker->pins), which then neither
  * reuses nor frees the task until the wake is delivered (worker.c). The
@@ -339,7 +351,6 @@ typedef struct tp__wakes {
 bool tp__cancel_later(tp_pool *pool, tp_task *t, tp__wakes *w);
 /* Delivers the deferred wakes and unpins. Called without the lock. */
 void tp__wake_all(tp__wakes *w);
-void tp__reap(tp_pool *pool);
 
 /* spawn.c */
 int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,

@@ -1,31 +1,21 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * Pools: lifecycle, size, lock, counters, flush, gather and close.
- *
- * DESIGN
- *
- * One mutex per pool, pool->mu, guards all of the pool's state: its groups
- * and their name index, the FIFO of pending starts, the live tasks and the
- * counters, and the worker lists. It is held only for bookkeeping: no user
- * code (task, iterator, callback, log handler) and no blocking system call
- * runs under it; thread creation and joins happen with it released.
- *
- * Each task has a second, leaf mutex, task->wmu, guarding what the task is
- * blocked in (see wait.c). Order: pool->mu, then task->wmu. A task holding
- * its own user mutex in tp_cond_wait takes wmu too, so a canceller (which
- * holds wmu) only ever *tries* the user's mutex and never blocks on it.
+ * Pools: lifecycle, size, lock, counters, flush, gather and close: the
+ * top-level API, over the engine's files (locking: lock.c).
  *
  * Threads:
  *  - Callers of the API take pool->mu briefly. Spawning calls never wait.
- *  - Worker threads (worker.c) claim starts from the FIFO, run the task
- *    function with no lock, then take the lock to record the end and claim
- *    the next start in the same critical section.
+ *  - Worker threads (worker.c) claim starts from the FIFO (sem.c), run the
+ *    task function with no lock, then take the lock to record the end and
+ *    claim the next start in the same critical section.
  *  - End, cancel and discard callbacks run on the worker (or on the thread
  *    that dropped the start) after the lock is released.
  *
  * Order: pending starts join the pool FIFO when their group admits them
  * (group.c) and are claimed strictly first in, first out. Ids are assigned
- * at the claim, so ids follow start order. tp_stop cancels the live list
- * from its tail: the most recently started first.
+ * at the claim, so ids follow start order; task messages are written in
+ * that order (log.c's turns). tp_stop cancels the live list from its tail:
+ * the most recently started first.
  *
  * Waiting: flush, gather, until_closed and free wait on pool->changed,
  * which is broadcast (only when someone waits) when the last live task
@@ -42,99 +32,6 @@
 #include <string.h>
 
 static atomic_size_t pool_index;
-
-#ifndef NDEBUG
-static _Thread_local const tp_pool *held_pool;
-static _Thread_local int held_depth;
-bool tp__held(tp_pool *pool)
-{
-    return held_pool == pool && held_depth > 0;
-}
-#endif
-
-void tp__lock(tp_pool *pool)
-{
-    pthread_mutex_lock(&pool->mu);
-#ifndef NDEBUG
-    held_pool = pool;
-    held_depth++;
-#endif
-}
-
-void tp__unlock(tp_pool *pool)
-{
-#ifndef NDEBUG
-    if (--held_depth == 0)
-        held_pool = NULL;
-#endif
-    int level = pool->deferred_level;
-    char message[sizeof pool->deferred_log];
-    if (level >= 0) {
-        memcpy(message, pool->deferred_log, sizeof message);
-        pool->deferred_level = -1;
-    }
-    pthread_mutex_unlock(&pool->mu);
-    if (level >= 0)
-        tp__log_write((tp_log_level)level, "%s", message);
-}
-
-void tp__log_locked(tp_pool *pool, tp_log_level level, const char *fmt, ...)
-{
-    TP_ASSERT_HELD(pool);
-    if (!tp__log_on(level))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(pool->deferred_log, sizeof pool->deferred_log, fmt, ap);
-    va_end(ap);
-    pool->deferred_level = (int)level;
-}
-
-void tp__changed(tp_pool *pool)
-{
-    TP_ASSERT_HELD(pool);
-    if (pool->waiters)
-        pthread_cond_broadcast(&pool->changed);
-}
-
-bool tp__wait(tp_pool *pool, pthread_cond_t *cv,
-              const struct timespec *deadline)
-{
-    TP_ASSERT_HELD(pool);
-    int rc = 0;
-#ifndef NDEBUG
-    int depth = held_depth;
-    held_depth = 0;
-    held_pool = NULL;
-#endif
-    if (deadline)
-        rc = pthread_cond_timedwait(cv, &pool->mu, deadline);
-    else
-        pthread_cond_wait(cv, &pool->mu);
-#ifndef NDEBUG
-    held_pool = pool;
-    held_depth = depth;
-#endif
-    return rc != ETIMEDOUT;
-}
-
-bool tp__wait_changed(tp_pool *pool, const struct timespec *deadline)
-{
-    pool->waiters++;
-    bool ok = tp__wait(pool, &pool->changed, deadline);
-    pool->waiters--;
-    return ok;
-}
-
-int tp__cond_init(pthread_cond_t *cv)
-{
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(cv, &attr);
-    pthread_condattr_destroy(&attr);
-    return rc;
-}
 
 static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
 {
@@ -176,7 +73,7 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     tp__list_init(&pool->fifo);
     tp__list_init(&pool->idle);
     tp__logq_init(&pool->logq);
-    pool->size = opts->pool_size ? opts->pool_size : TP_UNLIMITED;
+    tp__sem_resize(pool, opts->pool_size ? opts->pool_size : TP_UNLIMITED);
     pool->stack_size = opts->stack_size ? opts->stack_size : 256 * 1024;
     pool->idle_timeout = opts->idle_timeout ? opts->idle_timeout : 10.0;
     pool->forget_ended = opts->forget_ended;
@@ -252,7 +149,7 @@ int tp_set_pool_size(tp_pool *pool, size_t size)
     if (!pool)
         return TP_EINVAL;
     tp__lock(pool);
-    pool->size = size;
+    tp__sem_resize(pool, size);
     int rc = tp__dispatch(pool);
     tp__unlock(pool);
     return rc;

@@ -3,7 +3,7 @@
  * The pool-size semaphore and its FIFO of pending starts. This file alone
  * reads or writes pool->size's complement pool->occupied, pool->fifo and
  * pool->queued_total, and a group's runs and queued count. Everything here
- * runs with pool->mu held (see pool.c) and never allocates: run nodes come
+ * runs with pool->mu held (see lock.c) and never allocates: run nodes come
  * from their group's spares (tp__group_reserve, group.c, made them).
  *
  * The FIFO is a list of runs, each a count of consecutive starts of one
@@ -16,6 +16,21 @@
 size_t tp__sem_room(const tp_pool *pool)
 {
     return pool->size > pool->occupied ? pool->size - pool->occupied : 0;
+}
+
+/* Publishes whether a start may be claimed, for a worker that spins
+ * before parking (worker.c); exact whenever pool->mu is free. */
+static void publish(tp_pool *pool)
+{
+    atomic_store_explicit(&pool->claimable,
+                          pool->queued_total && pool->occupied < pool->size,
+                          memory_order_relaxed);
+}
+
+void tp__sem_resize(tp_pool *pool, size_t size)
+{
+    pool->size = size;
+    publish(pool);
 }
 
 static tp__run *run_of(tp__list *n)
@@ -55,6 +70,7 @@ void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count)
     g->queued += count;
     g->active += count;
     pool->queued_total += count;
+    publish(pool);
 }
 
 tp__run *tp__fifo_peek(const tp_pool *pool)
@@ -84,6 +100,7 @@ void tp__fifo_take(tp_pool *pool, tp__run *run)
     g->queued--;
     pool->queued_total--;
     pool->occupied++;
+    publish(pool);
 }
 
 void tp__sem_release(tp_pool *pool)
@@ -91,6 +108,7 @@ void tp__sem_release(tp_pool *pool)
     TP_ASSERT_HELD(pool);
     assert(pool->occupied > 0);
     pool->occupied--;
+    publish(pool);
 }
 
 void tp__fifo_remove_group(tp_pool *pool, tp__group *g)
@@ -104,4 +122,5 @@ void tp__fifo_remove_group(tp_pool *pool, tp__group *g)
     }
     g->active -= g->queued;
     g->queued = 0;
+    publish(pool);
 }

@@ -161,54 +161,6 @@ int tp__dispatch(tp_pool *pool)
     return err;
 }
 
-bool tp__mark_cancelled(tp_pool *pool, tp_task *t)
-{
-    TP_ASSERT_HELD(pool);
-    if (t->state != TP__RUNNING)
-        return false;
-    t->state = TP__CANCELLED;
-    pool->n_running--;
-    pool->n_cancelled++;
-    pool->total_cancelled++;
-    atomic_store(&t->cancelled, true);
-    return true;
-}
-
-void tp__wake(tp_task *t)
-{
-    pthread_mutex_lock(&t->wmu);
-    pthread_cond_t *ucond = t->ucond;
-    pthread_mutex_t *umutex = t->umutex;
-    t->waking = ucond != NULL; /* tp_cond_wait keeps them registered */
-    if (t->efd >= 0 && !t->efd_signalled) {
-        uint64_t one = 1;
-        ssize_t rc = write(t->efd, &one, sizeof one);
-        (void)rc;
-        t->efd_signalled = true;
-    }
-    pthread_mutex_unlock(&t->wmu);
-    /* Signalled after unlocking, so that a sleeper does not wake into a
-     * held mutex: the flag was set before wmu was taken, so a sleeper
-     * either saw it or is already waiting. */
-    pthread_cond_signal(&t->wcv);
-    if (!ucond)
-        return;
-    /* A task in tp_cond_wait holds its mutex from checking the flag until
-     * it blocks, so broadcasting while holding that mutex cannot fall in
-     * between. We hold no lock here, so waiting for it is safe; the wait is
-     * bounded because our caller might hold it (then the task cannot be in
-     * that window, and a broadcast without the mutex reaches it). */
-    struct timespec limit = tp__deadline(CLOCK_REALTIME, 0.005);
-    bool locked = pthread_mutex_timedlock(umutex, &limit) == 0;
-    pthread_cond_broadcast(ucond);
-    if (locked)
-        pthread_mutex_unlock(umutex);
-    pthread_mutex_lock(&t->wmu);
-    t->waking = false;
-    pthread_mutex_unlock(&t->wmu);
-    pthread_cond_broadcast(&t->wcv);
-}
-
 /* Starts the task on worker w: gives it the next id and makes it live.
  * The claim reserved everything this needs (tp__group_reserve). */
 static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg)
@@ -453,6 +405,43 @@ static void unlive_task(tp_pool *pool, tp_task *t)
     }
 }
 
+/* Before parking, one worker at a time spins for up to SPIN_NS watching
+ * pool->claimable without the lock: a service that submits one task per
+ * call then finds this worker awake (it counts in pool->waking, so no
+ * submission signals anyone) instead of paying a futex wake and a context
+ * switch per task. True if a start became claimable. */
+enum { SPIN_NS = 20000 };
+
+static bool spin_for_work(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    if (pool->spinning || pool->freeing)
+        return false;
+    pool->spinning = true;
+    pool->waking++;
+    tp__unlock(pool);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    bool seen = false;
+    for (unsigned i = 1; !seen; i++) {
+        seen = atomic_load_explicit(&pool->claimable, memory_order_relaxed);
+        if (seen || i % 64)
+            continue;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000000000L +
+                (now.tv_nsec - start.tv_nsec) >
+            SPIN_NS)
+            break;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    tp__lock(pool);
+    pool->spinning = false;
+    pool->waking--;
+    return seen;
+}
+
 /* Parks w until it is woken for work (true) or should retire (false). */
 static bool park(tp_pool *pool, tp__worker *w)
 {
@@ -500,7 +489,7 @@ static void *worker_main(void *arg)
             continue;
         }
         if (!t) {
-            if (park(pool, w))
+            if (spin_for_work(pool) || park(pool, w))
                 continue;
             break;
         }
