@@ -68,9 +68,12 @@ static void cancel_group(tp_pool *pool, tp__group *g, tp__group **drops,
     TP_ASSERT_HELD(pool);
     tp__group_drop(pool, g, drops);
     tp__group_unindex(pool, g);
-    tp__list_each(n, next, &g->tasks)
-    {
-        tp__cancel_later(pool, tp__container(n, tp_task, group_node), wakes);
+    if (!g->compact) {
+        tp__list_each(n, next, &g->tasks)
+        {
+            tp__cancel_later(pool, tp__container(n, tp_task, group_node),
+                             wakes);
+        }
     }
     tp__group_retire_if_empty(pool, g);
 }
@@ -190,7 +193,7 @@ int tp_get_group_ids(tp_pool *pool, const char *const groups[], size_t n,
     for (size_t i = 0; i < n; i++) {
         tp__group *g = tp__group_find(pool, groups[i]);
         for (size_t j = 0; j < g->nids; j++)
-            v[len++] = g->ids[j];
+            v[len++] = tp__group_ids(g)[j];
     }
     tp__unlock(pool);
     /* A group named twice contributes its ids once. */

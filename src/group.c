@@ -252,15 +252,21 @@ tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts)
     return g;
 }
 
-void tp__group_attach(tp_pool *pool, tp__group *g)
+/* Makes g findable by name; the index has room (tp__group_name). */
+static void index_insert(tp_pool *pool, tp__group *g)
 {
-    TP_ASSERT_HELD(pool);
     size_t j = hash_of(g) & (pool->index_cap - 1);
     g->hnext = pool->index[j];
     pool->index[j] = g;
     g->indexed = true;
     pool->n_indexed++;
     pool->n_lookalikes += g->lookalike;
+}
+
+void tp__group_attach(tp_pool *pool, tp__group *g)
+{
+    TP_ASSERT_HELD(pool);
+    index_insert(pool, g);
     tp__list_push_front(&pool->groups, &g->node);
     g->refs = 1;
 }
@@ -283,6 +289,10 @@ void tp__group_free(tp__group *g)
 {
     if (!g)
         return;
+    if (g->compact) {
+        free(g);
+        return;
+    }
     assert(tp__list_empty(&g->runs));
     for (tp__run *run = g->spare, *next; run; run = next) {
         next = run->fifo.next ? tp__container(run->fifo.next, tp__run, fifo)
@@ -306,6 +316,8 @@ void tp__group_unref(tp_pool *pool, tp__group *g)
 
 bool tp__group_pending(const tp__group *g)
 {
+    if (g->compact)
+        return false;
     if (g->dropping || g->discard_due)
         return true;
     if (g->src == TP__SRC_ITER)
@@ -319,8 +331,8 @@ bool tp__group_pending(const tp__group *g)
 void tp__group_retire_if_empty(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
-    if (!tp__list_linked(&g->node) || g->live || g->nids ||
-        tp__group_pending(g))
+    if (!tp__list_linked(&g->node) || g->nids ||
+        (!g->compact && (g->live || tp__group_pending(g))))
         return;
     tp__group_unindex(pool, g);
     tp__list_remove(&g->node);
@@ -387,7 +399,7 @@ bool tp__group_reserve(tp__group *g, bool run_frees)
 void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
 {
     TP_ASSERT_HELD(pool);
-    if (g->dropping || g->discard_due || !tp__group_pending(g))
+    if (g->compact || g->dropping || g->discard_due || !tp__group_pending(g))
         return;
     tp__fifo_remove_group(pool, g);
     g->drop_from = g->drop_to = 0;
@@ -478,13 +490,53 @@ void tp__group_del_id(tp__group *g, tp_id id)
 
 bool tp__group_has_id(const tp__group *g, tp_id id)
 {
+    const tp_id *ids = tp__group_ids(g);
     size_t lo = 0, hi = g->nids;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (g->ids[mid] < id)
+        if (ids[mid] < id)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < g->nids && g->ids[lo] == id;
+    return lo < g->nids && ids[lo] == id;
+}
+
+tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
+{
+    TP_ASSERT_HELD(pool);
+    if (g->compact || g->refs != 1 || !tp__list_linked(&g->node) ||
+        !g->counter || g->nids != 1 || g->live || g->claims ||
+        g->src != TP__SRC_APPLY || tp__group_pending(g))
+        return g;
+    assert(tp__list_empty(&g->runs) && tp__list_empty(&g->tasks));
+    for (tp__run *run = g->spare, *next; run; run = next) {
+        next = run->fifo.next ? tp__container(run->fifo.next, tp__run, fifo)
+                              : NULL;
+        if (run != &g->run0)
+            free(run);
+    }
+    bool indexed = g->indexed;
+    tp__group_unindex(pool, g);
+    tp__list *prev = g->node.prev;
+    tp__list_remove(&g->node);
+    g->id0 = g->ids[0];
+    if (g->ids != &g->id0)
+        free(g->ids);
+    g->compact = true;
+    /* A fresh small record rather than realloc: shrinking in place would
+     * leave a hole between compact records that no full group fits in,
+     * while the freed full record is what the next call allocates. Out of
+     * memory, the group just stays as it was (compact all the same). */
+    tp__group *c = malloc(offsetof(tp__group, ids));
+    if (c) {
+        memcpy(c, g, offsetof(tp__group, ids));
+        free(g);
+    } else {
+        c = g;
+    }
+    tp__list_insert_before(prev->next, &c->node);
+    if (indexed)
+        index_insert(pool, c);
+    return c;
 }

@@ -98,18 +98,28 @@ typedef struct tp__run {
 } tp__run;
 
 typedef struct tp__group {
+    /* ---- The compact prefix: all that a finished one-task group keeps.
+     * Once such a group has no pending start, no live task and no other
+     * reference, it is shrunk to this prefix (tp__group_compact, group.c)
+     * and only these fields may be read (check `compact` first). ---- */
     /* The name: explicit (xname) or generated, "<counter key>-group-<index>",
      * formatted only when asked (tp__group_format). */
     struct tp__counter *counter; /* generated names: whose index */
     size_t index;
-    bool lookalike; /* explicit, but reads like a generated name */
-    int refs;       /* listed + live tasks + in-flight claims + drops */
-    bool indexed;   /* findable by name */
     struct tp__group *hnext; /* name index chain */
     tp__list node;           /* pool->groups while listed */
+    tp_id id0;   /* the only id of a one-task group (see tp__group_ids) */
+    size_t nids; /* known task ids */
+    int refs;    /* listed + live tasks + in-flight claims + drops */
+    bool indexed;   /* findable by name */
+    bool lookalike; /* explicit, but reads like a generated name */
+    bool compact;   /* shrunk to this prefix */
+
+    /* ---- The rest: only while not compact. ---- */
+    tp_id *ids; /* known task ids, ascending (&id0 while at most one) */
+    size_t idcap;
     tp__list runs;           /* its runs in the pool FIFO */
     tp__list tasks;          /* its live tasks, in start order */
-    tp_id id0; /* ids points here while the group has one id at most */
     tp__run *spare;          /* free run nodes, linked through fifo.next */
     size_t n_spare;
     tp__run run0; /* the first admission's node, never freed alone */
@@ -140,9 +150,6 @@ typedef struct tp__group {
     size_t queued; /* starts waiting in the pool FIFO */
     size_t claims; /* ITER: claimed, waiting for next() */
     size_t live;   /* tasks started and not fully ended */
-
-    tp_id *ids; /* known task ids, ascending */
-    size_t nids, idcap;
 
     /* Dropped starts whose discard/done calls are still to be made after
      * unlocking (see tp__group_drop); a group is dropped at most once. */
@@ -294,6 +301,14 @@ void tp__drops_run(tp_pool *pool, tp__group *drops);
  * nothing is claimed and the caller retries later. */
 bool tp__group_reserve(tp__group *g, bool run_frees);
 void tp__group_add_id(tp__group *g, tp_id id);
+/* g's known ids, ascending (g->nids of them); valid while compact too. */
+static inline const tp_id *tp__group_ids(const tp__group *g)
+{
+    return g->compact ? &g->id0 : g->ids;
+}
+/* Shrinks a finished one-task group to its compact prefix if nothing but
+ * the pool's lists refers to it; returns the group as it now is. */
+tp__group *tp__group_compact(tp_pool *pool, tp__group *g);
 /* Forgets one of g's ids (forget_ended pools). */
 void tp__group_del_id(tp__group *g, tp_id id);
 bool tp__group_has_id(const tp__group *g, tp_id id);

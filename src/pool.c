@@ -187,6 +187,8 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
     tp__list_each(n, next, &pool->groups)
     {
         tp__group *g = tp__container(n, tp__group, node);
+        if (g->compact)
+            continue;
         pending += g->src == TP__SRC_ITER ? g->queued + g->claims
                                           : g->nargs - g->next_arg;
     }
@@ -217,7 +219,7 @@ static void forget_ended(tp_pool *pool)
     {
         tp__group *g = tp__container(n, tp__group, node);
         size_t kept = 0;
-        for (size_t i = 0; i < g->nids; i++)
+        for (size_t i = 0; !g->compact && i < g->nids; i++)
             if (tp__idmap_get(&pool->live, g->ids[i]))
                 g->ids[kept++] = g->ids[i];
         pool->n_ended -= g->nids - kept;

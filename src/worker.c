@@ -397,7 +397,13 @@ static void unlive_task(tp_pool *pool, tp_task *t)
         tp__group_del_id(g, t->id);
         tp__group_retire_if_empty(pool, g);
     }
+    /* A finished per-call group that only the pool's lists still hold
+     * shrinks to its name and id. */
+    bool only_listed = tp__list_linked(&g->node) && g->refs == 2;
+    t->group = NULL;
     tp__group_unref(pool, g);
+    if (only_listed)
+        tp__group_compact(pool, g);
     /* Only these ends can satisfy a waiter (flush, gather, free). */
     if (pool->live.len == 0 || t->flush_wait) {
         t->flush_wait = false;
