@@ -78,8 +78,8 @@ static bool key_is(const tp__counter *c, const char *key, size_t len)
     size_t p = strlen(c->prefix);
     if (len != c->key_len || strncmp(key, c->prefix, p) != 0)
         return false;
-    return !c->func || (key[p] == '-' && strncmp(key + p + 1, c->func,
-                                                 len - p - 1) == 0);
+    return !c->func ||
+           (key[p] == '-' && strncmp(key + p + 1, c->func, len - p - 1) == 0);
 }
 
 /* Reads name as a generated name "<key>-group-<index>": true with *key_len
@@ -87,12 +87,13 @@ static bool key_is(const tp__counter *c, const char *key, size_t len)
 static bool parse_generated(const char *name, size_t *key_len, size_t *index)
 {
     const char *mark = NULL;
-    for (const char *q = strstr(name, "-group-"); q; q = strstr(q + 1, "-group-"))
+    for (const char *q = strstr(name, "-group-"); q;
+         q = strstr(q + 1, "-group-"))
         mark = q;
     if (!mark)
         return false;
     const char *d = mark + 7;
-    if (!*d || (d[0] == '0' && d[1]) )
+    if (!*d || (d[0] == '0' && d[1]))
         return false;
     size_t v = 0;
     for (; *d; d++) {

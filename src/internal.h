@@ -108,9 +108,9 @@ typedef struct tp__group {
     size_t index;
     struct tp__group *hnext; /* name index chain */
     tp__list node;           /* pool->groups while listed */
-    tp_id id0;   /* the only id of a one-task group (see tp__group_ids) */
-    size_t nids; /* known task ids */
-    int refs;    /* listed + live tasks + in-flight claims + drops */
+    tp_id id0;      /* the only id of a one-task group (see tp__group_ids) */
+    size_t nids;    /* known task ids */
+    int refs;       /* listed + live tasks + in-flight claims + drops */
     bool indexed;   /* findable by name */
     bool lookalike; /* explicit, but reads like a generated name */
     bool compact;   /* shrunk to this prefix */
@@ -118,9 +118,9 @@ typedef struct tp__group {
     /* ---- The rest: only while not compact. ---- */
     tp_id *ids; /* known task ids, ascending (&id0 while at most one) */
     size_t idcap;
-    tp__list runs;           /* its runs in the pool FIFO */
-    tp__list tasks;          /* its live tasks, in start order */
-    tp__run *spare;          /* free run nodes, linked through fifo.next */
+    tp__list runs;  /* its runs in the pool FIFO */
+    tp__list tasks; /* its live tasks, in start order */
+    tp__run *spare; /* free run nodes, linked through fifo.next */
     size_t n_spare;
     tp__run run0; /* the first admission's node, never freed alone */
 
@@ -165,10 +165,10 @@ typedef struct tp__group {
  * under pool->mu together with the event it reports, and the message is
  * written, with no engine lock held, once every earlier turn is done. */
 typedef struct tp__logq {
-    uint64_t next;          /* the next turn to give; under pool->mu */
-    pthread_mutex_t mu;     /* leaf lock: guards served, waiters */
+    uint64_t next;      /* the next turn to give; under pool->mu */
+    pthread_mutex_t mu; /* leaf lock: guards served, waiters */
     pthread_cond_t cv;
-    uint64_t served;        /* turns done */
+    uint64_t served; /* turns done */
     size_t waiters;
 } tp__logq;
 
@@ -197,11 +197,11 @@ struct tp_pool {
     double idle_timeout;
     bool forget_ended; /* tp_pool_opts.forget_ended */
 
-    size_t size;     /* pool size (capacity); set with tp__sem_resize */
+    size_t size;           /* pool size (capacity); set with tp__sem_resize */
     atomic_bool claimable; /* a start may be claimed now: read without the
                               lock by a spinning worker (sem.c) */
     bool spinning;         /* a worker spins for work before parking */
-    size_t occupied; /* claimed starts whose function has not returned */
+    size_t occupied;       /* claimed starts whose function has not returned */
     bool locked, closed, freeing;
 
     tp_id next_id;
@@ -220,7 +220,7 @@ struct tp_pool {
     size_t queued_total;
 
     size_t threads, n_idle, waking;
-    tp__list idle; /* parked workers, most recently parked first */
+    tp__list idle;      /* parked workers, most recently parked first */
     tp__worker *zombie; /* the last retired worker, to be joined */
 
     tp__logq logq;

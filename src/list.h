@@ -68,7 +68,7 @@ static inline tp__list *tp__list_last(const tp__list *head)
 }
 
 /* The struct that contains node n as its member m. */
-#define tp__container(n, type, m) ((type *)((char *)(n) - offsetof(type, m)))
+#define tp__container(n, type, m) ((type *)((char *)(n)-offsetof(type, m)))
 
 /* Iterates over head's nodes; the current one may be removed. */
 #define tp__list_each(it, next_, head)                                         \

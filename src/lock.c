@@ -121,4 +121,3 @@ int tp__cond_init(pthread_cond_t *cv)
     pthread_condattr_destroy(&attr);
     return rc;
 }
-

@@ -241,6 +241,5 @@ int tp_doublestarmap(tp_pool *pool, tp_kw_fn fn, const tp_kwargs kwargs[],
         }
         g->args[i] = &copies[i];
     }
-    return tp__spawn(pool, g, opts, "doublestarmap",
-                     group_out);
+    return tp__spawn(pool, g, opts, "doublestarmap", group_out);
 }

@@ -246,4 +246,3 @@ void tp__wake_all(tp__wakes *w)
     }
     w->head = NULL;
 }
-

@@ -220,8 +220,9 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
             if (rc < 0 && tp__log_on(TP_LOG_ERROR)) {
                 char name[TP_NAME_MAX];
                 tp__group_format(g, name);
-                tp__log_write(TP_LOG_ERROR, "%s: the iterator of %s failed (%d)",
-                              pool->name, name, rc);
+                tp__log_write(TP_LOG_ERROR,
+                              "%s: the iterator of %s failed (%d)", pool->name,
+                              name, rc);
             }
             if (rc == 1 && g->discard)
                 g->discard(*arg, g->cb_arg);
@@ -335,8 +336,8 @@ static void end_task(tp_pool *pool, tp_task *t, int rc)
                 tp__logq_wait(&pool->logq, turn);
                 tp__log(TP_LOG_DEBUG, "Cancelling %s_Task-%" PRId64 " ...",
                         pool->name, t->id);
-                tp__log(TP_LOG_DEBUG, "Cancelled %s_Task-%" PRId64,
-                        pool->name, t->id);
+                tp__log(TP_LOG_DEBUG, "Cancelled %s_Task-%" PRId64, pool->name,
+                        t->id);
                 tp__logq_done(&pool->logq, turn);
             }
             if (g->cancel_cb)

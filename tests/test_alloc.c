@@ -165,7 +165,8 @@ static slot *new_slot(void)
 static void expect_slots(int from, int to, bool ok)
 {
     for (int i = from; i < to; i++) {
-        int r = atomic_load(&slots[i].ran), d = atomic_load(&slots[i].discarded);
+        int r = atomic_load(&slots[i].ran),
+            d = atomic_load(&slots[i].discarded);
         EXPECT(ok ? r + d == 1 : r + d == 0);
     }
 }
@@ -233,8 +234,7 @@ static void taskpool_workload(void)
         sargs[i] = (tp_args){1, &svals[i]};
     }
     tp_opts sopts = {.discard = discard_star};
-    bool star_ok =
-        spawned(tp_starmap(p, run_star, sargs, 3, 2, &sopts, NULL));
+    bool star_ok = spawned(tp_starmap(p, run_star, sargs, 3, 2, &sopts, NULL));
 
     int kw_from = n_slots;
     tp_kwarg items[3];
@@ -244,8 +244,7 @@ static void taskpool_workload(void)
         kws[i] = (tp_kwargs){1, &items[i]};
     }
     tp_opts kopts = {.discard = discard_kw};
-    bool kw_ok =
-        spawned(tp_doublestarmap(p, run_kw, kws, 3, 1, &kopts, NULL));
+    bool kw_ok = spawned(tp_doublestarmap(p, run_kw, kws, 3, 1, &kopts, NULL));
 
     /* Paused: these wait, and cancelling drops them. */
     int rc = tp_set_pool_size(p, 0);

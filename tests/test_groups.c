@@ -190,8 +190,7 @@ START_TEST(explicit_and_generated_names_never_collide)
     ck_assert_str_eq(n, "apply-x-group-1-group-0");
     /* An explicit name equal to a live generated one exists already. */
     tp_opts same = {.group_name = "apply-x-group-1-group-0"};
-    ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &same, NULL),
-                     TP_EGROUP_EXISTS);
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &same, NULL), TP_EGROUP_EXISTS);
     /* Not generated names: a leading zero, another function. */
     tp_opts zero = {.group_name = "apply-x-group-1-group-00"};
     ck_assert_int_eq(tp_apply(p, noop, NULL, 2, &zero, NULL), TP_OK);

@@ -67,8 +67,7 @@ static void check_pool(const char *pool, size_t size, int tasks)
             started_at[id] = k;
             next_start++;
         } else if ((id = parse(lines[k], "Ended", pool)) >= 0) {
-            ck_assert_msg(id < tasks && started_at[id] >= 0 &&
-                              ended_at[id] < 0,
+            ck_assert_msg(id < tasks && started_at[id] >= 0 && ended_at[id] < 0,
                           "%s: Ended %ld out of place", pool, id);
             ended_at[id] = k;
             ended++;
@@ -98,8 +97,8 @@ START_TEST(messages_come_in_event_order)
                              TP_OK);
         else
             for (int j = 0; j < TASKS; j++)
-                ck_assert_int_eq(
-                    tp_apply(pools[i], work, NULL, 1, NULL, NULL), TP_OK);
+                ck_assert_int_eq(tp_apply(pools[i], work, NULL, 1, NULL, NULL),
+                                 TP_OK);
     }
     for (int i = 0; i < POOLS; i++)
         ck_assert_int_eq(tp_gather_and_close(pools[i]), TP_OK);
