@@ -402,6 +402,9 @@ void tp__logq_done(tp__logq *q, uint64_t turn);
 
 /* Fault injection for tests: the next n worker thread creations fail. */
 extern atomic_int tp__fail_thread_create;
+/* Test hook, NULL in use: called by a worker whose spin for work ended,
+ * before it takes the lock again, to widen that window. */
+extern void (*tp__spin_hook)(void);
 
 /* The longest a task's tp_cond_wait waits before it returns (as a spurious
  * wake-up), in seconds (default 1): the bound on how late a cancel is

@@ -29,6 +29,7 @@
 
 _Thread_local tp__worker *tp__self;
 atomic_int tp__fail_thread_create;
+void (*tp__spin_hook)(void);
 
 static void worker_free(tp__worker *w)
 {
@@ -443,10 +444,14 @@ static bool spin_for_work(tp_pool *pool)
         __builtin_ia32_pause();
 #endif
     }
+    if (tp__spin_hook)
+        tp__spin_hook();
     tp__lock(pool);
     pool->spinning = false;
     pool->waking--;
-    return seen;
+    /* Exact under the lock: a start queued after the spin gave up was
+     * left to this worker (it counted in waking), so it must not park. */
+    return seen || atomic_load_explicit(&pool->claimable, memory_order_relaxed);
 }
 
 /* Parks w until it is woken for work (true) or should retire (false). */

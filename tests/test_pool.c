@@ -392,6 +392,32 @@ START_TEST(free_cancels_and_waits)
 END_TEST
 
 /* Log capture. */
+/* Regression: a worker that finds nothing spins for work before parking,
+ * counted as a worker heading for the FIFO; a start queued just after its
+ * spin gave up must still be claimed (it waited for the idle timeout and
+ * then hung: found by the W4 benchmark). One call at a time, each after a
+ * pause, while a test hook holds the window open for 1 ms. */
+static void slow_regret(void)
+{
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+}
+
+START_TEST(a_start_queued_as_a_spinning_worker_gives_up_is_claimed)
+{
+    tp__spin_hook = slow_regret; /* the window: 1 ms after the spin */
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.idle_timeout = 600});
+    unsigned seed = 7;
+    for (long i = 1; i <= 300; i++) {
+        ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &counted, NULL), TP_OK);
+        ck_assert(counter_wait(&ended, i));
+        struct timespec pause = {0, (long)(rand_r(&seed) % 100000)};
+        nanosleep(&pause, NULL);
+    }
+    tp_pool_free(p);
+}
+END_TEST
+
 static bool no_groups(void *arg)
 {
     tp_stats st;
@@ -511,6 +537,7 @@ int main(void)
     tcase_add_test(tc, workers_are_reused_and_retire_when_idle);
     tcase_add_test(tc, free_cancels_and_waits);
     tcase_add_test(tc, forget_ended_forgets_each_task_after_its_end_callback);
+    tcase_add_test(tc, a_start_queued_as_a_spinning_worker_gives_up_is_claimed);
     tcase_add_test(tc, log_messages_mirror_the_reference);
     suite_add_tcase(s, tc);
     return run_suite(s);
