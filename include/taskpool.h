@@ -360,8 +360,8 @@ TP_API int tp_task_status(tp_pool *pool, tp_id id);
  * `discard` is called as tp_opts says; an iterator's `done` is called),
  * then cancels its running tasks. Costs O(1) plus the group's own running
  * tasks (and, for the map family, its dropped arguments), whatever the
- * number of groups or of dropped starts. The group is then forgotten: its name is free
- * and tp_get_group_ids no longer knows it. Error: TP_ENOGROUP. */
+ * number of groups or of dropped starts. The group is then forgotten: its name
+ * is free and tp_get_group_ids no longer knows it. Error: TP_ENOGROUP. */
 TP_API int tp_cancel_group(tp_pool *pool, const char *group);
 
 /* tp_cancel_group for every group. Logs "<pool> cancelling all tasks!". */
@@ -405,10 +405,72 @@ typedef struct tp_stats {
     size_t threads;      /* worker threads alive */
     size_t idle_threads; /* of which parked, waiting for work */
     uint64_t total_started, total_ended, total_cancelled, total_failed;
+    uint64_t total_refused; /* spawning calls refused: locked or closed */
+    uint64_t total_dropped; /* starts that never happened (cancel_group,
+                               cancel_all, tp_pool_free) */
 } tp_stats;
 
-/* Fills *out. Errors: TP_EINVAL. */
+/* Fills *out. Errors: TP_EINVAL. Thread safety: any thread. */
 TP_API int tp_get_stats(const tp_pool *pool, tp_stats *out);
+
+/* One group as tp_get_groups reports it. */
+typedef struct tp_group_info {
+    const char *name;      /* inside the tp_groups allocation */
+    size_t running;        /* its tasks running, not cancelled */
+    size_t cancelled;      /* its tasks cancelled, end callback not yet begun */
+    size_t ended;          /* its ended tasks the pool still knows */
+    size_t pending;        /* its starts waiting (as tp_stats.pending) */
+    size_t num_concurrent; /* TP_UNLIMITED for apply and start groups */
+} tp_group_info;
+
+typedef struct tp_groups {
+    size_t len;
+    tp_group_info *v; /* one allocation with the names; tp_groups_free */
+} tp_groups;
+
+/* Lists every group the pool knows by name (those tp_cancel_group and
+ * tp_get_group_ids accept), newest first, into *out, which the caller
+ * frees with tp_groups_free. A snapshot: groups may change right after.
+ * Cost: O(groups + live tasks) with the pool lock held (copying counts,
+ * about 30 ns per group); generated names are formatted after the lock is
+ * released. A pool that knows a million groups is listed in tens of
+ * milliseconds and a ~100 MB allocation: flush, or use forget_ended.
+ * Errors: TP_EINVAL (NULL pool or out), TP_ENOMEM (out is then empty).
+ * Thread safety: any thread. */
+TP_API int tp_get_groups(tp_pool *pool, tp_groups *out);
+
+/* Frees what tp_get_groups filled in and empties *groups; NULL and an
+ * empty list are no-ops. */
+TP_API void tp_groups_free(tp_groups *groups);
+
+/* Timings: per pool, two histograms over fixed buckets. `wait` is the time
+ * from a start's admission into the pool's FIFO (when its group let it
+ * queue) to its task's start; `run` is the time from the start to the
+ * return of the task function (callbacks excluded). Starts that never
+ * happen are not observed. buckets[i] counts observations of at most
+ * tp_hist_bounds()[i] seconds and more than bounds[i - 1]; the last bucket
+ * (bound +INFINITY) counts the rest. The bounds are 1 us to 100 s, three
+ * per decade (1, 2.5, 5, 10, 25, 50, ... us). Counts are not cumulative;
+ * a Prometheus exporter sums them. sum is in seconds. */
+#define TP_HIST_BUCKETS 26
+typedef struct tp_histogram {
+    uint64_t count;
+    double sum;
+    uint64_t buckets[TP_HIST_BUCKETS];
+} tp_histogram;
+
+typedef struct tp_timings {
+    tp_histogram wait; /* admission to start */
+    tp_histogram run;  /* start to function return */
+} tp_timings;
+
+/* Fills *out with the pool's timings since it was created. Errors:
+ * TP_EINVAL. Thread safety: any thread. */
+TP_API int tp_get_timings(const tp_pool *pool, tp_timings *out);
+
+/* The TP_HIST_BUCKETS upper bounds in seconds, ascending, the last one
+ * +INFINITY. Static storage; never fails. Thread safety: any thread. */
+TP_API const double *tp_hist_bounds(void);
 
 /* ------------------------------------------------------------------------ */
 /* Inside a task                                                            */

@@ -402,6 +402,10 @@ void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
     TP_ASSERT_HELD(pool);
     if (g->compact || g->dropping || g->discard_due || !tp__group_pending(g))
         return;
+    if (g->src == TP__SRC_ITER)
+        pool->total_dropped += g->queued;
+    else
+        pool->total_dropped += g->nargs - g->next_arg;
     tp__fifo_remove_group(pool, g);
     g->drop_from = g->drop_to = 0;
     g->drop_done = false;
@@ -540,4 +544,37 @@ tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
     if (indexed)
         index_insert(pool, c);
     return c;
+}
+
+void tp__group_counts(const tp__group *g, tp_group_info *info)
+{
+    size_t running = 0, cancelled = 0;
+    if (!g->compact) {
+        tp__list_each(n, next, &g->tasks)
+        {
+            int state = tp__container(n, tp_task, group_node)->state;
+            running += state == TP__RUNNING;
+            cancelled += state == TP__CANCELLED;
+        }
+    }
+    size_t pending = 0;
+    if (!g->compact)
+        pending = g->src == TP__SRC_ITER ? g->queued + g->claims
+                                         : g->nargs - g->next_arg;
+    *info = (tp_group_info){
+        .running = running,
+        .cancelled = cancelled,
+        .ended = g->nids - running - cancelled,
+        .pending = pending,
+        .num_concurrent = g->compact ? TP_UNLIMITED : g->limit,
+    };
+}
+
+size_t tp__group_name_len(const tp__group *g)
+{
+    if (!g->counter)
+        return strlen(g->xname);
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%zu", g->index);
+    return g->counter->key_len + 7 + (size_t)n;
 }

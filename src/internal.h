@@ -57,6 +57,7 @@ struct tp_task {
     tp__list group_node;   /* group->tasks: the group's live tasks */
     uint64_t log_ticket;   /* its Started line's turn (tp__logq), or
                               UINT64_MAX if none was taken */
+    uint64_t started_ns;   /* CLOCK_MONOTONIC at its start (timings) */
 
     /* The waiter: what the task blocks in, so that a cancel can wake it.
      * Guarded by wmu; lock order pool->mu -> wmu. */
@@ -95,6 +96,7 @@ typedef struct tp__run {
     tp__list in_group; /* group->runs, oldest first */
     struct tp__group *group;
     size_t count;
+    uint64_t admitted_ns; /* CLOCK_MONOTONIC when its first start queued */
 } tp__run;
 
 typedef struct tp__group {
@@ -207,8 +209,10 @@ struct tp_pool {
     tp_id next_id;
     size_t n_running, n_cancelled, n_ended;
     uint64_t total_started, total_ended, total_cancelled, total_failed;
-    tp__idmap live; /* live.len: tasks started and not fully ended */
-    tp__list tasks; /* live tasks in start order */
+    uint64_t total_refused, total_dropped;
+    tp_timings timings; /* see tp__observe */
+    tp__idmap live;     /* live.len: tasks started and not fully ended */
+    tp__list tasks;     /* live tasks in start order */
 
     tp__group **index; /* name -> group, chained */
     size_t index_cap, n_indexed;
@@ -306,6 +310,10 @@ static inline const tp_id *tp__group_ids(const tp__group *g)
 {
     return g->compact ? &g->id0 : g->ids;
 }
+/* Fills info's counts for g (not its name). */
+void tp__group_counts(const tp__group *g, tp_group_info *info);
+/* The length of g's name, without formatting it. */
+size_t tp__group_name_len(const tp__group *g);
 /* Shrinks a finished one-task group to its compact prefix if nothing but
  * the pool's lists refers to it; returns the group as it now is. */
 tp__group *tp__group_compact(tp_pool *pool, tp__group *g);
@@ -417,6 +425,16 @@ extern double tp__cond_slice;
 extern void (*tp__cond_window_hook)(void);
 
 /* ---- time ---- */
+
+static inline uint64_t tp__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Adds one observation of ns nanoseconds to h (hist.c). */
+void tp__observe(tp_histogram *h, uint64_t ns);
 
 static inline struct timespec tp__deadline(clockid_t clock, double seconds)
 {

@@ -205,6 +205,8 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
         .total_ended = pool->total_ended,
         .total_cancelled = pool->total_cancelled,
         .total_failed = pool->total_failed,
+        .total_refused = pool->total_refused,
+        .total_dropped = pool->total_dropped,
     };
     tp__unlock(pool);
     return TP_OK;
@@ -391,4 +393,112 @@ void tp_pool_free(tp_pool *pool)
     pthread_cond_destroy(&pool->changed);
     pthread_mutex_destroy(&pool->mu);
     free(pool);
+}
+
+/* ---- timings ---- */
+
+int tp_get_timings(const tp_pool *cpool, tp_timings *out)
+{
+    tp_pool *pool = (tp_pool *)cpool;
+    if (!pool || !out)
+        return TP_EINVAL;
+    tp__lock(pool);
+    *out = pool->timings;
+    tp__unlock(pool);
+    return TP_OK;
+}
+
+/* ---- listing groups ---- */
+
+/* A generated name to format once the lock is released. */
+typedef struct later_name {
+    tp__counter *counter; /* NULL: an explicit name, copied already */
+    size_t index;
+} later_name;
+
+void tp_groups_free(tp_groups *groups)
+{
+    if (!groups)
+        return;
+    free(groups->v);
+    *groups = (tp_groups){0, NULL};
+}
+
+/* Counts the indexed groups and the bytes of their names. */
+static void groups_size(tp_pool *pool, size_t *n, size_t *bytes)
+{
+    *n = *bytes = 0;
+    tp__list_each(node, next, &pool->groups)
+    {
+        tp__group *g = tp__container(node, tp__group, node);
+        if (!g->indexed)
+            continue;
+        (*n)++;
+        *bytes += tp__group_name_len(g) + 1;
+    }
+}
+
+int tp_get_groups(tp_pool *pool, tp_groups *out)
+{
+    if (out)
+        *out = (tp_groups){0, NULL};
+    if (!pool || !out)
+        return TP_EINVAL;
+    /* Size the one allocation without holding the lock while allocating;
+     * if the groups grew meanwhile, size again. */
+    size_t n, bytes, cap_n = 0, cap_bytes = 0;
+    char *block = NULL;
+    later_name *later = NULL;
+    tp__lock(pool);
+    for (;;) {
+        groups_size(pool, &n, &bytes);
+        if (n <= cap_n && bytes <= cap_bytes)
+            break;
+        tp__unlock(pool);
+        free(block);
+        free(later);
+        cap_n = n + n / 8 + 16;
+        cap_bytes = bytes + bytes / 8 + 16 * 32;
+        block = malloc(cap_n * sizeof(tp_group_info) + cap_bytes);
+        later = malloc(cap_n * sizeof *later);
+        if (!block || !later) {
+            free(block);
+            free(later);
+            return TP_ENOMEM;
+        }
+        tp__lock(pool);
+    }
+    tp_group_info *v = (tp_group_info *)block;
+    char *text = block + cap_n * sizeof(tp_group_info);
+    size_t i = 0;
+    tp__list_each(node, next, &pool->groups)
+    {
+        tp__group *g = tp__container(node, tp__group, node);
+        if (!g->indexed)
+            continue;
+        tp__group_counts(g, &v[i]);
+        v[i].name = text;
+        size_t len = tp__group_name_len(g);
+        later[i] = (later_name){g->counter, g->index};
+        if (!g->counter)
+            memcpy(text, g->xname, len + 1);
+        text += len + 1;
+        i++;
+    }
+    tp__unlock(pool);
+    /* Counters live as long as the pool: format generated names now. */
+    for (size_t j = 0; j < i; j++) {
+        if (!later[j].counter)
+            continue;
+        tp__group probe = {.counter = later[j].counter,
+                           .index = later[j].index};
+        char name[TP_NAME_MAX];
+        tp__group_format(&probe, name);
+        memcpy((char *)v[j].name, name, strlen(name) + 1);
+    }
+    free(later);
+    *out = (tp_groups){i, i ? v : NULL};
+    if (!i)
+        free(block);
+    return TP_OK;
 }

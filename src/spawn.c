@@ -33,6 +33,7 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
         func = opts && opts->func_name ? opts->func_name : "func";
     tp__lock(pool);
     int rc = pool->closed ? TP_ECLOSED : pool->locked ? TP_ELOCKED : TP_OK;
+    pool->total_refused += rc != TP_OK;
     if (rc == TP_OK)
         rc = tp__group_name(pool, g, prefix, func);
     if (rc != TP_OK) {

@@ -164,10 +164,13 @@ int tp__dispatch(tp_pool *pool)
 
 /* Starts the task on worker w: gives it the next id and makes it live.
  * The claim reserved everything this needs (tp__group_reserve). */
-static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg)
+static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg,
+                      uint64_t admitted_ns)
 {
     TP_ASSERT_HELD(pool);
     tp_task *t = &w->task;
+    t->started_ns = tp__now_ns();
+    tp__observe(&pool->timings.wait, t->started_ns - admitted_ns);
     t->id = pool->next_id++;
     t->group = g;
     t->arg = arg;
@@ -257,12 +260,13 @@ static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
             *nomem = true;
             return NULL;
         }
+        uint64_t admitted = run->admitted_ns; /* run may go in take */
         tp__fifo_take(pool, run);
         if (g->src != TP__SRC_ITER)
-            return begin(pool, w, g, tp__group_arg(g, g->next_arg++));
+            return begin(pool, w, g, tp__group_arg(g, g->next_arg++), admitted);
         void *arg = NULL;
         bool got = iter_fetch(pool, g, &arg);
-        tp_task *t = got ? begin(pool, w, g, arg) : NULL;
+        tp_task *t = got ? begin(pool, w, g, arg, admitted) : NULL;
         tp__group_unref(pool, g);
         if (t)
             return t;
@@ -327,6 +331,7 @@ static void end_task(tp_pool *pool, tp_task *t, int rc)
 {
     TP_ASSERT_HELD(pool);
     tp__group *g = t->group;
+    tp__observe(&pool->timings.run, tp__now_ns() - t->started_ns);
     if (rc)
         pool->total_failed++;
     if (t->state == TP__CANCELLED) {

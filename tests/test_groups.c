@@ -227,6 +227,87 @@ START_TEST(explicit_and_generated_names_never_collide)
 }
 END_TEST
 
+static const tp_group_info *info_of(const tp_groups *gs, const char *name)
+{
+    for (size_t i = 0; i < gs->len; i++)
+        if (strcmp(gs->v[i].name, name) == 0)
+            return &gs->v[i];
+    return NULL;
+}
+
+/* tp_get_groups (issue 9): every group known by name with its counts. */
+START_TEST(get_groups_lists_every_known_group_with_its_counts)
+{
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 3});
+    tp_groups gs;
+    ck_assert_int_eq(tp_get_groups(p, &gs), TP_OK);
+    ck_assert_uint_eq(gs.len, 0);
+    ck_assert_ptr_null(gs.v);
+    char a[TP_NAME_MAX], m[TP_NAME_MAX];
+    ck_assert_int_eq(tp_apply(p, gated, NULL, 4, &booked, a), TP_OK);
+    void *args[5] = {0};
+    tp_opts named = booked;
+    named.group_name = "mine";
+    ck_assert_int_eq(tp_map(p, gated, args, 5, 2, &named, m), TP_OK);
+    ck_assert(counter_wait(&started, 3));
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 1, NULL, NULL), TP_OK);
+    tp_id first = 0;
+    ck_assert_int_eq(tp_cancel(p, &first, 1), TP_OK);
+    ck_assert_int_eq(tp_get_groups(p, &gs), TP_OK);
+    ck_assert_uint_eq(gs.len, 3);
+    const tp_group_info *ga = info_of(&gs, a), *gm = info_of(&gs, "mine");
+    ck_assert_ptr_nonnull(ga);
+    ck_assert_ptr_nonnull(gm);
+    ck_assert_ptr_nonnull(info_of(&gs, "apply-func-group-1"));
+    /* Pool size 3: apply's 0, 1, 2 run (0 cancelled), the rest waits. */
+    ck_assert_uint_eq(ga->running, 2);
+    ck_assert_uint_eq(ga->cancelled, 1);
+    ck_assert_uint_eq(ga->ended, 0);
+    ck_assert_uint_eq(ga->pending, 1);
+    ck_assert_uint_eq(ga->num_concurrent, TP_UNLIMITED);
+    ck_assert_uint_eq(gm->running + gm->cancelled + gm->ended, 0);
+    ck_assert_uint_eq(gm->pending, 5);
+    ck_assert_uint_eq(gm->num_concurrent, 2);
+    tp_groups_free(&gs);
+    ck_assert_uint_eq(gs.len, 0);
+    tp_groups_free(&gs);
+    tp_groups_free(NULL);
+    gate_open(&release);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    ck_assert_int_eq(tp_get_groups(p, &gs), TP_OK);
+    ck_assert_uint_eq(gs.len, 0);
+    ck_assert_int_eq(tp_get_groups(NULL, &gs), TP_EINVAL);
+    ck_assert_int_eq(tp_get_groups(p, NULL), TP_EINVAL);
+    tp_pool_free(p);
+}
+END_TEST
+
+/* Ended tasks count as ended until flushed, also in compact groups. */
+START_TEST(get_groups_counts_ended_tasks_until_flushed)
+{
+    tp_pool *p = tp_pool_new(NULL);
+    char n[TP_NAME_MAX];
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &booked, n), TP_OK);
+    ck_assert(counter_wait(&ended, 50));
+    tp_groups gs;
+    ck_assert_int_eq(tp_get_groups(p, &gs), TP_OK);
+    ck_assert_uint_eq(gs.len, 50);
+    size_t ended_total = 0;
+    for (size_t i = 0; i < gs.len; i++) {
+        ck_assert_uint_eq(gs.v[i].pending, 0);
+        ended_total += gs.v[i].ended + gs.v[i].running + gs.v[i].cancelled;
+    }
+    ck_assert_uint_eq(ended_total, 50);
+    ck_assert_str_eq(gs.v[0].name, n); /* newest first */
+    tp_groups_free(&gs);
+    ck_assert_int_eq(tp_flush(p), TP_OK);
+    ck_assert_int_eq(tp_get_groups(p, &gs), TP_OK);
+    ck_assert_uint_eq(gs.len, 0);
+    tp_pool_free(p);
+}
+END_TEST
+
 START_TEST(cancel_checks_every_id_before_cancelling_any)
 {
     tp_pool *p = tp_pool_new(NULL);
@@ -576,6 +657,8 @@ int main(void)
     tcase_add_test(tc, group_ids_are_sorted_and_per_group);
     tcase_add_test(tc, generated_names_count_per_prefix_and_function);
     tcase_add_test(tc, explicit_and_generated_names_never_collide);
+    tcase_add_test(tc, get_groups_lists_every_known_group_with_its_counts);
+    tcase_add_test(tc, get_groups_counts_ended_tasks_until_flushed);
     tcase_add_test(tc, cancel_checks_every_id_before_cancelling_any);
     tcase_add_test(tc, cancelled_counts_until_end_callback_then_ended);
     tcase_add_test(tc,

@@ -2,6 +2,7 @@
 #include "internal.h"
 #include "support.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,6 +462,67 @@ START_TEST(forget_ended_forgets_each_task_after_its_end_callback)
 }
 END_TEST
 
+static int sleeps_ms(tp_task *task, void *arg)
+{
+    (void)arg;
+    counter_add(&started, 1);
+    tp_sleep(task, 0.003);
+    return 0;
+}
+
+/* Timings (issue 9): the wait of a start from admission to start and the
+ * run time land in the documented buckets; refused spawns and dropped
+ * starts are counted. */
+START_TEST(timings_and_refused_and_dropped_counts)
+{
+    const double *b = tp_hist_bounds();
+    ck_assert(b[0] == 1e-6 && b[TP_HIST_BUCKETS - 2] == 100);
+    ck_assert(isinf(b[TP_HIST_BUCKETS - 1]));
+    for (int i = 1; i < TP_HIST_BUCKETS; i++)
+        ck_assert(b[i] > b[i - 1]);
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 1});
+    /* Three tasks of 3 ms on one slot: each runs >= 3 ms; the second and
+     * third wait >= 3 and >= 6 ms. */
+    ck_assert_int_eq(tp_apply(p, sleeps_ms, NULL, 3, &counted, NULL), TP_OK);
+    ck_assert(counter_wait(&ended, 3));
+    tp_timings tm;
+    ck_assert_int_eq(tp_get_timings(p, &tm), TP_OK);
+    ck_assert_uint_eq(tm.run.count, 3);
+    ck_assert_uint_eq(tm.wait.count, 3);
+    ck_assert(tm.run.sum >= 0.009);
+    ck_assert(tm.wait.sum >= 0.009 - 0.0005);
+    uint64_t in_buckets = 0, run_below_ms = 0;
+    for (int i = 0; i < TP_HIST_BUCKETS; i++) {
+        in_buckets += tm.run.buckets[i];
+        if (b[i] < 0.0025)
+            run_below_ms += tm.run.buckets[i];
+    }
+    ck_assert_uint_eq(in_buckets, 3);
+    ck_assert_uint_eq(run_below_ms, 0);
+    /* Dropped starts and refused calls. */
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK);
+    char g[TP_NAME_MAX];
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 5, NULL, g), TP_OK);
+    ck_assert_int_eq(tp_cancel_group(p, g), TP_OK);
+    tp_lock(p);
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 1, NULL, NULL), TP_ELOCKED);
+    tp_unlock(p);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.total_dropped, 5);
+    ck_assert_uint_eq(st.total_refused, 1);
+    ck_assert_int_eq(tp_get_timings(p, &tm), TP_OK);
+    ck_assert_uint_eq(tm.wait.count, 3); /* dropped: never observed */
+    ck_assert_int_eq(tp_get_timings(NULL, &tm), TP_EINVAL);
+    ck_assert_int_eq(tp_set_pool_size(p, 1), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 1, NULL, NULL), TP_ECLOSED);
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.total_refused, 2);
+    tp_pool_free(p);
+}
+END_TEST
+
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char logbuf[8192];
 
@@ -538,6 +600,7 @@ int main(void)
     tcase_add_test(tc, free_cancels_and_waits);
     tcase_add_test(tc, forget_ended_forgets_each_task_after_its_end_callback);
     tcase_add_test(tc, a_start_queued_as_a_spinning_worker_gives_up_is_claimed);
+    tcase_add_test(tc, timings_and_refused_and_dropped_counts);
     tcase_add_test(tc, log_messages_mirror_the_reference);
     suite_add_tcase(s, tc);
     return run_suite(s);
