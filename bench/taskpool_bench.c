@@ -188,9 +188,9 @@ static void spin_work(void *arg)
 /* W1: empty tasks                                                          */
 /* ------------------------------------------------------------------------ */
 
-static double tp_w1_apply(size_t n)
+static double tp_w1_apply(size_t n, bool no_timings)
 {
-    tp_pool_opts po = {.pool_size = 2};
+    tp_pool_opts po = {.pool_size = 2, .no_timings = no_timings};
     tp_pool *pool = tp_pool_new(&po);
     if (!pool)
         exit(2);
@@ -344,11 +344,12 @@ static void run_w1(void)
     if (!args)
         exit(2);
     series apply = {0}, map = {0}, flr = {0}, gsh = {0}, gex = {0}, uv = {0};
-    series call = {0};
+    series call = {0}, apply_nt = {0};
     double us = 1e6 / (double)n;
     for (int r = 0; r < cfg.runs; r++) {
         add(&call, tp_w1_call(n) * us);
-        add(&apply, tp_w1_apply(n) * us);
+        add(&apply, tp_w1_apply(n, false) * us);
+        add(&apply_nt, tp_w1_apply(n, true) * us);
         add(&map, tp_w_map(n, empty_task, args) * us);
         if (cfg.no_peers)
             continue;
@@ -380,8 +381,9 @@ static void run_w1(void)
              "W1: %zu empty tasks on 2 threads (us/task, lower is better)", n);
     header(title);
     row("taskpool tp_apply(num=1) per call", "us/task", &call, 0.25, NULL);
-    row("taskpool tp_apply", "us/task", &apply, 0.30, NULL);
-    row("taskpool tp_map (conc. 2)", "us/task", &map, 0.30, NULL);
+    row("taskpool tp_apply batch", "us/task", &apply, 0.30, NULL);
+    row("  same, no_timings", "us/task", &apply_nt, 0.30, NULL);
+    row("taskpool tp_map batch (conc. 2)", "us/task", &map, 0.30, NULL);
     row("floor: mutex+condvar queue", "us/task", &flr, 0, NULL);
     row("GLib GThreadPool (shared)", "us/task", &gsh, 0, NULL);
     row("GLib GThreadPool (exclusive)", "us/task", &gex, 0, NULL);

@@ -18,14 +18,31 @@ const double *tp_hist_bounds(void)
     return hist_bounds;
 }
 
-void tp__observe(tp_histogram *h, uint64_t ns)
+static unsigned bucket_of(double s)
 {
-    double s = (double)ns / 1e9;
-    size_t i = 0;
+    unsigned i = 0;
     while (s > hist_bounds[i])
         i++; /* the last bound is +INFINITY */
-    h->buckets[i]++;
-    h->count++;
-    h->sum += s;
+    return i;
 }
 
+tp__timing tp__timing_of(uint64_t admitted_ns, uint64_t started_ns,
+                         uint64_t ended_ns)
+{
+    tp__timing t;
+    t.wait = (double)(started_ns - admitted_ns) / 1e9;
+    t.run = (double)(ended_ns - started_ns) / 1e9;
+    t.wait_bucket = bucket_of(t.wait);
+    t.run_bucket = bucket_of(t.run);
+    return t;
+}
+
+void tp__timing_add(tp_timings *timings, const tp__timing *t)
+{
+    timings->wait.buckets[t->wait_bucket]++;
+    timings->wait.count++;
+    timings->wait.sum += t->wait;
+    timings->run.buckets[t->run_bucket]++;
+    timings->run.count++;
+    timings->run.sum += t->run;
+}

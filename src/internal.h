@@ -57,7 +57,8 @@ struct tp_task {
     tp__list group_node;   /* group->tasks: the group's live tasks */
     uint64_t log_ticket;   /* its Started line's turn (tp__logq), or
                               UINT64_MAX if none was taken */
-    uint64_t started_ns;   /* CLOCK_MONOTONIC at its start (timings) */
+    uint64_t admitted_ns;  /* CLOCK_MONOTONIC: its start queued (timings) */
+    uint64_t started_ns;   /* its function about to be called */
 
     /* The waiter: what the task blocks in, so that a cancel can wake it.
      * Guarded by wmu; lock order pool->mu -> wmu. */
@@ -198,6 +199,7 @@ struct tp_pool {
     size_t stack_size;
     double idle_timeout;
     bool forget_ended; /* tp_pool_opts.forget_ended */
+    bool timings_on;   /* !tp_pool_opts.no_timings */
 
     size_t size;           /* pool size (capacity); set with tp__sem_resize */
     atomic_bool claimable; /* a start may be claimed now: read without the
@@ -210,7 +212,7 @@ struct tp_pool {
     size_t n_running, n_cancelled, n_ended;
     uint64_t total_started, total_ended, total_cancelled, total_failed;
     uint64_t total_refused, total_dropped;
-    tp_timings timings; /* see tp__observe */
+    tp_timings timings; /* see tp__timing_add */
     tp__idmap live;     /* live.len: tasks started and not fully ended */
     tp__list tasks;     /* live tasks in start order */
 
@@ -433,8 +435,15 @@ static inline uint64_t tp__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Adds one observation of ns nanoseconds to h (hist.c). */
-void tp__observe(tp_histogram *h, uint64_t ns);
+/* A task's two observations (hist.c): computed with no lock held, added
+ * to the pool's histograms under pool->mu by tp__timing_add. */
+typedef struct tp__timing {
+    double wait, run; /* seconds */
+    unsigned wait_bucket, run_bucket;
+} tp__timing;
+tp__timing tp__timing_of(uint64_t admitted_ns, uint64_t started_ns,
+                         uint64_t ended_ns);
+void tp__timing_add(tp_timings *timings, const tp__timing *t);
 
 static inline struct timespec tp__deadline(clockid_t clock, double seconds)
 {

@@ -77,6 +77,7 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     pool->stack_size = opts->stack_size ? opts->stack_size : 256 * 1024;
     pool->idle_timeout = opts->idle_timeout ? opts->idle_timeout : 10.0;
     pool->forget_ended = opts->forget_ended;
+    pool->timings_on = !opts->no_timings;
     return pool;
 }
 

@@ -64,7 +64,7 @@ void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count)
         tp__run *run = spare_pop(g);
         run->group = g;
         run->count = count;
-        run->admitted_ns = tp__now_ns();
+        run->admitted_ns = pool->timings_on ? tp__now_ns() : 0;
         tp__list_push_back(&pool->fifo, &run->fifo);
         tp__list_push_back(&g->runs, &run->in_group);
     }

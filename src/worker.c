@@ -169,8 +169,7 @@ static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg,
 {
     TP_ASSERT_HELD(pool);
     tp_task *t = &w->task;
-    t->started_ns = tp__now_ns();
-    tp__observe(&pool->timings.wait, t->started_ns - admitted_ns);
+    t->admitted_ns = admitted_ns;
     t->id = pool->next_id++;
     t->group = g;
     t->arg = arg;
@@ -285,6 +284,8 @@ static void log_in_turn(tp_pool *pool, uint64_t turn, tp_log_level level,
 
 static int run(tp_pool *pool, tp_task *t)
 {
+    if (pool->timings_on) /* timings read the clock unlocked */
+        t->started_ns = tp__now_ns();
     if (t->log_ticket != UINT64_MAX)
         log_in_turn(pool, t->log_ticket, TP_LOG_INFO, "Started", t->id);
     if (atomic_load(&t->cancelled))
@@ -321,17 +322,20 @@ static void mark_ended(tp_pool *pool, tp_task *t)
     t->state = TP__ENDED;
 }
 
-/* Ends t, whose function returned rc, in the reference's order: a task
+/* Ends t, whose function returned rc (timing: its observations, or NULL
+ * without timings), in the reference's order: a task
  * that was not cancelled has ended at once; a cancelled one logs
  * "Cancelling"/"Cancelled" and runs its cancel callback, then ends. Then
  * "Ended" is logged (its turn taken as the slot is freed, so before any
  * Started that the slot allows) and the end callback runs. Callbacks and
  * logging run unlocked. */
-static void end_task(tp_pool *pool, tp_task *t, int rc)
+static void end_task(tp_pool *pool, tp_task *t, int rc,
+                     const tp__timing *timing)
 {
     TP_ASSERT_HELD(pool);
+    if (timing)
+        tp__timing_add(&pool->timings, timing);
     tp__group *g = t->group;
-    tp__observe(&pool->timings.run, tp__now_ns() - t->started_ns);
     if (rc)
         pool->total_failed++;
     if (t->state == TP__CANCELLED) {
@@ -517,8 +521,13 @@ static void *worker_main(void *arg)
                            pool->name);
         tp__unlock(pool);
         int rc = run(pool, t);
+        tp__timing timing, *timed = NULL;
+        if (pool->timings_on) {
+            timing = tp__timing_of(t->admitted_ns, t->started_ns, tp__now_ns());
+            timed = &timing;
+        }
         tp__lock(pool);
-        end_task(pool, t, rc);
+        end_task(pool, t, rc, timed);
         unlive_task(pool, t);
     }
     pool->threads--;

@@ -520,6 +520,15 @@ START_TEST(timings_and_refused_and_dropped_counts)
     ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
     ck_assert_uint_eq(st.total_refused, 2);
     tp_pool_free(p);
+    /* no_timings: nothing observed, the rest unchanged. */
+    p = tp_pool_new(&(tp_pool_opts){.no_timings = true});
+    ck_assert_int_eq(tp_apply(p, noop, NULL, 4, NULL, NULL), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    ck_assert_int_eq(tp_get_timings(p, &tm), TP_OK);
+    ck_assert_uint_eq(tm.wait.count + tm.run.count, 0);
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.total_ended, 4);
+    tp_pool_free(p);
 }
 END_TEST
 
