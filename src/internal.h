@@ -205,6 +205,8 @@ struct tp_pool {
     atomic_bool claimable; /* a start may be claimed now: read without the
                               lock by a spinning worker (sem.c) */
     bool spinning;         /* a worker spins for work before parking */
+    size_t spin_threads;   /* only while the pool has at most this many
+                              threads: 4 per online CPU */
     size_t occupied;       /* claimed starts whose function has not returned */
     bool locked, closed, freeing;
 

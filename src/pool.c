@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static atomic_size_t pool_index;
 
@@ -78,6 +79,8 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     pool->idle_timeout = opts->idle_timeout ? opts->idle_timeout : 10.0;
     pool->forget_ended = opts->forget_ended;
     pool->timings_on = !opts->no_timings;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pool->spin_threads = 4 * (size_t)(cpus > 0 ? cpus : 1);
     return pool;
 }
 

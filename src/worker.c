@@ -432,7 +432,9 @@ enum { SPIN_NS = 20000 };
 static bool spin_for_work(tp_pool *pool)
 {
     TP_ASSERT_HELD(pool);
-    if (pool->spinning || pool->freeing)
+    /* With many more threads than CPUs a spinner only takes a CPU from the
+     * threads that are ending their tasks: then park at once. */
+    if (pool->spinning || pool->freeing || pool->threads > pool->spin_threads)
         return false;
     pool->spinning = true;
     pool->waking++;
