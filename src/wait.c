@@ -97,7 +97,17 @@ int tp_cond_wait(tp_task *task, pthread_cond_t *cond, pthread_mutex_t *mutex,
         tp__cond_window_hook();
     struct timespec slice = tp__deadline(CLOCK_REALTIME, tp__cond_slice);
     bool last = timeout >= 0 && tp__before(&deadline, &slice);
-    int rc = pthread_cond_timedwait(cond, mutex, last ? &deadline : &slice);
+    /* Look at the flag once more, right before blocking: a cancel that
+     * landed since the registration (however long this thread was
+     * descheduled meanwhile) is seen here, and one that lands after this
+     * load finds the mutex held until pthread_cond_timedwait releases it
+     * atomically with blocking, so tp__wake's broadcast under the mutex
+     * reaches us. Only a canceller that waited more than tp__wake's bound
+     * for those few instructions could miss us; then the slice ends the
+     * wait. */
+    int rc = atomic_load(&task->cancelled)
+                 ? 0
+                 : pthread_cond_timedwait(cond, mutex, last ? &deadline : &slice);
     int result = atomic_load(&task->cancelled) ? TP_ECANCELED
                  : rc == ETIMEDOUT && last     ? TP_ETIMEDOUT
                                                : TP_OK;
