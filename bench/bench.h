@@ -23,6 +23,9 @@ double bench_percentile(double *v, size_t n, double p);
 double bench_rss_mib(void);
 double bench_hwm_mib(void);
 
+/* User + system CPU seconds this process used so far (all threads). */
+double bench_cpu_seconds(void);
+
 /* Burns about `iters` iterations of CPU; bench_spin_calibrate returns the
  * iterations that take one microsecond on this machine. */
 void bench_spin(uint64_t iters);
@@ -40,8 +43,13 @@ typedef void (*bench_work_fn)(void *arg);
 
 /* The floor: a plain mutex + condition variable queue, 2 threads. */
 double peer_floor_run(size_t n, bench_work_fn work, void *arg);
+/* The same with n split between `submitters` submitting threads. */
+double peer_floor_run_from(size_t n, int submitters, bench_work_fn work,
+                           void *arg);
 /* GLib's GThreadPool, max_threads 2; exclusive or shared threads. */
 double peer_glib_run(size_t n, bench_work_fn work, void *arg, bool exclusive);
+double peer_glib_run_from(size_t n, int submitters, bench_work_fn work,
+                          void *arg, bool exclusive);
 /* libuv's uv_queue_work with UV_THREADPOOL_SIZE=2 (set by
  * peer_uv_setup, which must run before any other libuv call). */
 void peer_uv_setup(void);

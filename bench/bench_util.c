@@ -2,6 +2,8 @@
 /* Clock, statistics, memory and a calibrated CPU spin for the benchmarks. */
 #include "bench.h"
 
+#include <sys/resource.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,4 +99,13 @@ uint64_t bench_spin_calibrate(void)
     }
     uint64_t per_us = (uint64_t)((double)probe / (best * 1e6) + 0.5);
     return per_us ? per_us : 1;
+}
+
+double bench_cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }

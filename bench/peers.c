@@ -58,28 +58,60 @@ static void *floor_worker(void *arg)
     }
 }
 
-double peer_floor_run(size_t n, bench_work_fn work, void *arg)
+typedef struct floor_sub {
+    floor_q *q;
+    size_t count;
+    void *arg;
+} floor_sub;
+
+static void floor_push(floor_q *q, void *job)
+{
+    pthread_mutex_lock(&q->mu);
+    q->slots[q->tail++] = job;
+    if (q->waiting)
+        pthread_cond_signal(&q->work_cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static void *floor_submitter(void *arg)
+{
+    floor_sub *s = arg;
+    for (size_t i = 0; i < s->count; i++)
+        floor_push(s->q, s->arg);
+    return NULL;
+}
+
+double peer_floor_run_from(size_t n, int submitters, bench_work_fn work,
+                           void *arg)
 {
     floor_q q = {.work = work};
     q.slots = malloc(n * sizeof *q.slots);
-    if (!q.slots)
+    if (!q.slots || submitters < 1 || submitters > 64)
         return -1;
     pthread_mutex_init(&q.mu, NULL);
     pthread_cond_init(&q.work_cv, NULL);
     pthread_cond_init(&q.done_cv, NULL);
     atomic_init(&q.remaining, n);
-
     double t0 = bench_now();
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         if (pthread_create(&th[i], NULL, floor_worker, &q) != 0)
             abort();
-    for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&q.mu);
-        q.slots[q.tail++] = arg;
-        if (q.waiting)
-            pthread_cond_signal(&q.work_cv);
-        pthread_mutex_unlock(&q.mu);
+    if (submitters == 1) {
+        for (size_t i = 0; i < n; i++)
+            floor_push(&q, arg);
+    } else {
+        pthread_t sub[64];
+        floor_sub subs[64];
+        for (int i = 0; i < submitters; i++) {
+            subs[i] = (floor_sub){&q, n / (size_t)submitters, arg};
+            if (i == 0)
+                subs[i].count += n % (size_t)submitters;
+            if (pthread_create(&sub[i], NULL, floor_submitter, &subs[i]) != 0)
+                abort();
+        }
+        for (int i = 0; i < submitters; i++)
+            pthread_join(sub[i], NULL);
     }
     pthread_mutex_lock(&q.mu);
     while (atomic_load(&q.remaining) > 0)
@@ -90,12 +122,16 @@ double peer_floor_run(size_t n, bench_work_fn work, void *arg)
     pthread_mutex_unlock(&q.mu);
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
-
     pthread_mutex_destroy(&q.mu);
     pthread_cond_destroy(&q.work_cv);
     pthread_cond_destroy(&q.done_cv);
     free(q.slots);
     return t;
+}
+
+double peer_floor_run(size_t n, bench_work_fn work, void *arg)
+{
+    return peer_floor_run_from(n, 1, work, arg);
 }
 
 /* ---- GLib ---- */
@@ -116,7 +152,24 @@ bool peer_have_glib(void)
 #endif
 }
 
-double peer_glib_run(size_t n, bench_work_fn work, void *arg, bool exclusive)
+#ifdef HAVE_GLIB
+typedef struct glib_sub {
+    GThreadPool *pool;
+    size_t count;
+    void *data;
+} glib_sub;
+
+static void *glib_submitter(void *arg)
+{
+    glib_sub *s = arg;
+    for (size_t i = 0; i < s->count; i++)
+        g_thread_pool_push(s->pool, s->data, NULL);
+    return NULL;
+}
+#endif
+
+double peer_glib_run_from(size_t n, int submitters, bench_work_fn work,
+                          void *arg, bool exclusive)
 {
 #ifdef HAVE_GLIB
     /* GThreadPool refuses NULL data. */
@@ -126,22 +179,43 @@ double peer_glib_run(size_t n, bench_work_fn work, void *arg, bool exclusive)
     gpointer ud;
     _Static_assert(sizeof ud == sizeof work, "function pointer size");
     __builtin_memcpy(&ud, &work, sizeof ud);
-
+    if (submitters < 1 || submitters > 64)
+        return -1;
     double t0 = bench_now();
     GThreadPool *pool = g_thread_pool_new(glib_func, ud, 2, exclusive, NULL);
     if (!pool)
         return -1;
-    for (size_t i = 0; i < n; i++)
-        g_thread_pool_push(pool, data, NULL);
+    if (submitters == 1) {
+        for (size_t i = 0; i < n; i++)
+            g_thread_pool_push(pool, data, NULL);
+    } else {
+        pthread_t sub[64];
+        glib_sub subs[64];
+        for (int i = 0; i < submitters; i++) {
+            subs[i] = (glib_sub){pool, n / (size_t)submitters, data};
+            if (i == 0)
+                subs[i].count += n % (size_t)submitters;
+            if (pthread_create(&sub[i], NULL, glib_submitter, &subs[i]) != 0)
+                abort();
+        }
+        for (int i = 0; i < submitters; i++)
+            pthread_join(sub[i], NULL);
+    }
     g_thread_pool_free(pool, FALSE, TRUE); /* waits for every task */
     return bench_now() - t0;
 #else
     (void)n;
+    (void)submitters;
     (void)work;
     (void)arg;
     (void)exclusive;
     return -1;
 #endif
+}
+
+double peer_glib_run(size_t n, bench_work_fn work, void *arg, bool exclusive)
+{
+    return peer_glib_run_from(n, 1, work, arg, exclusive);
 }
 
 /* ---- libuv ---- */

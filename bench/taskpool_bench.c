@@ -3,13 +3,17 @@
  * taskpool_bench: the engine's benchmarks, side by side with the peers
  * (bench/peers.c) in the same run, printed as a table with the targets.
  *
- *   W1  1,000,000 empty tasks, pool size 2: tp_apply and tp_map
- *       (num_concurrent 2), then tp_gather_and_close; us per task.
+ *   W1  1,000,000 empty tasks, pool size 2: per call (W1-call: one
+ *       tp_apply(num=1) per task, from one thread, then from four: W1-call
+ *       x4) and batched (one tp_apply, one tp_map with num_concurrent 2),
+ *       then tp_gather_and_close; us per task. Peers push one task per
+ *       call. W1-mem: RSS growth per ended task over 1,000,000 per-call
+ *       applies never flushed, and over 10,000,000 with forget_ended.
  *   W2  10,000 tasks blocked in tp_sleep: time until all run, RSS, and
  *       time for tp_cancel_all + tp_gather_and_close.
  *   W3  200,000 tasks of ~1 us of CPU through tp_map, pool size 2: the
  *       overhead per task over the ideal (the same work done serially,
- *       halved for 2 cores).
+ *       halved for 2 cores), and the CPU time per task (all threads).
  *   W4  cancel latency from tp_cancel to the start of the end callback, for
  *       a task blocked in tp_sleep and one blocked in tp_wait_fd: p50, p99.
  *
@@ -31,6 +35,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -183,9 +189,9 @@ static void spin_work(void *arg)
 /* W1: empty tasks                                                          */
 /* ------------------------------------------------------------------------ */
 
-static double tp_w1_apply(size_t n)
+static double tp_w1_apply(size_t n, bool no_timings)
 {
-    tp_pool_opts po = {.pool_size = 2};
+    tp_pool_opts po = {.pool_size = 2, .no_timings = no_timings};
     tp_pool *pool = tp_pool_new(&po);
     if (!pool)
         exit(2);
@@ -195,6 +201,92 @@ static double tp_w1_apply(size_t n)
     double t = bench_now() - t0;
     tp_pool_free(pool);
     return t;
+}
+
+/* W1-call: n tasks, one tp_apply(num=1) each, the way a service submits
+ * one task per request. */
+static double tp_w1_call(size_t n)
+{
+    tp_pool_opts po = {.pool_size = 2};
+    tp_pool *pool = tp_pool_new(&po);
+    if (!pool)
+        exit(2);
+    double t0 = bench_now();
+    for (size_t i = 0; i < n; i++)
+        CHECK(tp_apply(pool, empty_task, NULL, 1, NULL, NULL));
+    CHECK(tp_gather_and_close(pool));
+    double t = bench_now() - t0;
+    tp_pool_free(pool);
+    return t;
+}
+
+typedef struct submitter {
+    tp_pool *pool;
+    size_t count;
+} submitter;
+
+static void *submit_calls(void *arg)
+{
+    submitter *s = arg;
+    for (size_t i = 0; i < s->count; i++)
+        CHECK(tp_apply(s->pool, empty_task, NULL, 1, NULL, NULL));
+    return NULL;
+}
+
+/* W1-call x k: n per-call applies split between k submitting threads. */
+static double tp_w1_call_from(size_t n, int k)
+{
+    tp_pool_opts po = {.pool_size = 2};
+    tp_pool *pool = tp_pool_new(&po);
+    if (!pool)
+        exit(2);
+    pthread_t th[8];
+    submitter subs[8];
+    double t0 = bench_now();
+    for (int i = 0; i < k; i++) {
+        subs[i] = (submitter){pool, n / (size_t)k};
+        if (pthread_create(&th[i], NULL, submit_calls, &subs[i]) != 0)
+            exit(2);
+    }
+    for (int i = 0; i < k; i++)
+        pthread_join(th[i], NULL);
+    CHECK(tp_gather_and_close(pool));
+    double t = bench_now() - t0;
+    tp_pool_free(pool);
+    return t;
+}
+
+static bool pool_idle(tp_pool *pool)
+{
+    tp_stats st;
+    tp_get_stats(pool, &st);
+    return st.running + st.cancelled + st.pending == 0;
+}
+
+/* W1-mem: RSS growth per task over n per-call applies on a pool that
+ * keeps ended tasks (never flushed) or forgets them (forget_ended). */
+static double tp_w1_mem(size_t n, bool forget, size_t *heap)
+{
+    tp_pool_opts po = {.pool_size = 2, .forget_ended = forget};
+    tp_pool *pool = tp_pool_new(&po);
+    if (!pool)
+        exit(2);
+    /* Warm up threads and the allocator, then measure from there. */
+    for (int i = 0; i < 1000; i++)
+        CHECK(tp_apply(pool, empty_task, NULL, 1, NULL, NULL));
+    while (!pool_idle(pool))
+        sched_yield();
+    CHECK(tp_flush(pool));
+    double before = bench_rss_mib();
+    for (size_t i = 0; i < n; i++)
+        CHECK(tp_apply(pool, empty_task, NULL, 1, NULL, NULL));
+    while (!pool_idle(pool))
+        sched_yield();
+    double grown = bench_rss_mib() - before;
+    if (heap) /* in: the count before the pool existed; out: the growth */
+        *heap = mallinfo2().uordblks - *heap;
+    tp_pool_free(pool);
+    return grown;
 }
 
 static double tp_w_map(size_t n, tp_fn fn, void *const *args)
@@ -211,6 +303,41 @@ static double tp_w_map(size_t n, tp_fn fn, void *const *args)
     return t;
 }
 
+/* W1-mem runs first, in a fresh heap, so that RSS growth is the memory
+ * the ended tasks keep, not heap left over by other workloads; the heap's
+ * own count of bytes in use (mallinfo2) is printed beside it. */
+static void run_w1mem(void)
+{
+    size_t n = cfg.w1_tasks;
+    char title[128];
+    series kept = {0}, forgot = {0}, heap = {0}, fheap = {0};
+    size_t nf = n * 10;
+    /* RSS only means something in the first run: later ones reuse the
+     * heap that the previous pool freed. The heap's count is exact. */
+    for (int r = 0; r < (cfg.runs < 3 ? cfg.runs : 3); r++) {
+        size_t h0 = mallinfo2().uordblks;
+        double grown = tp_w1_mem(n, false, &h0);
+        if (r == 0)
+            add(&kept, grown * 1048576.0 / (double)n);
+        add(&heap, (double)h0 / (double)n);
+    }
+    size_t h0 = mallinfo2().uordblks;
+    add(&forgot, tp_w1_mem(nf, true, &h0));
+    add(&fheap, (double)h0 / 1048576.0);
+    snprintf(title, sizeof title,
+             "W1-mem: per-call applies on a pool that is never flushed");
+    header(title);
+    char metric[64];
+    snprintf(metric, sizeof metric, "RSS B/ended (%zu)", n);
+    row("kept until flush (default)", metric, &kept, 64, "<= %.0f");
+    row("  same, heap bytes in use", "heap B/ended", &heap, 64, "<= %.0f");
+    snprintf(metric, sizeof metric, "RSS MiB growth (%zu)", nf);
+    row("forget_ended", metric, &forgot, 8, "<= %.0f");
+    row("  same, heap in use after", "heap MiB growth", &fheap, 8, "<= %.0f");
+    printf("  (forget_ended RSS includes the peak backlog of pending starts "
+           "when the submitter outruns the workers)\n");
+}
+
 static void run_w1(void)
 {
     size_t n = cfg.w1_tasks;
@@ -218,9 +345,12 @@ static void run_w1(void)
     if (!args)
         exit(2);
     series apply = {0}, map = {0}, flr = {0}, gsh = {0}, gex = {0}, uv = {0};
+    series call = {0}, apply_nt = {0};
     double us = 1e6 / (double)n;
     for (int r = 0; r < cfg.runs; r++) {
-        add(&apply, tp_w1_apply(n) * us);
+        add(&call, tp_w1_call(n) * us);
+        add(&apply, tp_w1_apply(n, false) * us);
+        add(&apply_nt, tp_w1_apply(n, true) * us);
         add(&map, tp_w_map(n, empty_task, args) * us);
         if (cfg.no_peers)
             continue;
@@ -234,20 +364,48 @@ static void run_w1(void)
     }
     free(args);
 
+    /* Four submitting threads, per call. */
+    series call4 = {0}, flr4 = {0}, gsh4 = {0}, gex4 = {0};
+    for (int r = 0; r < cfg.runs; r++) {
+        add(&call4, tp_w1_call_from(n, 4) * us);
+        if (cfg.no_peers)
+            continue;
+        add(&flr4, peer_floor_run_from(n, 4, empty_work, NULL) * us);
+        if (peer_have_glib()) {
+            add(&gsh4, peer_glib_run_from(n, 4, empty_work, NULL, false) * us);
+            add(&gex4, peer_glib_run_from(n, 4, empty_work, NULL, true) * us);
+        }
+    }
+
     char title[128];
     snprintf(title, sizeof title,
              "W1: %zu empty tasks on 2 threads (us/task, lower is better)", n);
     header(title);
-    row("taskpool tp_apply", "us/task", &apply, 0.30, NULL);
-    row("taskpool tp_map (conc. 2)", "us/task", &map, 0.30, NULL);
+    row("taskpool tp_apply(num=1) per call", "us/task", &call, 0.25, NULL);
+    row("taskpool tp_apply batch", "us/task", &apply, 0.30, NULL);
+    row("  same, no_timings", "us/task", &apply_nt, 0.30, NULL);
+    row("taskpool tp_map batch (conc. 2)", "us/task", &map, 0.30, NULL);
     row("floor: mutex+condvar queue", "us/task", &flr, 0, NULL);
     row("GLib GThreadPool (shared)", "us/task", &gsh, 0, NULL);
     row("GLib GThreadPool (exclusive)", "us/task", &gex, 0, NULL);
     row("libuv uv_queue_work", "us/task", &uv, 0, NULL);
     const series *peers[] = {&gsh, &gex, &uv};
     const char *names[] = {"glib-shared", "glib-excl", "libuv"};
-    compare("tp_apply", &apply, peers, names, 3);
-    compare("tp_map", &map, peers, names, 3);
+    compare("tp_apply(num=1) per call", &call, peers, names, 3);
+    compare("tp_apply batch", &apply, peers, names, 3);
+    compare("tp_map batch", &map, peers, names, 3);
+
+    snprintf(title, sizeof title,
+             "W1-call x4: %zu empty tasks, 4 submitting threads, one call "
+             "each (us/task)",
+             n);
+    header(title);
+    row("taskpool tp_apply(num=1) per call", "us/task", &call4, 0, NULL);
+    row("floor: mutex+condvar queue", "us/task", &flr4, 0, NULL);
+    row("GLib GThreadPool (shared)", "us/task", &gsh4, 0, NULL);
+    row("GLib GThreadPool (exclusive)", "us/task", &gex4, 0, NULL);
+    const series *peers4[] = {&gsh4, &gex4};
+    compare("tp_apply(num=1) x4", &call4, peers4, names, 2);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -362,23 +520,40 @@ static void run_w3(void)
     if (!args)
         exit(2);
     series work = {0}, map = {0}, flr = {0}, gsh = {0}, gex = {0}, uv = {0};
+    series cmap = {0}, cflr = {0}, cgsh = {0}, cgex = {0}, cuv = {0};
     double per = 1e6 / (double)n;
+    double c0;
+#define CPU_START() (c0 = bench_cpu_seconds())
+#define CPU_ADD(s) add(&(s), (bench_cpu_seconds() - c0) * per)
     for (int r = 0; r < cfg.runs; r++) {
         /* The ideal of this run: the same calls serially, on 2 cores. */
         double serial = serial_run(n);
         double ideal = serial / 2;
         add(&work, serial * per);
+        CPU_START();
         add(&map, (tp_w_map(n, spin_task, args) - ideal) * per);
+        CPU_ADD(cmap);
         if (cfg.no_peers)
             continue;
+        CPU_START();
         add(&flr, (peer_floor_run(n, spin_work, NULL) - ideal) * per);
+        CPU_ADD(cflr);
         if (peer_have_glib()) {
+            CPU_START();
             add(&gsh, (peer_glib_run(n, spin_work, NULL, false) - ideal) * per);
+            CPU_ADD(cgsh);
+            CPU_START();
             add(&gex, (peer_glib_run(n, spin_work, NULL, true) - ideal) * per);
+            CPU_ADD(cgex);
         }
-        if (peer_have_uv())
+        if (peer_have_uv()) {
+            CPU_START();
             add(&uv, (peer_uv_run(n, spin_work, NULL) - ideal) * per);
+            CPU_ADD(cuv);
+        }
     }
+#undef CPU_START
+#undef CPU_ADD
     free(args);
     char title[160];
     snprintf(title, sizeof title,
@@ -395,6 +570,15 @@ static void run_w3(void)
     const series *peers[] = {&gsh, &gex, &uv};
     const char *names[] = {"glib-shared", "glib-excl", "libuv"};
     compare("tp_map", &map, peers, names, 3);
+    /* CPU time is what the wall-clock overhead hides on a loaded VM. */
+    header("W3 CPU: user+system CPU per task, all threads (us/task)");
+    row("taskpool tp_map (conc. 2)", "CPU us", &cmap, 0, NULL);
+    row("floor: mutex+condvar queue", "CPU us", &cflr, 0, NULL);
+    row("GLib GThreadPool (shared)", "CPU us", &cgsh, 0, NULL);
+    row("GLib GThreadPool (exclusive)", "CPU us", &cgex, 0, NULL);
+    row("libuv uv_queue_work", "CPU us", &cuv, 0, NULL);
+    const series *cpeers[] = {&cgsh, &cgex, &cuv};
+    compare("tp_map CPU", &cmap, cpeers, names, 3);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -592,7 +776,11 @@ int main(int argc, char **argv)
            peer_have_uv() ? "yes" : "no (not built)");
     fflush(stdout);
 
-    /* W2 first, so that its RSS is not inflated by what other workloads
+    if (selected(1)) {
+        run_w1mem();
+        fflush(stdout);
+    }
+    /* W2 next, so that its RSS is not inflated by what other workloads
      * allocated. */
     if (selected(2)) {
         run_w2();

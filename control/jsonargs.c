@@ -32,6 +32,7 @@ typedef struct slot {
 
 struct spawn_group {
     atomic_size_t refs;
+    bool shared; /* apply: one argument for every start */
     tp_fn fn;
     tp_callback end_cb, cancel_cb;
     void *end_arg, *cancel_arg;
@@ -77,8 +78,14 @@ static void on_cancel(tp_pool *pool, tp_id id, void *arg)
 
 static void on_discard(void *arg, void *callback_arg)
 {
+    spawn_group *g = callback_arg;
     (void)arg;
-    group_unref(callback_arg);
+    /* For apply the engine discards the shared argument once, after the
+     * group's last task ended: every reference left is a dropped start. */
+    if (g->shared)
+        group_free(g);
+    else
+        group_unref(g);
 }
 
 static int run_slot(tp_task *task, void *arg)
@@ -185,6 +192,7 @@ int tp__ctl_spawn(tp_pool *pool, tp__ctl_spawn_req *req,
     size_t starts;
     if (req->kind == TP__CTL_APPLY) {
         g->root = apply_object(req->args, req->kwargs);
+        g->shared = true;
         req->args = req->kwargs = NULL;
         starts = req->num;
         if (g->root)

@@ -8,35 +8,16 @@
 
 #include <stdlib.h>
 
-bool tp__cancel_later(tp_pool *pool, tp_task *t, tp__wakes *w)
-{
-    TP_ASSERT_HELD(pool);
-    if (!tp__mark_cancelled(pool, t))
-        return false;
-    atomic_fetch_add_explicit(&t->worker->pins, 1, memory_order_relaxed);
-    t->wake_next = w->head;
-    w->head = t;
-    return true;
-}
-
-void tp__wake_all(tp__wakes *w)
-{
-    for (tp_task *t = w->head, *next; t; t = next) {
-        next = t->wake_next; /* read before the unpin lets t be reused */
-        tp__wake(t);
-        atomic_fetch_sub_explicit(&t->worker->pins, 1, memory_order_release);
-    }
-    w->head = NULL;
-}
-
 /* The error for an id that is not live: ended (still known) or unknown. */
 static int not_live(tp_pool *pool, tp_id id)
 {
     TP_ASSERT_HELD(pool);
     if (id >= 0 && id < pool->next_id)
-        for (tp__group *g = pool->groups; g; g = g->next)
-            if (tp__group_has_id(g, id))
+        tp__list_each(n, next, &pool->groups)
+        {
+            if (tp__group_has_id(tp__container(n, tp__group, node), id))
                 return TP_EALREADY_ENDED;
+        }
     return TP_ENOTASK;
 }
 
@@ -88,9 +69,13 @@ static void cancel_group(tp_pool *pool, tp__group *g, tp__group **drops,
     TP_ASSERT_HELD(pool);
     tp__group_drop(pool, g, drops);
     tp__group_unindex(pool, g);
-    for (tp_task *t = pool->live_head; t && g->live; t = t->next)
-        if (t->group == g)
-            tp__cancel_later(pool, t, wakes);
+    if (!g->compact) {
+        tp__list_each(n, next, &g->tasks)
+        {
+            tp__cancel_later(pool, tp__container(n, tp_task, group_node),
+                             wakes);
+        }
+    }
     tp__group_retire_if_empty(pool, g);
 }
 
@@ -117,8 +102,9 @@ void tp_cancel_all(tp_pool *pool)
     tp__wakes wakes = {0};
     tp__lock(pool);
     tp__group *drops = NULL;
-    for (tp__group *g = pool->groups, *next; g; g = next) {
-        next = g->next;
+    tp__list_each(n, next, &pool->groups)
+    {
+        tp__group *g = tp__container(n, tp__group, node);
         if (g->indexed)
             cancel_group(pool, g, &drops, &wakes);
     }
@@ -144,7 +130,9 @@ int tp_stop(tp_pool *pool, size_t num, tp_ids *stopped)
     }
     size_t j = 0;
     tp__wakes wakes = {0};
-    for (tp_task *t = pool->live_tail; t && j < k; t = t->prev) {
+    for (tp__list *n = pool->tasks.prev; n != &pool->tasks && j < k;
+         n = n->prev) {
+        tp_task *t = tp__container(n, tp_task, live_node);
         if (!tp__cancel_later(pool, t, &wakes))
             continue;
         if (ids)
@@ -206,7 +194,7 @@ int tp_get_group_ids(tp_pool *pool, const char *const groups[], size_t n,
     for (size_t i = 0; i < n; i++) {
         tp__group *g = tp__group_find(pool, groups[i]);
         for (size_t j = 0; j < g->nids; j++)
-            v[len++] = g->ids[j];
+            v[len++] = tp__group_ids(g)[j];
     }
     tp__unlock(pool);
     /* A group named twice contributes its ids once. */

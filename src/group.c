@@ -2,7 +2,7 @@
 /*
  * Groups: names, the name index, admission into the pool's FIFO, and
  * dropping pending starts. Every function here is called with pool->mu
- * held (see pool.c) except tp__drops_run and tp__group_free.
+ * held (see lock.c) except tp__drops_run and tp__group_free.
  *
  * A group admits a start into the pool FIFO only while fewer than
  * num_concurrent of its starts are queued, claimed or live; it admits the
@@ -16,11 +16,12 @@
  */
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static size_t hash(const char *s)
+static size_t hash_str(const char *s)
 {
     size_t h = 1469598103934665603u;
     for (; *s; s++)
@@ -28,14 +29,102 @@ static size_t hash(const char *s)
     return h;
 }
 
+static size_t hash_gen(const tp__counter *c, size_t index)
+{
+    size_t h = ((uintptr_t)c >> 4) ^ (index * 0x9E3779B97F4A7C15u);
+    return h ^ (h >> 29);
+}
+
+static size_t hash_of(const tp__group *g)
+{
+    return g->counter ? hash_gen(g->counter, g->index) : hash_str(g->xname);
+}
+
+void tp__group_format(const tp__group *g, char out[TP_NAME_MAX])
+{
+    const tp__counter *c = g->counter;
+    if (!c)
+        snprintf(out, TP_NAME_MAX, "%s", g->xname);
+    else if (c->func)
+        snprintf(out, TP_NAME_MAX, "%s-%s-group-%zu", c->prefix, c->func,
+                 g->index);
+    else
+        snprintf(out, TP_NAME_MAX, "%s-group-%zu", c->prefix, g->index);
+}
+
+static tp__group *find_explicit(const tp_pool *pool, const char *name)
+{
+    if (!pool->index_cap)
+        return NULL;
+    tp__group *g = pool->index[hash_str(name) & (pool->index_cap - 1)];
+    while (g && (g->counter || strcmp(g->xname, name) != 0))
+        g = g->hnext;
+    return g;
+}
+
+static tp__group *find_generated(const tp_pool *pool, const tp__counter *c,
+                                 size_t index)
+{
+    if (!pool->index_cap)
+        return NULL;
+    tp__group *g = pool->index[hash_gen(c, index) & (pool->index_cap - 1)];
+    while (g && (g->counter != c || g->index != index))
+        g = g->hnext;
+    return g;
+}
+
+/* True if key (len bytes) is c's key, "<prefix>-<func>" or "<prefix>". */
+static bool key_is(const tp__counter *c, const char *key, size_t len)
+{
+    size_t p = strlen(c->prefix);
+    if (len != c->key_len || strncmp(key, c->prefix, p) != 0)
+        return false;
+    return !c->func ||
+           (key[p] == '-' && strncmp(key + p + 1, c->func, len - p - 1) == 0);
+}
+
+/* Reads name as a generated name "<key>-group-<index>": true with *key_len
+ * and *index set. The index is decimal without leading zeros. */
+static bool parse_generated(const char *name, size_t *key_len, size_t *index)
+{
+    const char *mark = NULL;
+    for (const char *q = strstr(name, "-group-"); q;
+         q = strstr(q + 1, "-group-"))
+        mark = q;
+    if (!mark)
+        return false;
+    const char *d = mark + 7;
+    if (!*d || (d[0] == '0' && d[1]))
+        return false;
+    size_t v = 0;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9' || v > (SIZE_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (size_t)(*d - '0');
+    }
+    *key_len = (size_t)(mark - name);
+    *index = v;
+    return true;
+}
+
+static tp__counter *counter_of_key(const tp_pool *pool, const char *key,
+                                   size_t len)
+{
+    for (tp__counter *c = pool->counters; c; c = c->link)
+        if (key_is(c, key, len))
+            return c;
+    return NULL;
+}
+
 tp__group *tp__group_find(tp_pool *pool, const char *name)
 {
     TP_ASSERT_HELD(pool);
-    if (!pool->index_cap)
-        return NULL;
-    tp__group *g = pool->index[hash(name) & (pool->index_cap - 1)];
-    while (g && strcmp(g->name, name) != 0)
-        g = g->hnext;
+    tp__group *g = find_explicit(pool, name);
+    size_t len, index;
+    if (!g && parse_generated(name, &len, &index)) {
+        tp__counter *c = counter_of_key(pool, name, len);
+        g = c ? find_generated(pool, c, index) : NULL;
+    }
     return g;
 }
 
@@ -48,7 +137,7 @@ static int index_grow(tp_pool *pool)
     for (size_t i = 0; i < pool->index_cap; i++) {
         for (tp__group *g = pool->index[i], *next; g; g = next) {
             next = g->hnext;
-            size_t j = hash(g->name) & (cap - 1);
+            size_t j = hash_of(g) & (cap - 1);
             g->hnext = index[j];
             index[j] = g;
         }
@@ -59,67 +148,128 @@ static int index_grow(tp_pool *pool)
     return TP_OK;
 }
 
-static tp__counter *counter_for(tp_pool *pool, const char *key)
+/* The counter for (prefix, func), made if new; the last used comes first,
+ * so a service submitting one kind of task finds it at once. */
+static tp__counter *counter_for(tp_pool *pool, const char *prefix,
+                                const char *func)
 {
-    for (tp__counter *c = pool->counters; c; c = c->link)
-        if (strcmp(c->key, key) == 0)
+    for (tp__counter **pc = &pool->counters; *pc; pc = &(*pc)->link) {
+        tp__counter *c = *pc;
+        bool same_prefix =
+            c->prefix == prefix || strcmp(c->prefix, prefix) == 0;
+        bool same_func =
+            c->func == func || (c->func && func && strcmp(c->func, func) == 0);
+        if (same_prefix && same_func) {
+            *pc = c->link;
+            c->link = pool->counters;
+            pool->counters = c;
             return c;
+        }
+    }
     tp__counter *c = calloc(1, sizeof *c);
-    if (!c || !(c->key = strdup(key))) {
+    if (!c || (func && !(c->func = strdup(func)))) {
         free(c);
         return NULL;
     }
+    c->prefix = prefix;
+    c->key_len = strlen(prefix) + (func ? 1 + strlen(func) : 0);
     c->link = pool->counters;
     pool->counters = c;
     return c;
 }
 
-/* Names g: the explicit name if free, else "<prefix>-<func>-group-<i>" (or
+/* The generated name (c, index) is taken by an explicit name. Only looked
+ * at when some explicit name reads like a generated one. */
+static bool taken_explicitly(const tp_pool *pool, const tp__counter *c,
+                             size_t index)
+{
+    tp__group probe = {.counter = (tp__counter *)c, .index = index};
+    char name[TP_NAME_MAX];
+    tp__group_format(&probe, name);
+    return find_explicit(pool, name) != NULL;
+}
+
+/* Names g: its explicit name if free, else "<prefix>-<func>-group-<i>" (or
  * "<prefix>-group-<i>" without func) with i counting per prefix and
  * function, never reused, skipping names taken explicitly. Also makes room
  * in the index, so that tp__group_attach cannot fail. */
-int tp__group_name(tp_pool *pool, tp__group *g, const char *explicit_name,
-                   const char *prefix, const char *func)
+int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
+                   const char *func)
 {
     TP_ASSERT_HELD(pool);
     if (pool->n_indexed + 1 > pool->index_cap && index_grow(pool))
         return TP_ENOMEM;
-    if (explicit_name) {
-        if (tp__group_find(pool, explicit_name))
+    if (g->xname[0]) {
+        size_t len, index;
+        bool like = parse_generated(g->xname, &len, &index);
+        tp__counter *c = like ? counter_of_key(pool, g->xname, len) : NULL;
+        if (find_explicit(pool, g->xname) ||
+            (c && find_generated(pool, c, index)))
             return TP_EGROUP_EXISTS;
-        strcpy(g->name, explicit_name); /* length checked by the caller */
+        g->lookalike = like;
         return TP_OK;
     }
-    char key[TP_NAME_MAX];
-    int n = func ? snprintf(key, sizeof key, "%s-%s", prefix, func)
-                 : snprintf(key, sizeof key, "%s", prefix);
-    if (n < 0 || (size_t)n >= sizeof key)
-        return TP_EINVAL;
-    tp__counter *c = counter_for(pool, key);
+    tp__counter *c = counter_for(pool, prefix, func);
     if (!c)
         return TP_ENOMEM;
+    size_t index;
     do {
-        n = snprintf(g->name, sizeof g->name, "%s-group-%zu", key, c->next++);
-        if (n < 0 || (size_t)n >= sizeof g->name)
-            return TP_EINVAL;
-    } while (tp__group_find(pool, g->name));
+        index = c->next++;
+        /* "-group-" and at most 20 digits */
+        if (c->key_len + 7 + 20 >= TP_NAME_MAX) {
+            char digits[24];
+            int n = snprintf(digits, sizeof digits, "%zu", index);
+            if (c->key_len + 7 + (size_t)n >= TP_NAME_MAX)
+                return TP_EINVAL;
+        }
+    } while (pool->n_lookalikes && taken_explicitly(pool, c, index));
+    g->counter = c;
+    g->index = index;
     return TP_OK;
+}
+
+tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts)
+{
+    const char *name = opts && opts->group_name ? opts->group_name : "";
+    size_t len = strlen(name);
+    tp__group *g = calloc(1, sizeof *g + len + 1);
+    if (!g)
+        return NULL;
+    memcpy(g->xname, name, len + 1);
+    g->call = call;
+    g->src = src;
+    g->limit = limit;
+    if (opts) {
+        g->end_cb = opts->end_callback;
+        g->cancel_cb = opts->cancel_callback;
+        g->discard = opts->discard;
+        g->cb_arg = opts->callback_arg;
+    }
+    tp__list_init(&g->node);
+    tp__list_init(&g->runs);
+    tp__list_init(&g->tasks);
+    g->run0.fifo.next = NULL;
+    g->spare = &g->run0;
+    g->n_spare = 1;
+    return g;
+}
+
+/* Makes g findable by name; the index has room (tp__group_name). */
+static void index_insert(tp_pool *pool, tp__group *g)
+{
+    size_t j = hash_of(g) & (pool->index_cap - 1);
+    g->hnext = pool->index[j];
+    pool->index[j] = g;
+    g->indexed = true;
+    pool->n_indexed++;
+    pool->n_lookalikes += g->lookalike;
 }
 
 void tp__group_attach(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
-    size_t j = hash(g->name) & (pool->index_cap - 1);
-    g->hnext = pool->index[j];
-    pool->index[j] = g;
-    g->indexed = true;
-    pool->n_indexed++;
-    g->next = pool->groups;
-    if (g->next)
-        g->next->prev = g;
-    g->prev = NULL;
-    pool->groups = g;
-    g->listed = true;
+    index_insert(pool, g);
+    tp__list_push_front(&pool->groups, &g->node);
     g->refs = 1;
 }
 
@@ -128,20 +278,33 @@ void tp__group_unindex(tp_pool *pool, tp__group *g)
     TP_ASSERT_HELD(pool);
     if (!g->indexed)
         return;
-    tp__group **p = &pool->index[hash(g->name) & (pool->index_cap - 1)];
+    tp__group **p = &pool->index[hash_of(g) & (pool->index_cap - 1)];
     while (*p != g)
         p = &(*p)->hnext;
     *p = g->hnext;
     g->indexed = false;
     pool->n_indexed--;
+    pool->n_lookalikes -= g->lookalike;
 }
 
 void tp__group_free(tp__group *g)
 {
     if (!g)
         return;
+    if (g->compact) {
+        free(g);
+        return;
+    }
+    assert(tp__list_empty(&g->runs));
+    for (tp__run *run = g->spare, *next; run; run = next) {
+        next = run->fifo.next ? tp__container(run->fifo.next, tp__run, fifo)
+                              : NULL;
+        if (run != &g->run0)
+            free(run);
+    }
     free(g->block);
-    free(g->ids);
+    if (g->ids != &g->id0)
+        free(g->ids);
     free(g);
 }
 
@@ -155,7 +318,9 @@ void tp__group_unref(tp_pool *pool, tp__group *g)
 
 bool tp__group_pending(const tp__group *g)
 {
-    if (g->dropping)
+    if (g->compact)
+        return false;
+    if (g->dropping || g->discard_due)
         return true;
     if (g->src == TP__SRC_ITER)
         /* A worker inside next() holds a claim. */
@@ -168,61 +333,13 @@ bool tp__group_pending(const tp__group *g)
 void tp__group_retire_if_empty(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
-    if (!g->listed || g->live || g->nids || tp__group_pending(g))
+    if (!tp__list_linked(&g->node) || g->nids ||
+        (!g->compact && (g->live || tp__group_pending(g))))
         return;
     tp__group_unindex(pool, g);
-    if (g->prev)
-        g->prev->next = g->next;
-    else
-        pool->groups = g->next;
-    if (g->next)
-        g->next->prev = g->prev;
-    g->listed = false;
+    tp__list_remove(&g->node);
     tp__changed(pool);
     tp__group_unref(pool, g);
-}
-
-static void fifo_append(tp_pool *pool, tp__group *g, size_t count)
-{
-    tp__run *tail = pool->fifo_tail;
-    if (tail && tail->group == g) {
-        tail->count += count;
-    } else {
-        tp__run *run = pool->spare_runs;
-        if (run) {
-            pool->spare_runs = run->next;
-            pool->n_spare_runs--;
-        } else {
-            run = malloc(sizeof *run);
-        }
-        if (!run) {
-            tp__log_locked(pool, TP_LOG_ERROR,
-                           "%s: out of memory queueing starts of %s",
-                           pool->name, g->name);
-            return;
-        }
-        *run = (tp__run){g, count, NULL};
-        if (tail)
-            tail->next = run;
-        else
-            pool->fifo_head = run;
-        pool->fifo_tail = run;
-    }
-    g->queued += count;
-    g->active += count;
-    pool->queued_total += count;
-}
-
-void tp__run_free(tp_pool *pool, tp__run *run)
-{
-    TP_ASSERT_HELD(pool);
-    if (pool->n_spare_runs < 64) {
-        run->next = pool->spare_runs;
-        pool->spare_runs = run;
-        pool->n_spare_runs++;
-    } else {
-        free(run);
-    }
 }
 
 void tp__group_admit(tp_pool *pool, tp__group *g)
@@ -238,46 +355,77 @@ void tp__group_admit(tp_pool *pool, tp__group *g)
         count = unadmitted < room ? unadmitted : room;
     }
     if (count)
-        fifo_append(pool, g, count);
+        tp__fifo_push(pool, g, count);
 }
 
-void tp__fifo_remove(tp_pool *pool, tp__group *g)
+/* True if g admits starts as its tasks end (so each ending task may need a
+ * run node); an apply group, or a map whose arguments all fit within
+ * num_concurrent, admits everything at once. */
+static bool admits_later(const tp__group *g)
 {
-    TP_ASSERT_HELD(pool);
-    tp__run **p = &pool->fifo_head, *last = NULL;
-    while (*p) {
-        tp__run *run = *p;
-        if (run->group == g) {
-            *p = run->next;
-            pool->queued_total -= run->count;
-            tp__run_free(pool, run);
-        } else {
-            last = run;
-            p = &run->next;
-        }
+    return g->src == TP__SRC_ITER || g->nargs > g->limit;
+}
+
+bool tp__group_reserve(tp__group *g, bool run_frees)
+{
+    size_t ids = g->nids + g->claims + 1;
+    if (ids == 1 && !g->ids) {
+        g->ids = &g->id0; /* a one-task group allocates no id array */
+        g->idcap = 1;
+    } else if (ids > g->idcap) {
+        size_t cap = g->idcap > 1 ? g->idcap * 2 : 4;
+        bool inline_ids = g->ids == &g->id0;
+        tp_id *grown = realloc(inline_ids ? NULL : g->ids, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        if (inline_ids)
+            memcpy(grown, g->ids, g->nids * sizeof *grown);
+        g->ids = grown;
+        g->idcap = cap;
     }
-    pool->fifo_tail = last;
-    g->active -= g->queued;
-    g->queued = 0;
+    if (!admits_later(g))
+        return true;
+    size_t need = g->live + g->claims + 1, have = g->n_spare + run_frees;
+    while (have < need) {
+        tp__run *run = malloc(sizeof *run);
+        if (!run)
+            return false;
+        run->fifo.next = g->spare ? &g->spare->fifo : NULL;
+        g->spare = run;
+        g->n_spare++;
+        have++;
+    }
+    return true;
 }
 
 void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
 {
     TP_ASSERT_HELD(pool);
-    if (g->dropping || !tp__group_pending(g))
+    if (g->compact || g->dropping || g->discard_due || !tp__group_pending(g))
         return;
-    tp__fifo_remove(pool, g);
+    if (g->src == TP__SRC_ITER)
+        pool->total_dropped += g->queued;
+    else
+        pool->total_dropped += g->nargs - g->next_arg;
+    tp__fifo_remove_group(pool, g);
+    g->drop_from = g->drop_to = 0;
+    g->drop_done = false;
     if (g->src == TP__SRC_ITER) {
         g->iter_over = true;
         /* A worker inside next() calls done when it returns. */
         g->drop_done = !g->iter_busy && !g->done_called;
         g->done_called |= g->drop_done;
-        g->drop_from = g->drop_to = 0;
     } else {
         g->drop_from = g->next_arg;
         g->drop_to = g->nargs;
         g->next_arg = g->nargs;
-        g->drop_done = false;
+    }
+    if (g->src == TP__SRC_APPLY && g->live && g->discard &&
+        g->drop_from < g->drop_to) {
+        /* Its running tasks use the shared argument: the last one to end
+         * discards it (tp__group_settle). */
+        g->discard_due = true;
+        return;
     }
     g->refs++;
     g->dropping = true;
@@ -288,8 +436,11 @@ void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
 void tp__drops_run(tp_pool *pool, tp__group *drops)
 {
     for (tp__group *g = drops; g; g = g->drop_next) {
-        for (size_t i = g->drop_from; g->discard && i < g->drop_to; i++)
-            g->discard(tp__group_arg(g, i), g->cb_arg);
+        if (g->discard && g->src == TP__SRC_APPLY && g->drop_from < g->drop_to)
+            g->discard(g->arg, g->cb_arg); /* once, whatever the count */
+        else
+            for (size_t i = g->drop_from; g->discard && i < g->drop_to; i++)
+                g->discard(g->args[i], g->cb_arg);
         if (g->drop_done && g->iter.done)
             g->iter.done(g->iter.state);
     }
@@ -306,22 +457,24 @@ void tp__drops_run(tp_pool *pool, tp__group *drops)
     tp__unlock(pool);
 }
 
+void tp__group_settle(tp_pool *pool, tp__group *g)
+{
+    TP_ASSERT_HELD(pool);
+    if (!g->discard_due || g->live)
+        return;
+    g->discard_due = false;
+    g->dropping = true;
+    tp__unlock(pool);
+    g->discard(g->arg, g->cb_arg);
+    tp__lock(pool);
+    g->dropping = false;
+    tp__group_retire_if_empty(pool, g);
+    tp__changed(pool);
+}
+
 void *tp__group_arg(const tp__group *g, size_t i)
 {
     return g->src == TP__SRC_APPLY ? g->arg : g->args[i];
-}
-
-int tp__group_reserve_id(tp__group *g)
-{
-    if (g->nids < g->idcap)
-        return 0;
-    size_t cap = g->idcap ? g->idcap * 2 : 4;
-    tp_id *ids = realloc(g->ids, cap * sizeof *ids);
-    if (!ids)
-        return -1;
-    g->ids = ids;
-    g->idcap = cap;
-    return 0;
 }
 
 void tp__group_add_id(tp__group *g, tp_id id)
@@ -330,15 +483,99 @@ void tp__group_add_id(tp__group *g, tp_id id)
     g->ids[g->nids++] = id;
 }
 
+void tp__group_del_id(tp__group *g, tp_id id)
+{
+    size_t i = 0;
+    while (i < g->nids && g->ids[i] != id)
+        i++;
+    if (i == g->nids)
+        return;
+    memmove(&g->ids[i], &g->ids[i + 1], (g->nids - i - 1) * sizeof *g->ids);
+    g->nids--;
+}
+
 bool tp__group_has_id(const tp__group *g, tp_id id)
 {
+    const tp_id *ids = tp__group_ids(g);
     size_t lo = 0, hi = g->nids;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (g->ids[mid] < id)
+        if (ids[mid] < id)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < g->nids && g->ids[lo] == id;
+    return lo < g->nids && ids[lo] == id;
+}
+
+tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
+{
+    TP_ASSERT_HELD(pool);
+    if (g->compact || g->refs != 1 || !tp__list_linked(&g->node) ||
+        !g->counter || g->nids != 1 || g->live || g->claims ||
+        g->src != TP__SRC_APPLY || tp__group_pending(g))
+        return g;
+    assert(tp__list_empty(&g->runs) && tp__list_empty(&g->tasks));
+    for (tp__run *run = g->spare, *next; run; run = next) {
+        next = run->fifo.next ? tp__container(run->fifo.next, tp__run, fifo)
+                              : NULL;
+        if (run != &g->run0)
+            free(run);
+    }
+    bool indexed = g->indexed;
+    tp__group_unindex(pool, g);
+    tp__list *prev = g->node.prev;
+    tp__list_remove(&g->node);
+    g->id0 = g->ids[0];
+    if (g->ids != &g->id0)
+        free(g->ids);
+    g->compact = true;
+    /* A fresh small record rather than realloc: shrinking in place would
+     * leave a hole between compact records that no full group fits in,
+     * while the freed full record is what the next call allocates. Out of
+     * memory, the group just stays as it was (compact all the same). */
+    tp__group *c = malloc(offsetof(tp__group, ids));
+    if (c) {
+        memcpy(c, g, offsetof(tp__group, ids));
+        free(g);
+    } else {
+        c = g;
+    }
+    tp__list_insert_before(prev->next, &c->node);
+    if (indexed)
+        index_insert(pool, c);
+    return c;
+}
+
+void tp__group_counts(const tp__group *g, tp_group_info *info)
+{
+    size_t running = 0, cancelled = 0;
+    if (!g->compact) {
+        tp__list_each(n, next, &g->tasks)
+        {
+            int state = tp__container(n, tp_task, group_node)->state;
+            running += state == TP__RUNNING;
+            cancelled += state == TP__CANCELLED;
+        }
+    }
+    size_t pending = 0;
+    if (!g->compact)
+        pending = g->src == TP__SRC_ITER ? g->queued + g->claims
+                                         : g->nargs - g->next_arg;
+    *info = (tp_group_info){
+        .running = running,
+        .cancelled = cancelled,
+        .ended = g->nids - running - cancelled,
+        .pending = pending,
+        .num_concurrent = g->compact ? TP_UNLIMITED : g->limit,
+    };
+}
+
+size_t tp__group_name_len(const tp__group *g)
+{
+    if (!g->counter)
+        return strlen(g->xname);
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%zu", g->index);
+    return g->counter->key_len + 7 + (size_t)n;
 }

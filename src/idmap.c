@@ -37,9 +37,12 @@ static int grow(tp__idmap *m)
     return 0;
 }
 
-int tp__idmap_reserve(tp__idmap *m)
+int tp__idmap_reserve(tp__idmap *m, size_t n)
 {
-    return (m->len + 1) * 2 <= m->cap ? 0 : grow(m);
+    while (n * 2 > m->cap)
+        if (grow(m))
+            return -1;
+    return 0;
 }
 
 void tp__idmap_put(tp__idmap *m, tp_id id, tp_task *task)

@@ -2,11 +2,12 @@
 /*
  * Internal structures of the pool engine, shared by the files in src/.
  * Internal functions are prefixed tp__; everything here is hidden from the
- * shared library. The lock discipline is described at the top of pool.c.
+ * shared library. The lock discipline is described at the top of lock.c.
  */
 #ifndef TP_INTERNAL_H
 #define TP_INTERNAL_H
 
+#include "list.h"
 #include "taskpool.h"
 
 #include <assert.h>
@@ -27,9 +28,9 @@ typedef struct tp__idmap {
 } tp__idmap;
 
 void tp__idmap_free(tp__idmap *m);
-/* Makes room for one more entry: 0, or -1 if out of memory. */
-int tp__idmap_reserve(tp__idmap *m);
-/* Inserts; tp__idmap_reserve must have succeeded since the last insert. */
+/* Makes room for n entries in all: 0, or -1 if out of memory. */
+int tp__idmap_reserve(tp__idmap *m, size_t n);
+/* Inserts; the map must have room (tp__idmap_reserve). */
 void tp__idmap_put(tp__idmap *m, tp_id id, tp_task *task);
 tp_task *tp__idmap_get(const tp__idmap *m, tp_id id);
 void tp__idmap_del(tp__idmap *m, tp_id id);
@@ -53,7 +54,12 @@ struct tp_task {
     void *arg;
     int state;
     atomic_bool cancelled; /* written under pool->mu, read anywhere */
-    tp_task *prev, *next;  /* the live list, in start order */
+    tp__list live_node;    /* pool->tasks: live tasks in start order */
+    tp__list group_node;   /* group->tasks: the group's live tasks */
+    uint64_t log_ticket;   /* its Started line's turn (tp__logq), or
+                              UINT64_MAX if none was taken */
+    uint64_t admitted_ns;  /* CLOCK_MONOTONIC: its start queued (timings) */
+    uint64_t started_ns;   /* its function about to be called */
 
     /* The waiter: what the task blocks in, so that a cancel can wake it.
      * Guarded by wmu; lock order pool->mu -> wmu. */
@@ -73,10 +79,9 @@ typedef struct tp__worker {
     tp_pool *pool;
     pthread_t thread;
     pthread_cond_t park; /* CLOCK_MONOTONIC; waited on with pool->mu */
-    bool idle;           /* on pool->idle_head's list */
+    tp__list idle_node;  /* on pool->idle (linked) while parked */
     bool wake;           /* counted in pool->waking */
     atomic_int pins;     /* deferred cancel wake-ups not yet delivered */
-    struct tp__worker *idle_next, *idle_prev;
     tp_task task;
 } tp__worker;
 
@@ -85,13 +90,43 @@ typedef struct tp__worker {
 enum tp__src { TP__SRC_APPLY, TP__SRC_ARRAY, TP__SRC_ITER };
 enum tp__call { TP__CALL_FN, TP__CALL_STAR, TP__CALL_KW };
 
+/* A run of consecutive starts of one group in the pool's FIFO (sem.c).
+ * Nodes belong to their group: an emptied run goes back to the group's
+ * spares, so admitting a start when a task ends never allocates. */
+typedef struct tp__run {
+    tp__list fifo;     /* pool->fifo */
+    tp__list in_group; /* group->runs, oldest first */
+    struct tp__group *group;
+    size_t count;
+    uint64_t admitted_ns; /* CLOCK_MONOTONIC when its first start queued */
+} tp__run;
+
 typedef struct tp__group {
-    char name[TP_NAME_MAX];
-    int refs;     /* listed + live tasks + in-flight claims + drops */
-    bool indexed; /* findable by name */
-    bool listed;  /* on pool->groups */
-    struct tp__group *hnext;       /* name index chain */
-    struct tp__group *prev, *next; /* pool->groups */
+    /* ---- The compact prefix: all that a finished one-task group keeps.
+     * Once such a group has no pending start, no live task and no other
+     * reference, it is shrunk to this prefix (tp__group_compact, group.c)
+     * and only these fields may be read (check `compact` first). ---- */
+    /* The name: explicit (xname) or generated, "<counter key>-group-<index>",
+     * formatted only when asked (tp__group_format). */
+    struct tp__counter *counter; /* generated names: whose index */
+    size_t index;
+    struct tp__group *hnext; /* name index chain */
+    tp__list node;           /* pool->groups while listed */
+    tp_id id0;      /* the only id of a one-task group (see tp__group_ids) */
+    size_t nids;    /* known task ids */
+    int refs;       /* listed + live tasks + in-flight claims + drops */
+    bool indexed;   /* findable by name */
+    bool lookalike; /* explicit, but reads like a generated name */
+    bool compact;   /* shrunk to this prefix */
+
+    /* ---- The rest: only while not compact. ---- */
+    tp_id *ids; /* known task ids, ascending (&id0 while at most one) */
+    size_t idcap;
+    tp__list runs;  /* its runs in the pool FIFO */
+    tp__list tasks; /* its live tasks, in start order */
+    tp__run *spare; /* free run nodes, linked through fifo.next */
+    size_t n_spare;
+    tp__run run0; /* the first admission's node, never freed alone */
 
     int call;
     union {
@@ -120,30 +155,37 @@ typedef struct tp__group {
     size_t claims; /* ITER: claimed, waiting for next() */
     size_t live;   /* tasks started and not fully ended */
 
-    tp_id *ids; /* known task ids, ascending */
-    size_t nids, idcap;
-
     /* Dropped starts whose discard/done calls are still to be made after
      * unlocking (see tp__group_drop); a group is dropped at most once. */
     size_t drop_from, drop_to;
     bool drop_done;
-    bool dropping; /* the calls are under way: the group is pending */
+    bool dropping;    /* the calls are under way: the group is pending */
+    bool discard_due; /* APPLY: discard(arg) once its last live task ended */
     struct tp__group *drop_next;
+    char xname[]; /* an explicit name, or "" */
 } tp__group;
 
-/* A run of consecutive starts of one group in the pool's FIFO. */
-typedef struct tp__run {
-    tp__group *group;
-    size_t count;
-    struct tp__run *next;
-} tp__run;
+/* Ordered emission of a pool's task messages (log.c): a turn is taken
+ * under pool->mu together with the event it reports, and the message is
+ * written, with no engine lock held, once every earlier turn is done. */
+typedef struct tp__logq {
+    uint64_t next;      /* the next turn to give; under pool->mu */
+    pthread_mutex_t mu; /* leaf lock: guards served, waiters */
+    pthread_cond_t cv;
+    uint64_t served; /* turns done */
+    size_t waiters;
+} tp__logq;
 
 /* ---- the pool (pool.c) ---- */
 
 enum tp__kind { TP__GENERAL, TP__SIMPLE };
 
+/* The counter of generated names for one prefix and function: its key is
+ * "<prefix>-<func>" (or "<prefix>" without a function). */
 typedef struct tp__counter {
-    char *key;
+    const char *prefix; /* a string literal of spawn.c */
+    char *func;         /* owned copy, or NULL */
+    size_t key_len;
     size_t next;
     struct tp__counter *link;
 } tp__counter;
@@ -157,31 +199,38 @@ struct tp_pool {
     char name[TP_NAME_MAX + 32];
     size_t stack_size;
     double idle_timeout;
+    bool forget_ended; /* tp_pool_opts.forget_ended */
+    bool timings_on;   /* !tp_pool_opts.no_timings */
 
-    size_t size;     /* pool size (capacity) */
-    size_t occupied; /* claimed starts whose function has not returned */
+    size_t size;           /* pool size (capacity); set with tp__sem_resize */
+    atomic_bool claimable; /* a start may be claimed now: read without the
+                              lock by a spinning worker (sem.c) */
+    bool spinning;         /* a worker spins for work before parking */
+    size_t occupied;       /* claimed starts whose function has not returned */
     bool locked, closed, freeing;
 
     tp_id next_id;
     size_t n_running, n_cancelled, n_ended;
     uint64_t total_started, total_ended, total_cancelled, total_failed;
-    tp__idmap live; /* live.len: tasks started and not fully ended */
-    tp_task *live_head, *live_tail;
+    uint64_t total_refused, total_dropped;
+    tp_timings timings; /* see tp__timing_add */
+    tp__idmap live;     /* live.len: tasks started and not fully ended */
+    tp__list tasks;     /* live tasks in start order */
 
     tp__group **index; /* name -> group, chained */
     size_t index_cap, n_indexed;
-    tp__group *groups; /* listed groups */
+    tp__list groups; /* listed groups, newest first */
     tp__counter *counters;
+    size_t n_lookalikes; /* indexed explicit names that read as generated */
 
-    tp__run *fifo_head, *fifo_tail;
+    tp__list fifo; /* runs of pending starts (sem.c) */
     size_t queued_total;
-    tp__run *spare_runs; /* freed runs kept for reuse (a map group admits
-                            one start per ended task) */
-    size_t n_spare_runs;
 
-    size_t threads, idle, waking;
-    tp__worker *idle_head;
+    size_t threads, n_idle, waking;
+    tp__list idle;      /* parked workers, most recently parked first */
     tp__worker *zombie; /* the last retired worker, to be joined */
+
+    tp__logq logq;
 
     /* A message logged under the lock, emitted by tp__unlock. */
     char deferred_log[200];
@@ -196,7 +245,7 @@ struct tp_pool {
 };
 
 #ifndef NDEBUG
-/* Debug builds check "caller holds pool->mu" claims (see pool.c). */
+/* Debug builds check "caller holds pool->mu" claims (see lock.c). */
 bool tp__held(tp_pool *pool);
 #define TP_ASSERT_HELD(p) assert(tp__held(p))
 #else
@@ -228,9 +277,18 @@ extern _Thread_local tp__worker *tp__self;
 extern _Thread_local tp_task *tp__current;
 
 /* group.c */
+/* A new group (callbacks from opts, which may be NULL), with the explicit
+ * name opts->group_name if there is one (its length checked by the
+ * caller) and unnamed otherwise. */
+tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts);
+/* Writes g's name. Safe without the lock: a name never changes. */
+void tp__group_format(const tp__group *g, char out[TP_NAME_MAX]);
 tp__group *tp__group_find(tp_pool *pool, const char *name);
-int tp__group_name(tp_pool *pool, tp__group *g, const char *explicit_name,
-                   const char *prefix, const char *func);
+/* Checks g's explicit name is free, or gives g the next generated name of
+ * (prefix, func); makes room in the index so that tp__group_attach cannot
+ * fail. TP_EGROUP_EXISTS, TP_EINVAL (generated name too long), TP_ENOMEM. */
+int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
+                   const char *func);
 void tp__group_attach(tp_pool *pool, tp__group *g);
 void tp__group_unref(tp_pool *pool, tp__group *g);
 void tp__group_free(tp__group *g);
@@ -243,16 +301,61 @@ void tp__group_unindex(tp_pool *pool, tp__group *g);
  * caller unlocked. */
 void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops);
 void tp__drops_run(tp_pool *pool, tp__group *drops);
-int tp__group_reserve_id(tp__group *g);
+/* Makes sure that claiming one more start of g needs no allocation later:
+ * room for its id, and for a group that admits starts as its tasks end, a
+ * spare run node for each claimed or live task (run_frees: the claim
+ * empties a run, whose node comes back). False if out of memory; then
+ * nothing is claimed and the caller retries later. */
+bool tp__group_reserve(tp__group *g, bool run_frees);
 void tp__group_add_id(tp__group *g, tp_id id);
+/* g's known ids, ascending (g->nids of them); valid while compact too. */
+static inline const tp_id *tp__group_ids(const tp__group *g)
+{
+    return g->compact ? &g->id0 : g->ids;
+}
+/* Fills info's counts for g (not its name). */
+void tp__group_counts(const tp__group *g, tp_group_info *info);
+/* The length of g's name, without formatting it. */
+size_t tp__group_name_len(const tp__group *g);
+/* Shrinks a finished one-task group to its compact prefix if nothing but
+ * the pool's lists refers to it; returns the group as it now is. */
+tp__group *tp__group_compact(tp_pool *pool, tp__group *g);
+/* Forgets one of g's ids (forget_ended pools). */
+void tp__group_del_id(tp__group *g, tp_id id);
 bool tp__group_has_id(const tp__group *g, tp_id id);
 void *tp__group_arg(const tp__group *g, size_t i);
-void tp__fifo_remove(tp_pool *pool, tp__group *g);
-/* Returns an emptied run to the pool's spares (or frees it). */
-void tp__run_free(tp_pool *pool, tp__run *run);
+/* Called by the worker whose task was g's last live one: makes a discard
+ * owed by a drop (discard_due), unlocking for it. */
+void tp__group_settle(tp_pool *pool, tp__group *g);
+
+/* sem.c: the pool-size semaphore (pool->size, pool->occupied) and its FIFO
+ * of pending starts (pool->fifo, pool->queued_total, group->runs). All
+ * with pool->mu held. */
+/* Room left: how many more starts may be claimed now. */
+size_t tp__sem_room(const tp_pool *pool);
+/* Sets the pool size. */
+void tp__sem_resize(tp_pool *pool, size_t size);
+/* Appends count starts of g; uses a spare node of g unless it extends the
+ * FIFO's last run. g must have a spare node (tp__group_reserve). */
+void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count);
+/* The run at the head of the FIFO if a start may be claimed now, or NULL. */
+tp__run *tp__fifo_peek(const tp_pool *pool);
+/* Claims one start of the head run (from tp__fifo_peek): occupies a slot. */
+void tp__fifo_take(tp_pool *pool, tp__run *run);
+/* Frees the slot of a claimed start. */
+void tp__sem_release(tp_pool *pool);
+/* Removes every queued start of g from the FIFO: O(runs of g). */
+void tp__fifo_remove_group(tp_pool *pool, tp__group *g);
 
 /* worker.c */
+/* Wakes parked workers, or creates threads (at most one from an API call,
+ * two from a worker), for claimable starts no worker heads for. May
+ * unlock. TP_ENOMEM/TP_ESYS if a thread could not be had. */
 int tp__dispatch(tp_pool *pool);
+/* Joins the last retired worker (tp_pool_free). */
+void tp__reap(tp_pool *pool);
+
+/* wait.c */
 /* Marks a running task cancelled (true) or does nothing (false). */
 bool tp__mark_cancelled(tp_pool *pool, tp_task *t);
 /* Wakes a cancelled task from whatever taskpool wait it is in. Called
@@ -260,7 +363,7 @@ bool tp__mark_cancelled(tp_pool *pool, tp_task *t);
  * tp_cond_wait), and with a pin on the task's worker. */
 void tp__wake(tp_task *t);
 
-/* cancel.c: cancelling marks tasks under pool->mu but wakes them after
+/* Cancelling marks tasks under pool->mu but wakes them after
  * releasing it, so that the woken tasks do not convoy on pool->mu. Each
  * deferred wake pins the task's worker (worker->pins), which then neither
  * reuses nor frees the task until the wake is delivered (worker.c). The
@@ -274,12 +377,10 @@ typedef struct tp__wakes {
 bool tp__cancel_later(tp_pool *pool, tp_task *t, tp__wakes *w);
 /* Delivers the deferred wakes and unpins. Called without the lock. */
 void tp__wake_all(tp__wakes *w);
-void tp__reap(tp_pool *pool);
 
 /* spawn.c */
 int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
-              const char *prefix, const char *explicit_name,
-              char group_out[TP_NAME_MAX]);
+              const char *prefix, char group_out[TP_NAME_MAX]);
 
 /* log.c */
 extern atomic_int tp__log_min;
@@ -300,8 +401,21 @@ void tp__log_write(tp_log_level level, const char *fmt, ...)
             tp__log_write(level, __VA_ARGS__);                                 \
     } while (0)
 
+/* Task messages in event order (see tp__logq). tp__logq_turn is called
+ * with pool->mu held and returns UINT64_MAX if level is disabled; every
+ * other turn must be passed to tp__logq_wait and then tp__logq_done, with
+ * no engine lock held, by the thread that took it. */
+void tp__logq_init(tp__logq *q);
+void tp__logq_destroy(tp__logq *q);
+uint64_t tp__logq_turn(tp__logq *q, tp_log_level level);
+void tp__logq_wait(tp__logq *q, uint64_t turn);
+void tp__logq_done(tp__logq *q, uint64_t turn);
+
 /* Fault injection for tests: the next n worker thread creations fail. */
 extern atomic_int tp__fail_thread_create;
+/* Test hook, NULL in use: called by a worker whose spin for work ended,
+ * before it takes the lock again, to widen that window. */
+extern void (*tp__spin_hook)(void);
 
 /* The longest a task's tp_cond_wait waits before it returns (as a spurious
  * wake-up), in seconds (default 1): the bound on how late a cancel is
@@ -314,6 +428,23 @@ extern double tp__cond_slice;
 extern void (*tp__cond_window_hook)(void);
 
 /* ---- time ---- */
+
+static inline uint64_t tp__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A task's two observations (hist.c): computed with no lock held, added
+ * to the pool's histograms under pool->mu by tp__timing_add. */
+typedef struct tp__timing {
+    double wait, run; /* seconds */
+    unsigned wait_bucket, run_bucket;
+} tp__timing;
+tp__timing tp__timing_of(uint64_t admitted_ns, uint64_t started_ns,
+                         uint64_t ended_ns);
+void tp__timing_add(tp_timings *timings, const tp__timing *t);
 
 static inline struct timespec tp__deadline(clockid_t clock, double seconds)
 {

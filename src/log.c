@@ -82,3 +82,49 @@ void tp__log_write(tp_log_level level, const char *fmt, ...)
     if (fn)
         fn(level, message, arg);
 }
+
+/* A pool's ordered task messages. Turns are given under pool->mu with the
+ * event they report (an id assigned, a slot freed), so turn order is event
+ * order; each thread then waits for its turn without any engine lock,
+ * writes, and passes the turn on. Nothing else is ever waited for while a
+ * turn is held, so the turns always drain. Only taken while the level is
+ * enabled: with logging off this costs the one load of tp__log_on. */
+void tp__logq_init(tp__logq *q)
+{
+    *q = (tp__logq){0};
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+}
+
+void tp__logq_destroy(tp__logq *q)
+{
+    pthread_cond_destroy(&q->cv);
+    pthread_mutex_destroy(&q->mu);
+}
+
+uint64_t tp__logq_turn(tp__logq *q, tp_log_level level)
+{
+    return tp__log_on(level) ? q->next++ : UINT64_MAX;
+}
+
+void tp__logq_wait(tp__logq *q, uint64_t turn)
+{
+    pthread_mutex_lock(&q->mu);
+    while (q->served != turn) {
+        q->waiters++;
+        pthread_cond_wait(&q->cv, &q->mu);
+        q->waiters--;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void tp__logq_done(tp__logq *q, uint64_t turn)
+{
+    pthread_mutex_lock(&q->mu);
+    assert(q->served == turn);
+    (void)turn;
+    q->served++;
+    if (q->waiters)
+        pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}

@@ -1,32 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pools: lifecycle, size, lock, counters, flush, gather and close.
- *
- * DESIGN
- *
- * One mutex per pool, pool->mu, guards all of the pool's state: its groups
- * and their name index, the FIFO of pending starts, the live tasks and the
- * counters, and the worker lists. It is held only for bookkeeping: no user
- * code (task, iterator, callback, log handler) and no blocking system call
- * runs under it; thread creation and joins happen with it released.
- *
- * Each task has a second, leaf mutex, task->wmu, guarding what the task is
- * blocked in (see wait.c). Order: pool->mu, then task->wmu. A task holding
- * its own user mutex in tp_cond_wait takes wmu too, so a canceller (which
- * holds wmu) only ever *tries* the user's mutex and never blocks on it.
+ * Pools: lifecycle, size, lock, counters, flush, gather and close: the
+ * top-level API, over the engine's files (locking: lock.c).
  *
  * Threads:
  *  - Callers of the API take pool->mu briefly. Spawning calls never wait.
- *  - Worker threads (worker.c) claim starts from the FIFO, run the task
- *    function with no lock, then take the lock to record the end and claim
- *    the next start in the same critical section.
+ *  - Worker threads (worker.c) claim starts from the FIFO (sem.c), run the
+ *    task function with no lock, then take the lock to record the end and
+ *    claim the next start in the same critical section.
  *  - End, cancel and discard callbacks run on the worker (or on the thread
  *    that dropped the start) after the lock is released.
  *
  * Order: pending starts join the pool FIFO when their group admits them
  * (group.c) and are claimed strictly first in, first out. Ids are assigned
- * at the claim, so ids follow start order. tp_stop cancels the live list
- * from its tail: the most recently started first.
+ * at the claim, so ids follow start order; task messages are written in
+ * that order (log.c's turns). tp_stop cancels the live list from its tail:
+ * the most recently started first.
  *
  * Waiting: flush, gather, until_closed and free wait on pool->changed,
  * which is broadcast (only when someone waits) when the last live task
@@ -43,99 +32,6 @@
 #include <string.h>
 
 static atomic_size_t pool_index;
-
-#ifndef NDEBUG
-static _Thread_local const tp_pool *held_pool;
-static _Thread_local int held_depth;
-bool tp__held(tp_pool *pool)
-{
-    return held_pool == pool && held_depth > 0;
-}
-#endif
-
-void tp__lock(tp_pool *pool)
-{
-    pthread_mutex_lock(&pool->mu);
-#ifndef NDEBUG
-    held_pool = pool;
-    held_depth++;
-#endif
-}
-
-void tp__unlock(tp_pool *pool)
-{
-#ifndef NDEBUG
-    if (--held_depth == 0)
-        held_pool = NULL;
-#endif
-    int level = pool->deferred_level;
-    char message[sizeof pool->deferred_log];
-    if (level >= 0) {
-        memcpy(message, pool->deferred_log, sizeof message);
-        pool->deferred_level = -1;
-    }
-    pthread_mutex_unlock(&pool->mu);
-    if (level >= 0)
-        tp__log_write((tp_log_level)level, "%s", message);
-}
-
-void tp__log_locked(tp_pool *pool, tp_log_level level, const char *fmt, ...)
-{
-    TP_ASSERT_HELD(pool);
-    if (!tp__log_on(level))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(pool->deferred_log, sizeof pool->deferred_log, fmt, ap);
-    va_end(ap);
-    pool->deferred_level = (int)level;
-}
-
-void tp__changed(tp_pool *pool)
-{
-    TP_ASSERT_HELD(pool);
-    if (pool->waiters)
-        pthread_cond_broadcast(&pool->changed);
-}
-
-bool tp__wait(tp_pool *pool, pthread_cond_t *cv,
-              const struct timespec *deadline)
-{
-    TP_ASSERT_HELD(pool);
-    int rc = 0;
-#ifndef NDEBUG
-    int depth = held_depth;
-    held_depth = 0;
-    held_pool = NULL;
-#endif
-    if (deadline)
-        rc = pthread_cond_timedwait(cv, &pool->mu, deadline);
-    else
-        pthread_cond_wait(cv, &pool->mu);
-#ifndef NDEBUG
-    held_pool = pool;
-    held_depth = depth;
-#endif
-    return rc != ETIMEDOUT;
-}
-
-bool tp__wait_changed(tp_pool *pool, const struct timespec *deadline)
-{
-    pool->waiters++;
-    bool ok = tp__wait(pool, &pool->changed, deadline);
-    pool->waiters--;
-    return ok;
-}
-
-int tp__cond_init(pthread_cond_t *cv)
-{
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(cv, &attr);
-    pthread_condattr_destroy(&attr);
-    return rc;
-}
 
 static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
 {
@@ -172,9 +68,16 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
         snprintf(pool->name, sizeof pool->name, "%s-%zu", prefix, index);
     pool->kind = kind;
     pool->deferred_level = -1;
-    pool->size = opts->pool_size ? opts->pool_size : TP_UNLIMITED;
+    tp__list_init(&pool->tasks);
+    tp__list_init(&pool->groups);
+    tp__list_init(&pool->fifo);
+    tp__list_init(&pool->idle);
+    tp__logq_init(&pool->logq);
+    tp__sem_resize(pool, opts->pool_size ? opts->pool_size : TP_UNLIMITED);
     pool->stack_size = opts->stack_size ? opts->stack_size : 256 * 1024;
     pool->idle_timeout = opts->idle_timeout ? opts->idle_timeout : 10.0;
+    pool->forget_ended = opts->forget_ended;
+    pool->timings_on = !opts->no_timings;
     return pool;
 }
 
@@ -237,7 +140,7 @@ bool tp__in_pool(const tp_pool *pool)
 
 GETTER(size_t, tp_pool_size, pool->size)
 GETTER(bool, tp_is_locked, pool->locked)
-GETTER(bool, tp_is_full, pool->occupied >= pool->size)
+GETTER(bool, tp_is_full, tp__sem_room(pool) == 0)
 GETTER(size_t, tp_num_running, pool->n_running)
 GETTER(size_t, tp_num_cancelled, pool->n_cancelled)
 GETTER(size_t, tp_num_ended, pool->n_ended)
@@ -247,7 +150,7 @@ int tp_set_pool_size(tp_pool *pool, size_t size)
     if (!pool)
         return TP_EINVAL;
     tp__lock(pool);
-    pool->size = size;
+    tp__sem_resize(pool, size);
     int rc = tp__dispatch(pool);
     tp__unlock(pool);
     return rc;
@@ -282,9 +185,14 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
         return TP_EINVAL;
     tp__lock(pool);
     size_t pending = 0;
-    for (tp__group *g = pool->groups; g; g = g->next)
+    tp__list_each(n, next, &pool->groups)
+    {
+        tp__group *g = tp__container(n, tp__group, node);
+        if (g->compact)
+            continue;
         pending += g->src == TP__SRC_ITER ? g->queued + g->claims
                                           : g->nargs - g->next_arg;
+    }
     *out = (tp_stats){
         .pool_size = pool->size,
         .running = pool->n_running,
@@ -293,11 +201,13 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
         .pending = pending,
         .groups = pool->n_indexed,
         .threads = pool->threads,
-        .idle_threads = pool->idle,
+        .idle_threads = pool->n_idle,
         .total_started = pool->total_started,
         .total_ended = pool->total_ended,
         .total_cancelled = pool->total_cancelled,
         .total_failed = pool->total_failed,
+        .total_refused = pool->total_refused,
+        .total_dropped = pool->total_dropped,
     };
     tp__unlock(pool);
     return TP_OK;
@@ -308,10 +218,11 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
 static void forget_ended(tp_pool *pool)
 {
     TP_ASSERT_HELD(pool);
-    for (tp__group *g = pool->groups, *next; g; g = next) {
-        next = g->next;
+    tp__list_each(n, next, &pool->groups)
+    {
+        tp__group *g = tp__container(n, tp__group, node);
         size_t kept = 0;
-        for (size_t i = 0; i < g->nids; i++)
+        for (size_t i = 0; !g->compact && i < g->nids; i++)
             if (tp__idmap_get(&pool->live, g->ids[i]))
                 g->ids[kept++] = g->ids[i];
         pool->n_ended -= g->nids - kept;
@@ -330,7 +241,9 @@ int tp_flush(tp_pool *pool)
     /* The tasks to wait for: cancelled or ended, callbacks not yet done. */
     size_t n = 0, cap = 0;
     tp_id *ids = NULL;
-    for (tp_task *t = pool->live_head; t; t = t->next) {
+    tp__list_each(node, next, &pool->tasks)
+    {
+        tp_task *t = tp__container(node, tp_task, live_node);
         if (t->state == TP__RUNNING)
             continue;
         if (n == cap) {
@@ -358,11 +271,13 @@ int tp_flush(tp_pool *pool)
     return TP_OK;
 }
 
-static bool any_pending(const tp_pool *pool)
+static bool any_pending(tp_pool *pool)
 {
-    for (tp__group *g = pool->groups; g; g = g->next)
-        if (tp__group_pending(g))
+    tp__list_each(n, next, &pool->groups)
+    {
+        if (tp__group_pending(tp__container(n, tp__group, node)))
             return true;
+    }
     return false;
 }
 
@@ -380,14 +295,23 @@ int tp_gather_and_close(tp_pool *pool)
     tp_lock(pool);
 
     tp__lock(pool);
-    while (!pool->closed && (pool->live.len || any_pending(pool)))
-        tp__wait_changed(pool, NULL);
+    while (!pool->closed && (pool->live.len || any_pending(pool))) {
+        /* Starts may have been left without a thread when one could not
+         * be created: ask again, and if that fails retry shortly. The
+         * dispatch may unlock, so the state is checked again after it. */
+        int rc = tp__dispatch(pool);
+        if (pool->closed || !(pool->live.len || any_pending(pool)))
+            break;
+        struct timespec soon = tp__deadline(CLOCK_MONOTONIC, 0.01);
+        tp__wait_changed(pool, rc == TP_OK ? NULL : &soon);
+    }
     if (!pool->closed) {
         forget_ended(pool);
         /* What remains listed are groups without tasks or pending starts
          * that are still indexed: forget them too. */
-        for (tp__group *g = pool->groups, *next; g; g = next) {
-            next = g->next;
+        tp__list_each(n, next, &pool->groups)
+        {
+            tp__group *g = tp__container(n, tp__group, node);
             tp__group_unindex(pool, g);
             tp__group_retire_if_empty(pool, g);
         }
@@ -426,13 +350,17 @@ void tp_pool_free(tp_pool *pool)
     pool->locked = true;
     pool->freeing = true;
     tp__group *drops = NULL;
-    for (tp__group *g = pool->groups; g; g = g->next) {
+    tp__list_each(n, next, &pool->groups)
+    {
+        tp__group *g = tp__container(n, tp__group, node);
         tp__group_drop(pool, g, &drops);
         tp__group_unindex(pool, g);
     }
     tp__wakes wakes = {0};
-    for (tp_task *t = pool->live_head; t; t = t->next)
-        tp__cancel_later(pool, t, &wakes);
+    tp__list_each(n, next, &pool->tasks)
+    {
+        tp__cancel_later(pool, tp__container(n, tp_task, live_node), &wakes);
+    }
     tp__unlock(pool);
     tp__wake_all(&wakes);
     tp__drops_run(pool, drops);
@@ -440,31 +368,138 @@ void tp_pool_free(tp_pool *pool)
     tp__lock(pool);
     /* Idle workers retire when woken with freeing set; busy ones retire
      * once their task has ended and nothing is left to claim. */
-    for (tp__worker *w = pool->idle_head; w; w = w->idle_next) {
-        w->idle = false;
+    tp__list_each(n, next, &pool->idle)
+    {
+        tp__worker *w = tp__container(n, tp__worker, idle_node);
+        tp__list_remove(n);
         pthread_cond_signal(&w->park);
     }
-    pool->idle_head = NULL;
-    pool->idle = 0;
+    pool->n_idle = 0;
     while (pool->threads)
         tp__wait_changed(pool, NULL);
     forget_ended(pool);
-    assert(!pool->groups && !pool->fifo_head && !pool->live_head);
+    assert(tp__list_empty(&pool->groups) && tp__list_empty(&pool->fifo) &&
+           tp__list_empty(&pool->tasks));
     tp__unlock(pool);
     tp__reap(pool);
 
     for (tp__counter *c = pool->counters, *next; c; c = next) {
         next = c->link;
-        free(c->key);
+        free(c->func);
         free(c);
-    }
-    for (tp__run *run = pool->spare_runs, *next; run; run = next) {
-        next = run->next;
-        free(run);
     }
     tp__idmap_free(&pool->live);
     free(pool->index);
+    tp__logq_destroy(&pool->logq);
     pthread_cond_destroy(&pool->changed);
     pthread_mutex_destroy(&pool->mu);
     free(pool);
+}
+
+/* ---- timings ---- */
+
+int tp_get_timings(const tp_pool *cpool, tp_timings *out)
+{
+    tp_pool *pool = (tp_pool *)cpool;
+    if (!pool || !out)
+        return TP_EINVAL;
+    tp__lock(pool);
+    *out = pool->timings;
+    tp__unlock(pool);
+    return TP_OK;
+}
+
+/* ---- listing groups ---- */
+
+/* A generated name to format once the lock is released. */
+typedef struct later_name {
+    tp__counter *counter; /* NULL: an explicit name, copied already */
+    size_t index;
+} later_name;
+
+void tp_groups_free(tp_groups *groups)
+{
+    if (!groups)
+        return;
+    free(groups->v);
+    *groups = (tp_groups){0, NULL};
+}
+
+/* Counts the indexed groups and the bytes of their names. */
+static void groups_size(tp_pool *pool, size_t *n, size_t *bytes)
+{
+    *n = *bytes = 0;
+    tp__list_each(node, next, &pool->groups)
+    {
+        tp__group *g = tp__container(node, tp__group, node);
+        if (!g->indexed)
+            continue;
+        (*n)++;
+        *bytes += tp__group_name_len(g) + 1;
+    }
+}
+
+int tp_get_groups(tp_pool *pool, tp_groups *out)
+{
+    if (out)
+        *out = (tp_groups){0, NULL};
+    if (!pool || !out)
+        return TP_EINVAL;
+    /* Size the one allocation without holding the lock while allocating;
+     * if the groups grew meanwhile, size again. */
+    size_t n, bytes, cap_n = 0, cap_bytes = 0;
+    char *block = NULL;
+    later_name *later = NULL;
+    tp__lock(pool);
+    for (;;) {
+        groups_size(pool, &n, &bytes);
+        if (n <= cap_n && bytes <= cap_bytes)
+            break;
+        tp__unlock(pool);
+        free(block);
+        free(later);
+        cap_n = n + n / 8 + 16;
+        cap_bytes = bytes + bytes / 8 + 16 * 32;
+        block = malloc(cap_n * sizeof(tp_group_info) + cap_bytes);
+        later = malloc(cap_n * sizeof *later);
+        if (!block || !later) {
+            free(block);
+            free(later);
+            return TP_ENOMEM;
+        }
+        tp__lock(pool);
+    }
+    tp_group_info *v = (tp_group_info *)block;
+    char *text = block + cap_n * sizeof(tp_group_info);
+    size_t i = 0;
+    tp__list_each(node, next, &pool->groups)
+    {
+        tp__group *g = tp__container(node, tp__group, node);
+        if (!g->indexed)
+            continue;
+        tp__group_counts(g, &v[i]);
+        v[i].name = text;
+        size_t len = tp__group_name_len(g);
+        later[i] = (later_name){g->counter, g->index};
+        if (!g->counter)
+            memcpy(text, g->xname, len + 1);
+        text += len + 1;
+        i++;
+    }
+    tp__unlock(pool);
+    /* Counters live as long as the pool: format generated names now. */
+    for (size_t j = 0; j < i; j++) {
+        if (!later[j].counter)
+            continue;
+        tp__group probe = {.counter = later[j].counter,
+                           .index = later[j].index};
+        char name[TP_NAME_MAX];
+        tp__group_format(&probe, name);
+        memcpy((char *)v[j].name, name, strlen(name) + 1);
+    }
+    free(later);
+    *out = (tp_groups){i, i ? v : NULL};
+    if (!i)
+        free(block);
+    return TP_OK;
 }

@@ -10,24 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static tp__group *group_new(int call, int src, size_t limit,
-                            const tp_opts *opts)
-{
-    tp__group *g = calloc(1, sizeof *g);
-    if (!g)
-        return NULL;
-    g->call = call;
-    g->src = src;
-    g->limit = limit;
-    if (opts) {
-        g->end_cb = opts->end_callback;
-        g->cancel_cb = opts->cancel_callback;
-        g->discard = opts->discard;
-        g->cb_arg = opts->callback_arg;
-    }
-    return g;
-}
-
 /* Checks what every spawning call has in common. */
 static int check(tp_pool *pool, const void *fn, int kind, const tp_opts *opts)
 {
@@ -45,16 +27,16 @@ static int check(tp_pool *pool, const void *fn, int kind, const tp_opts *opts)
 }
 
 int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
-              const char *prefix, const char *explicit_name,
-              char group_out[TP_NAME_MAX])
+              const char *prefix, char group_out[TP_NAME_MAX])
 {
     const char *func = NULL;
     if (pool->kind == TP__GENERAL)
         func = opts && opts->func_name ? opts->func_name : "func";
     tp__lock(pool);
     int rc = pool->closed ? TP_ECLOSED : pool->locked ? TP_ELOCKED : TP_OK;
+    pool->total_refused += rc != TP_OK;
     if (rc == TP_OK)
-        rc = tp__group_name(pool, g, explicit_name, prefix, func);
+        rc = tp__group_name(pool, g, prefix, func);
     if (rc != TP_OK) {
         tp__unlock(pool);
         tp__group_free(g);
@@ -69,18 +51,19 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
     if (rc != TP_OK && g->nids == 0 && g->claims == 0) {
         /* No thread could be had and nothing of this call started:
          * withdraw the whole call. */
-        tp__fifo_remove(pool, g);
+        tp__fifo_remove_group(pool, g);
         g->next_arg = g->nargs;
         g->iter_over = true;
         tp__group_retire_if_empty(pool, g);
-    } else {
-        rc = TP_OK;
-        if (group_out)
-            strcpy(group_out, g->name);
+        tp__group_unref(pool, g);
+        tp__unlock(pool);
+        return rc;
     }
+    if (group_out) /* formatted only when asked */
+        tp__group_format(g, group_out);
     tp__group_unref(pool, g);
     tp__unlock(pool);
-    return rc;
+    return TP_OK;
 }
 
 int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
@@ -91,14 +74,13 @@ int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
         return rc;
     if (num == 0)
         return TP_EINVAL;
-    tp__group *g = group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, opts);
+    tp__group *g = tp__group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, opts);
     if (!g)
         return TP_ENOMEM;
     g->f.fn = fn;
     g->arg = arg;
     g->nargs = num;
-    return tp__spawn(pool, g, opts, "apply", opts ? opts->group_name : NULL,
-                     group_out);
+    return tp__spawn(pool, g, opts, "apply", group_out);
 }
 
 int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
@@ -110,13 +92,13 @@ int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
     if (num == 0)
         return TP_EINVAL;
     tp__group *g =
-        group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, &pool->simple_opts);
+        tp__group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, &pool->simple_opts);
     if (!g)
         return TP_ENOMEM;
     g->f.fn = pool->simple_fn;
     g->arg = pool->simple_arg;
     g->nargs = num;
-    return tp__spawn(pool, g, NULL, "start", NULL, group_out);
+    return tp__spawn(pool, g, NULL, "start", group_out);
 }
 
 /* A group over n arguments whose pointer array lives in a block of
@@ -126,7 +108,7 @@ static tp__group *array_group(int call, size_t n, size_t num_concurrent,
 {
     if (n > (SIZE_MAX - extra) / sizeof(void *) / 2)
         return NULL;
-    tp__group *g = group_new(call, TP__SRC_ARRAY, num_concurrent, opts);
+    tp__group *g = tp__group_new(call, TP__SRC_ARRAY, num_concurrent, opts);
     if (!g)
         return NULL;
     g->block = malloc(n * sizeof(void *) + extra);
@@ -161,8 +143,7 @@ int tp_map(tp_pool *pool, tp_fn fn, void *const args[], size_t nargs,
         return TP_ENOMEM;
     g->f.fn = fn;
     memcpy(g->args, args, nargs * sizeof *args);
-    return tp__spawn(pool, g, opts, "map", opts ? opts->group_name : NULL,
-                     group_out);
+    return tp__spawn(pool, g, opts, "map", group_out);
 }
 
 int tp_map_iter(tp_pool *pool, tp_fn fn, tp_iter iter, size_t num_concurrent,
@@ -173,14 +154,13 @@ int tp_map_iter(tp_pool *pool, tp_fn fn, tp_iter iter, size_t num_concurrent,
         rc = TP_EINVAL;
     tp__group *g = NULL;
     if (rc == TP_OK) {
-        g = group_new(TP__CALL_FN, TP__SRC_ITER, num_concurrent, opts);
+        g = tp__group_new(TP__CALL_FN, TP__SRC_ITER, num_concurrent, opts);
         rc = g ? TP_OK : TP_ENOMEM;
     }
     if (rc == TP_OK) {
         g->f.fn = fn;
         g->iter = iter;
-        rc = tp__spawn(pool, g, opts, "map", opts ? opts->group_name : NULL,
-                       group_out);
+        rc = tp__spawn(pool, g, opts, "map", group_out);
     }
     if (rc != TP_OK && iter.done)
         iter.done(iter.state);
@@ -214,8 +194,7 @@ int tp_starmap(tp_pool *pool, tp_star_fn fn, const tp_args args[], size_t n,
         values += args[i].argc;
         g->args[i] = &copies[i];
     }
-    return tp__spawn(pool, g, opts, "starmap", opts ? opts->group_name : NULL,
-                     group_out);
+    return tp__spawn(pool, g, opts, "starmap", group_out);
 }
 
 void *tp_kwargs_get(const tp_kwargs *kw, const char *key, void *fallback)
@@ -264,6 +243,5 @@ int tp_doublestarmap(tp_pool *pool, tp_kw_fn fn, const tp_kwargs kwargs[],
         }
         g->args[i] = &copies[i];
     }
-    return tp__spawn(pool, g, opts, "doublestarmap",
-                     opts ? opts->group_name : NULL, group_out);
+    return tp__spawn(pool, g, opts, "doublestarmap", group_out);
 }

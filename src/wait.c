@@ -1,9 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The task side: identity, the cancellation flag, and the waits that a
- * cancel interrupts. Each task's waiter state (task->wmu and what it
- * guards) is described in internal.h; tp__cancel_task (worker.c) is the
- * other side of every wait here.
+ * The cancellation-aware waiter registry: a task's identity and flag, the
+ * waits that a cancel interrupts (tp_sleep, tp_cond_wait, tp_wait_fd,
+ * tp_cancel_fd), and the canceller's side: marking a task cancelled,
+ * pinning its worker, and waking whatever the task is blocked in.
+ *
+ * DESIGN
+ *
+ * Each task has a leaf mutex, task->wmu, guarding what the task is blocked
+ * in (ucond/umutex, waking, efd). Order: pool->mu, then task->wmu. A task
+ * holding its own user mutex in tp_cond_wait takes wmu too, so a canceller
+ * (which holds wmu) only ever *tries* the user's mutex and never blocks on
+ * it. Cancelling marks tasks under pool->mu but wakes them after releasing
+ * it (tp__cancel_later, tp__wake_all); each deferred wake pins the task's
+ * worker (worker->pins), which neither reuses nor frees the task until the
+ * wake is delivered (worker.c waits for the pins at the task's end).
  */
 #include "internal.h"
 
@@ -157,9 +168,82 @@ int tp_wait_fd(tp_task *task, int fd, short events, double timeout)
             return TP_ESYS;
         if (tp_cancelled(task))
             return TP_ECANCELED;
+        if (n > 0 && (p[0].revents & POLLNVAL))
+            return TP_EINVAL; /* fd is not open */
         if (n > 0 && p[0].revents)
             return p[0].revents;
         if (n == 0 && ms == 0)
             return TP_ETIMEDOUT;
     }
+}
+
+/* ---- the canceller's side: marking, pins and wakes ---- */
+
+bool tp__mark_cancelled(tp_pool *pool, tp_task *t)
+{
+    TP_ASSERT_HELD(pool);
+    if (t->state != TP__RUNNING)
+        return false;
+    t->state = TP__CANCELLED;
+    pool->n_running--;
+    pool->n_cancelled++;
+    pool->total_cancelled++;
+    atomic_store(&t->cancelled, true);
+    return true;
+}
+
+void tp__wake(tp_task *t)
+{
+    pthread_mutex_lock(&t->wmu);
+    pthread_cond_t *ucond = t->ucond;
+    pthread_mutex_t *umutex = t->umutex;
+    t->waking = ucond != NULL; /* tp_cond_wait keeps them registered */
+    if (t->efd >= 0 && !t->efd_signalled) {
+        uint64_t one = 1;
+        ssize_t rc = write(t->efd, &one, sizeof one);
+        (void)rc;
+        t->efd_signalled = true;
+    }
+    pthread_mutex_unlock(&t->wmu);
+    /* Signalled after unlocking, so that a sleeper does not wake into a
+     * held mutex: the flag was set before wmu was taken, so a sleeper
+     * either saw it or is already waiting. */
+    pthread_cond_signal(&t->wcv);
+    if (!ucond)
+        return;
+    /* A task in tp_cond_wait holds its mutex from checking the flag until
+     * it blocks, so broadcasting while holding that mutex cannot fall in
+     * between. We hold no lock here, so waiting for it is safe; the wait is
+     * bounded because our caller might hold it (then the task cannot be in
+     * that window, and a broadcast without the mutex reaches it). */
+    struct timespec limit = tp__deadline(CLOCK_REALTIME, 0.005);
+    bool locked = pthread_mutex_timedlock(umutex, &limit) == 0;
+    pthread_cond_broadcast(ucond);
+    if (locked)
+        pthread_mutex_unlock(umutex);
+    pthread_mutex_lock(&t->wmu);
+    t->waking = false;
+    pthread_mutex_unlock(&t->wmu);
+    pthread_cond_broadcast(&t->wcv);
+}
+
+bool tp__cancel_later(tp_pool *pool, tp_task *t, tp__wakes *w)
+{
+    TP_ASSERT_HELD(pool);
+    if (!tp__mark_cancelled(pool, t))
+        return false;
+    atomic_fetch_add_explicit(&t->worker->pins, 1, memory_order_relaxed);
+    t->wake_next = w->head;
+    w->head = t;
+    return true;
+}
+
+void tp__wake_all(tp__wakes *w)
+{
+    for (tp_task *t = w->head, *next; t; t = next) {
+        next = t->wake_next; /* read before the unpin lets t be reused */
+        tp__wake(t);
+        atomic_fetch_sub_explicit(&t->worker->pins, 1, memory_order_release);
+    }
+    w->head = NULL;
 }

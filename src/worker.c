@@ -23,12 +23,14 @@
 #include <limits.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 _Thread_local tp__worker *tp__self;
 atomic_int tp__fail_thread_create;
+void (*tp__spin_hook)(void);
 
 static void worker_free(tp__worker *w)
 {
@@ -83,6 +85,9 @@ static int spawn_thread(tp_pool *pool)
         return TP_ENOMEM;
     w->pool = pool;
     w->wake = true;
+    tp__list_init(&w->idle_node);
+    tp__list_init(&w->task.live_node);
+    tp__list_init(&w->task.group_node);
     w->task.pool = pool;
     w->task.worker = w;
     w->task.efd = -1;
@@ -115,18 +120,15 @@ int tp__dispatch(tp_pool *pool)
     int creations = tp__self && tp__self->pool == pool ? 2 : 1;
     int err = TP_OK;
     while (!pool->freeing) {
-        size_t room =
-            pool->size > pool->occupied ? pool->size - pool->occupied : 0;
+        size_t room = tp__sem_room(pool);
         size_t want = room < pool->queued_total ? room : pool->queued_total;
         if (want <= pool->waking)
             break;
-        tp__worker *w = pool->idle_head;
-        if (w) {
-            pool->idle_head = w->idle_next;
-            if (w->idle_next)
-                w->idle_next->idle_prev = NULL;
-            pool->idle--;
-            w->idle = false;
+        tp__list *idle = tp__list_first(&pool->idle);
+        if (idle) {
+            tp__worker *w = tp__container(idle, tp__worker, idle_node);
+            tp__list_remove(idle);
+            pool->n_idle--;
             w->wake = true;
             pool->waking++;
             pthread_cond_signal(&w->park);
@@ -134,6 +136,13 @@ int tp__dispatch(tp_pool *pool)
         }
         if (creations-- == 0)
             break;
+        /* Every thread may hold a live task: the id map must have room
+         * for all of them before the thread exists, so that claiming a
+         * start never allocates there. */
+        if (tp__idmap_reserve(&pool->live, pool->threads + 1)) {
+            err = TP_ENOMEM;
+            break;
+        }
         pool->waking++;
         if (++pool->threads == 257)
             grow_futex_hash();
@@ -154,85 +163,29 @@ int tp__dispatch(tp_pool *pool)
     return err;
 }
 
-bool tp__mark_cancelled(tp_pool *pool, tp_task *t)
-{
-    TP_ASSERT_HELD(pool);
-    if (t->state != TP__RUNNING)
-        return false;
-    t->state = TP__CANCELLED;
-    pool->n_running--;
-    pool->n_cancelled++;
-    pool->total_cancelled++;
-    atomic_store(&t->cancelled, true);
-    return true;
-}
-
-void tp__wake(tp_task *t)
-{
-    pthread_mutex_lock(&t->wmu);
-    pthread_cond_t *ucond = t->ucond;
-    pthread_mutex_t *umutex = t->umutex;
-    t->waking = ucond != NULL; /* tp_cond_wait keeps them registered */
-    if (t->efd >= 0 && !t->efd_signalled) {
-        uint64_t one = 1;
-        ssize_t rc = write(t->efd, &one, sizeof one);
-        (void)rc;
-        t->efd_signalled = true;
-    }
-    pthread_mutex_unlock(&t->wmu);
-    /* Signalled after unlocking, so that a sleeper does not wake into a
-     * held mutex: the flag was set before wmu was taken, so a sleeper
-     * either saw it or is already waiting. */
-    pthread_cond_signal(&t->wcv);
-    if (!ucond)
-        return;
-    /* A task in tp_cond_wait holds its mutex from checking the flag until
-     * it blocks, so broadcasting while holding that mutex cannot fall in
-     * between. We hold no lock here, so waiting for it is safe; the wait is
-     * bounded because our caller might hold it (then the task cannot be in
-     * that window, and a broadcast without the mutex reaches it). */
-    struct timespec limit = tp__deadline(CLOCK_REALTIME, 0.005);
-    bool locked = pthread_mutex_timedlock(umutex, &limit) == 0;
-    pthread_cond_broadcast(ucond);
-    if (locked)
-        pthread_mutex_unlock(umutex);
-    pthread_mutex_lock(&t->wmu);
-    t->waking = false;
-    pthread_mutex_unlock(&t->wmu);
-    pthread_cond_broadcast(&t->wcv);
-}
-
-/* Starts the task on worker w: gives it the next id and makes it live. */
-static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg)
+/* Starts the task on worker w: gives it the next id and makes it live.
+ * The claim reserved everything this needs (tp__group_reserve). */
+static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg,
+                      uint64_t admitted_ns)
 {
     TP_ASSERT_HELD(pool);
     tp_task *t = &w->task;
+    t->admitted_ns = admitted_ns;
     t->id = pool->next_id++;
     t->group = g;
     t->arg = arg;
     t->state = TP__RUNNING;
+    t->log_ticket = tp__logq_turn(&pool->logq, TP_LOG_INFO);
     atomic_store_explicit(&t->cancelled, false, memory_order_relaxed);
     tp__idmap_put(&pool->live, t->id, t);
-    t->next = NULL;
-    t->prev = pool->live_tail;
-    if (t->prev)
-        t->prev->next = t;
-    else
-        pool->live_head = t;
-    pool->live_tail = t;
+    tp__list_push_back(&pool->tasks, &t->live_node);
+    tp__list_push_back(&g->tasks, &t->group_node);
     pool->n_running++;
     pool->total_started++;
     g->live++;
     g->refs++;
     tp__group_add_id(g, t->id);
     return t;
-}
-
-static bool reserve(tp_pool *pool, tp__group *g)
-{
-    if (tp__idmap_reserve(&pool->live) == 0 && tp__group_reserve_id(g) == 0)
-        return true;
-    return false;
 }
 
 /* Takes the next argument of an iterator group for a claimed start. Returns
@@ -252,26 +205,29 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
         rc = g->iter.next(g->iter.state, arg);
         tp__lock(pool);
         g->iter_busy = false;
-        if (rc == 1 && !g->iter_over)
-            got = reserve(pool, g);
+        got = rc == 1 && !g->iter_over;
         if (rc != 1) {
             g->iter_over = true;
-            tp__fifo_remove(pool, g);
+            tp__fifo_remove_group(pool, g);
         }
         done = g->iter_over && !g->done_called;
         g->done_called |= done;
         tp__changed(pool);
     }
     if (!got) {
-        pool->occupied--;
+        tp__sem_release(pool);
         g->active--;
         /* Still counted in claims, so the group stays pending (and gather
          * waits) until these calls are done. */
         if (rc == 1 || rc < 0 || done) {
             tp__unlock(pool);
-            if (rc < 0)
-                tp__log(TP_LOG_ERROR, "%s: the iterator of %s failed (%d)",
-                        pool->name, g->name, rc);
+            if (rc < 0 && tp__log_on(TP_LOG_ERROR)) {
+                char name[TP_NAME_MAX];
+                tp__group_format(g, name);
+                tp__log_write(TP_LOG_ERROR,
+                              "%s: the iterator of %s failed (%d)", pool->name,
+                              name, rc);
+            }
             if (rc == 1 && g->discard)
                 g->discard(*arg, g->cb_arg);
             if (done && g->iter.done)
@@ -288,45 +244,51 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
 }
 
 /* Claims the start at the head of the FIFO if the pool has room and starts
- * it as a task of w. NULL if there is nothing to claim. May unlock (for an
- * iterator's next). */
-static tp_task *claim(tp_pool *pool, tp__worker *w)
+ * it as a task of w. NULL if there is nothing to claim, or (with *nomem
+ * set) if the memory the start needs cannot be had now: then nothing was
+ * claimed and the start waits at the head of the FIFO for a retry. May
+ * unlock (for an iterator's next). */
+static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
 {
     TP_ASSERT_HELD(pool);
     for (;;) {
-        tp__run *run = pool->fifo_head;
-        if (!run || pool->occupied >= pool->size)
+        tp__run *run = tp__fifo_peek(pool);
+        if (!run)
             return NULL;
         tp__group *g = run->group;
-        /* An iterator's start reserves after next(), in iter_fetch. */
-        if (g->src != TP__SRC_ITER && !reserve(pool, g)) {
-            tp__log_locked(pool, TP_LOG_ERROR,
-                           "%s: out of memory starting a task", pool->name);
+        if (!tp__group_reserve(g, run->count == 1)) {
+            *nomem = true;
             return NULL;
         }
-        if (--run->count == 0) {
-            pool->fifo_head = run->next;
-            if (!pool->fifo_head)
-                pool->fifo_tail = NULL;
-            tp__run_free(pool, run);
-        }
-        g->queued--;
-        pool->queued_total--;
-        pool->occupied++;
+        uint64_t admitted = run->admitted_ns; /* run may go in take */
+        tp__fifo_take(pool, run);
         if (g->src != TP__SRC_ITER)
-            return begin(pool, w, g, tp__group_arg(g, g->next_arg++));
+            return begin(pool, w, g, tp__group_arg(g, g->next_arg++), admitted);
         void *arg = NULL;
         bool got = iter_fetch(pool, g, &arg);
-        tp_task *t = got ? begin(pool, w, g, arg) : NULL;
+        tp_task *t = got ? begin(pool, w, g, arg, admitted) : NULL;
         tp__group_unref(pool, g);
         if (t)
             return t;
     }
 }
 
+/* Writes a task message in its turn (see tp__logq). */
+static void log_in_turn(tp_pool *pool, uint64_t turn, tp_log_level level,
+                        const char *what, tp_id id)
+{
+    tp__logq_wait(&pool->logq, turn);
+    tp__log(level, "%s %s_Task-%" PRId64 "%s", what, pool->name, id,
+            strcmp(what, "Cancelling") == 0 ? " ..." : "");
+    tp__logq_done(&pool->logq, turn);
+}
+
 static int run(tp_pool *pool, tp_task *t)
 {
-    tp__log(TP_LOG_INFO, "Started %s_Task-%" PRId64, pool->name, t->id);
+    if (pool->timings_on) /* timings read the clock unlocked */
+        t->started_ns = tp__now_ns();
+    if (t->log_ticket != UINT64_MAX)
+        log_in_turn(pool, t->log_ticket, TP_LOG_INFO, "Started", t->id);
     if (atomic_load(&t->cancelled))
         return 0; /* cancelled before it started: never called */
     tp__group *g = t->group;
@@ -355,64 +317,70 @@ static void mark_ended(tp_pool *pool, tp_task *t)
         pool->n_cancelled--;
     else
         pool->n_running--;
-    pool->n_ended++;
+    if (!pool->forget_ended)
+        pool->n_ended++;
     pool->total_ended++;
     t->state = TP__ENDED;
 }
 
-/* Records the end of t, whose function returned rc, in the reference's
- * order: a task that was not cancelled has ended at once; a cancelled one
- * logs "Cancelling"/"Cancelled", runs its cancel callback and then ends.
- * "Ended" is logged, then its pool slot is freed, then its end callback
- * runs; then it stops being live and its group may admit the next start.
- * Callbacks and logging run unlocked. */
-static void finish(tp_pool *pool, tp_task *t, int rc)
+/* Ends t, whose function returned rc (timing: its observations, or NULL
+ * without timings), in the reference's order: a task
+ * that was not cancelled has ended at once; a cancelled one logs
+ * "Cancelling"/"Cancelled" and runs its cancel callback, then ends. Then
+ * "Ended" is logged (its turn taken as the slot is freed, so before any
+ * Started that the slot allows) and the end callback runs. Callbacks and
+ * logging run unlocked. */
+static void end_task(tp_pool *pool, tp_task *t, int rc,
+                     const tp__timing *timing)
 {
     TP_ASSERT_HELD(pool);
+    if (timing)
+        tp__timing_add(&pool->timings, timing);
     tp__group *g = t->group;
     if (rc)
         pool->total_failed++;
-    bool cancelled = t->state == TP__CANCELLED;
-    if (!cancelled)
-        mark_ended(pool, t);
-    if (g->end_cb || g->cancel_cb || tp__log_on(TP_LOG_INFO) ||
-        (cancelled && tp__log_on(TP_LOG_DEBUG))) {
-        tp__unlock(pool);
-        if (cancelled) {
-            tp__log(TP_LOG_DEBUG, "Cancelling %s_Task-%" PRId64 " ...",
-                    pool->name, t->id);
-            tp__log(TP_LOG_DEBUG, "Cancelled %s_Task-%" PRId64, pool->name,
-                    t->id);
+    if (t->state == TP__CANCELLED) {
+        uint64_t turn = tp__logq_turn(&pool->logq, TP_LOG_DEBUG);
+        if (turn != UINT64_MAX || g->cancel_cb) {
+            tp__unlock(pool);
+            if (turn != UINT64_MAX) {
+                tp__logq_wait(&pool->logq, turn);
+                tp__log(TP_LOG_DEBUG, "Cancelling %s_Task-%" PRId64 " ...",
+                        pool->name, t->id);
+                tp__log(TP_LOG_DEBUG, "Cancelled %s_Task-%" PRId64, pool->name,
+                        t->id);
+                tp__logq_done(&pool->logq, turn);
+            }
             if (g->cancel_cb)
                 g->cancel_cb(pool, t->id, g->cb_arg);
-        }
-        tp__log(TP_LOG_INFO, "Ended %s_Task-%" PRId64, pool->name, t->id);
-        tp__lock(pool);
-        if (cancelled)
-            mark_ended(pool, t);
-        pool->occupied--;
-        if (g->end_cb) {
-            /* Let another worker use the slot during the callback. */
-            tp__dispatch(pool);
-            tp__unlock(pool);
-            g->end_cb(pool, t->id, g->cb_arg);
             tp__lock(pool);
         }
-    } else {
-        if (cancelled)
-            mark_ended(pool, t);
-        pool->occupied--;
     }
+    mark_ended(pool, t);
+    tp__sem_release(pool);
+    uint64_t turn = tp__logq_turn(&pool->logq, TP_LOG_INFO);
+    if (turn == UINT64_MAX && !g->end_cb)
+        return;
+    /* Let another worker use the slot during the callback. */
+    if (g->end_cb)
+        tp__dispatch(pool);
+    tp__unlock(pool);
+    if (turn != UINT64_MAX)
+        log_in_turn(pool, turn, TP_LOG_INFO, "Ended", t->id);
+    if (g->end_cb)
+        g->end_cb(pool, t->id, g->cb_arg);
+    tp__lock(pool);
+}
 
+/* Forgets t as a live task once its callbacks returned: its group may
+ * admit its next start, and a discard owed to the group may be due. */
+static void unlive_task(tp_pool *pool, tp_task *t)
+{
+    TP_ASSERT_HELD(pool);
+    tp__group *g = t->group;
     tp__idmap_del(&pool->live, t->id);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        pool->live_head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        pool->live_tail = t->prev;
+    tp__list_remove(&t->live_node);
+    tp__list_remove(&t->group_node);
     /* Pins come only with a cancel of a running task, and t stopped
      * running when its function returned; wait for the wakes already
      * promised to it (rare: a canceller between marking and waking), so
@@ -436,12 +404,64 @@ static void finish(tp_pool *pool, tp_task *t, int rc)
     g->live--;
     g->active--;
     tp__group_admit(pool, g);
+    tp__group_settle(pool, g);
+    if (pool->forget_ended) {
+        tp__group_del_id(g, t->id);
+        tp__group_retire_if_empty(pool, g);
+    }
+    /* A finished per-call group that only the pool's lists still hold
+     * shrinks to its name and id. */
+    bool only_listed = tp__list_linked(&g->node) && g->refs == 2;
+    t->group = NULL;
     tp__group_unref(pool, g);
+    if (only_listed)
+        tp__group_compact(pool, g);
     /* Only these ends can satisfy a waiter (flush, gather, free). */
     if (pool->live.len == 0 || t->flush_wait) {
         t->flush_wait = false;
         tp__changed(pool);
     }
+}
+
+/* Before parking, one worker at a time spins for up to SPIN_NS watching
+ * pool->claimable without the lock: a service that submits one task per
+ * call then finds this worker awake (it counts in pool->waking, so no
+ * submission signals anyone) instead of paying a futex wake and a context
+ * switch per task. True if a start became claimable. */
+enum { SPIN_NS = 20000 };
+
+static bool spin_for_work(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    if (pool->spinning || pool->freeing)
+        return false;
+    pool->spinning = true;
+    pool->waking++;
+    tp__unlock(pool);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    bool seen = false;
+    for (unsigned i = 1; !seen; i++) {
+        seen = atomic_load_explicit(&pool->claimable, memory_order_relaxed);
+        if (seen || i % 64)
+            continue;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000000000L +
+                (now.tv_nsec - start.tv_nsec) >
+            SPIN_NS)
+            break;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    if (tp__spin_hook)
+        tp__spin_hook();
+    tp__lock(pool);
+    pool->spinning = false;
+    pool->waking--;
+    /* Exact under the lock: a start queued after the spin gave up was
+     * left to this worker (it counted in waking), so it must not park. */
+    return seen || atomic_load_explicit(&pool->claimable, memory_order_relaxed);
 }
 
 /* Parks w until it is woken for work (true) or should retire (false). */
@@ -450,28 +470,17 @@ static bool park(tp_pool *pool, tp__worker *w)
     TP_ASSERT_HELD(pool);
     if (pool->freeing)
         return false;
-    w->idle = true;
-    w->idle_prev = NULL;
-    w->idle_next = pool->idle_head;
-    if (w->idle_next)
-        w->idle_next->idle_prev = w;
-    pool->idle_head = w;
-    pool->idle++;
+    tp__list_push_front(&pool->idle, &w->idle_node);
+    pool->n_idle++;
     struct timespec deadline =
         tp__deadline(CLOCK_MONOTONIC, pool->idle_timeout);
     bool timed_out = false;
-    while (w->idle && !pool->freeing && !timed_out)
+    while (tp__list_linked(&w->idle_node) && !pool->freeing && !timed_out)
         timed_out = !tp__wait(pool, &w->park,
                               pool->idle_timeout < 0 ? NULL : &deadline);
-    if (w->idle) {
-        if (w->idle_prev)
-            w->idle_prev->idle_next = w->idle_next;
-        else
-            pool->idle_head = w->idle_next;
-        if (w->idle_next)
-            w->idle_next->idle_prev = w->idle_prev;
-        pool->idle--;
-        w->idle = false;
+    if (tp__list_linked(&w->idle_node)) {
+        tp__list_remove(&w->idle_node);
+        pool->n_idle--;
     }
     return w->wake;
 }
@@ -488,9 +497,21 @@ static void *worker_main(void *arg)
             w->wake = false;
             pool->waking--;
         }
-        tp_task *t = claim(pool, w);
+        bool nomem = false;
+        tp_task *t = claim(pool, w, &nomem);
+        if (!t && nomem) {
+            /* The start stays first in the FIFO; try again shortly. */
+            tp__log_locked(pool, TP_LOG_ERROR,
+                           "%s: out of memory starting a task; retrying",
+                           pool->name);
+            tp__unlock(pool);
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, NULL);
+            tp__lock(pool);
+            continue;
+        }
         if (!t) {
-            if (park(pool, w))
+            if (spin_for_work(pool) || park(pool, w))
                 continue;
             break;
         }
@@ -501,8 +522,14 @@ static void *worker_main(void *arg)
                            pool->name);
         tp__unlock(pool);
         int rc = run(pool, t);
+        tp__timing timing, *timed = NULL;
+        if (pool->timings_on) {
+            timing = tp__timing_of(t->admitted_ns, t->started_ns, tp__now_ns());
+            timed = &timing;
+        }
         tp__lock(pool);
-        finish(pool, t, rc);
+        end_task(pool, t, rc, timed);
+        unlive_task(pool, t);
     }
     pool->threads--;
     tp__worker *prev = pool->zombie;

@@ -203,6 +203,36 @@ START_TEST(wait_fd_reports_readiness_and_timeouts)
 }
 END_TEST
 
+static int closed_fd_waiter(tp_task *task, void *arg)
+{
+    int fd = *(int *)arg;
+    result[0] = tp_wait_fd(task, fd, POLLIN, -1);
+    return 0;
+}
+
+/* Regression (issue 8): a descriptor that is not open is TP_EINVAL, as -1
+ * is, not a POLLNVAL "event" (it was returned as revents before). */
+START_TEST(wait_fd_on_a_closed_descriptor_is_einval)
+{
+    /* A high number, so that the task's own cancel eventfd does not reuse
+     * it. */
+    ck_assert_int_eq(pipe(fds), 0);
+    int closed = dup2(fds[0], 900);
+    ck_assert_int_eq(closed, 900);
+    close(closed);
+    close(fds[0]);
+    close(fds[1]);
+    ck_assert_int_eq(tp_wait_fd(NULL, closed, POLLIN, -1), TP_EINVAL);
+    ck_assert_int_eq(tp_wait_fd(NULL, closed, POLLOUT, 0), TP_EINVAL);
+    tp_pool *p = tp_pool_new(NULL);
+    ck_assert_int_eq(tp_apply(p, closed_fd_waiter, &closed, 1, &counted, NULL),
+                     TP_OK);
+    ck_assert(counter_wait(&ended, 1));
+    ck_assert_int_eq(result[0], TP_EINVAL);
+    tp_pool_free(p);
+}
+END_TEST
+
 static int polls_cancel_fd(tp_task *task, void *arg)
 {
     (void)arg;
@@ -377,6 +407,7 @@ int main(void)
     tcase_add_test(tc, cond_wait_in_a_task_times_out);
     tcase_add_test(tc, wait_fd_returns_ecanceled_when_cancelled);
     tcase_add_test(tc, wait_fd_reports_readiness_and_timeouts);
+    tcase_add_test(tc, wait_fd_on_a_closed_descriptor_is_einval);
     tcase_add_test(tc, cancel_fd_becomes_readable_when_cancelled);
     tcase_add_test(tc, cancel_fd_is_reset_between_tasks);
     tcase_add_test(tc, task_knows_its_id_pool_and_thread);

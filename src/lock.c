@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pool lock and what waits with it: the one file every other engine
+ * file may call and that calls none of them but log.c (a leaf of the
+ * engine).
+ *
+ * DESIGN
+ *
+ * One mutex per pool, pool->mu, guards all of the pool's state: its groups
+ * and their name index, the FIFO of pending starts (sem.c), the live tasks
+ * and the counters, and the worker lists. It is held only for bookkeeping:
+ * no user code (task, iterator, callback, log handler) and no blocking
+ * system call runs under it; thread creation and joins happen with it
+ * released. Lock order: pool->mu, then a task's task->wmu (wait.c), then
+ * the user's mutex only ever *tried* by a canceller; the log turn lock
+ * (log.c) and a queue's lock are leaves.
+ *
+ * Debug builds keep, per thread, which pool's lock it holds, so that every
+ * "caller holds pool->mu" helper asserts it (TP_ASSERT_HELD).
+ *
+ * Messages about rare errors found under the lock are stored and written
+ * by tp__unlock once the lock is released (tp__log_locked), so that the
+ * log handler never runs under the lock.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifndef NDEBUG
+static _Thread_local const tp_pool *held_pool;
+static _Thread_local int held_depth;
+bool tp__held(tp_pool *pool)
+{
+    return held_pool == pool && held_depth > 0;
+}
+#endif
+
+void tp__lock(tp_pool *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+#ifndef NDEBUG
+    held_pool = pool;
+    held_depth++;
+#endif
+}
+
+void tp__unlock(tp_pool *pool)
+{
+#ifndef NDEBUG
+    if (--held_depth == 0)
+        held_pool = NULL;
+#endif
+    int level = pool->deferred_level;
+    char message[sizeof pool->deferred_log];
+    if (level >= 0) {
+        memcpy(message, pool->deferred_log, sizeof message);
+        pool->deferred_level = -1;
+    }
+    pthread_mutex_unlock(&pool->mu);
+    if (level >= 0)
+        tp__log_write((tp_log_level)level, "%s", message);
+}
+
+void tp__log_locked(tp_pool *pool, tp_log_level level, const char *fmt, ...)
+{
+    TP_ASSERT_HELD(pool);
+    if (!tp__log_on(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pool->deferred_log, sizeof pool->deferred_log, fmt, ap);
+    va_end(ap);
+    pool->deferred_level = (int)level;
+}
+
+void tp__changed(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    if (pool->waiters)
+        pthread_cond_broadcast(&pool->changed);
+}
+
+bool tp__wait(tp_pool *pool, pthread_cond_t *cv,
+              const struct timespec *deadline)
+{
+    TP_ASSERT_HELD(pool);
+    int rc = 0;
+#ifndef NDEBUG
+    int depth = held_depth;
+    held_depth = 0;
+    held_pool = NULL;
+#endif
+    if (deadline)
+        rc = pthread_cond_timedwait(cv, &pool->mu, deadline);
+    else
+        pthread_cond_wait(cv, &pool->mu);
+#ifndef NDEBUG
+    held_pool = pool;
+    held_depth = depth;
+#endif
+    return rc != ETIMEDOUT;
+}
+
+bool tp__wait_changed(tp_pool *pool, const struct timespec *deadline)
+{
+    pool->waiters++;
+    bool ok = tp__wait(pool, &pool->changed, deadline);
+    pool->waiters--;
+    return ok;
+}
+
+int tp__cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pool-size semaphore and its FIFO of pending starts. This file alone
+ * reads or writes pool->size's complement pool->occupied, pool->fifo and
+ * pool->queued_total, and a group's runs and queued count. Everything here
+ * runs with pool->mu held (see lock.c) and never allocates: run nodes come
+ * from their group's spares (tp__group_reserve, group.c, made them).
+ *
+ * The FIFO is a list of runs, each a count of consecutive starts of one
+ * group; a group also lists its own runs, so that dropping its starts
+ * costs O(its runs), not O(the FIFO). Starts are claimed strictly first
+ * in, first out, and only while occupied < size.
+ */
+#include "internal.h"
+
+size_t tp__sem_room(const tp_pool *pool)
+{
+    return pool->size > pool->occupied ? pool->size - pool->occupied : 0;
+}
+
+/* Publishes whether a start may be claimed, for a worker that spins
+ * before parking (worker.c); exact whenever pool->mu is free. */
+static void publish(tp_pool *pool)
+{
+    atomic_store_explicit(&pool->claimable,
+                          pool->queued_total && pool->occupied < pool->size,
+                          memory_order_relaxed);
+}
+
+void tp__sem_resize(tp_pool *pool, size_t size)
+{
+    pool->size = size;
+    publish(pool);
+}
+
+static tp__run *run_of(tp__list *n)
+{
+    return tp__container(n, tp__run, fifo);
+}
+
+static tp__run *spare_pop(tp__group *g)
+{
+    tp__run *run = g->spare;
+    assert(run && g->n_spare > 0);
+    g->spare = run->fifo.next ? run_of(run->fifo.next) : NULL;
+    g->n_spare--;
+    return run;
+}
+
+static void spare_push(tp__group *g, tp__run *run)
+{
+    run->fifo.next = g->spare ? &g->spare->fifo : NULL;
+    g->spare = run;
+    g->n_spare++;
+}
+
+void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count)
+{
+    TP_ASSERT_HELD(pool);
+    tp__list *last = tp__list_last(&pool->fifo);
+    if (last && run_of(last)->group == g) {
+        run_of(last)->count += count;
+    } else {
+        tp__run *run = spare_pop(g);
+        run->group = g;
+        run->count = count;
+        run->admitted_ns = pool->timings_on ? tp__now_ns() : 0;
+        tp__list_push_back(&pool->fifo, &run->fifo);
+        tp__list_push_back(&g->runs, &run->in_group);
+    }
+    g->queued += count;
+    g->active += count;
+    pool->queued_total += count;
+    publish(pool);
+}
+
+tp__run *tp__fifo_peek(const tp_pool *pool)
+{
+    TP_ASSERT_HELD((tp_pool *)pool);
+    tp__list *first = tp__list_first(&pool->fifo);
+    if (!first || pool->occupied >= pool->size)
+        return NULL;
+    return run_of(first);
+}
+
+static void run_unlink(tp_pool *pool, tp__run *run)
+{
+    tp__list_remove(&run->fifo);
+    tp__list_remove(&run->in_group);
+    spare_push(run->group, run);
+    (void)pool;
+}
+
+void tp__fifo_take(tp_pool *pool, tp__run *run)
+{
+    TP_ASSERT_HELD(pool);
+    tp__group *g = run->group;
+    assert(run->count > 0 && pool->occupied < pool->size);
+    if (--run->count == 0)
+        run_unlink(pool, run);
+    g->queued--;
+    pool->queued_total--;
+    pool->occupied++;
+    publish(pool);
+}
+
+void tp__sem_release(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    assert(pool->occupied > 0);
+    pool->occupied--;
+    publish(pool);
+}
+
+void tp__fifo_remove_group(tp_pool *pool, tp__group *g)
+{
+    TP_ASSERT_HELD(pool);
+    tp__list_each(n, next, &g->runs)
+    {
+        tp__run *run = tp__container(n, tp__run, in_group);
+        pool->queued_total -= run->count;
+        run_unlink(pool, run);
+    }
+    g->active -= g->queued;
+    g->queued = 0;
+    publish(pool);
+}
