@@ -264,6 +264,30 @@ static void h_get_group_ids(tp__ctl_ctx *ctx, const tp__ctl_args *a,
     free(names);
 }
 
+/* Runs on a helper thread (the listing costs O(groups)), and renders the
+ * response there too: a million groups make ~130 MB of text, which the
+ * control thread then only queues. */
+static void h_groups(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+{
+    (void)a;
+    tp_groups g = {0};
+    int rc = tp_get_groups(ctx->pool, &g);
+    if (rc != TP_OK) {
+        tp__ctl_reply_tp_error(r, ctx->pool, rc);
+        return;
+    }
+    size_t len = 0;
+    char *wire = tp__ctl_groups_render(&g, ctx->json, &len);
+    tp_groups_free(&g);
+    if (!wire) {
+        tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+        return;
+    }
+    tp__ctl_reply_result(r, NULL);
+    r->wire = wire;
+    r->wire_len = len;
+}
+
 static void h_is_full(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
@@ -649,6 +673,13 @@ const tp__ctl_command tp__ctl_commands[] = {
      "Prints the set of IDs of the tasks in the given "
      "groups.",
      NULL, ARGS(group_names_args), 0, h_get_group_ids},
+    {"groups",
+     "Lists every group: its name, running, cancelled, ended and pending "
+     "counts, and num_concurrent.",
+     "Lists every group the pool knows, newest first, one line per group: "
+     "NAME running=R cancelled=C ended=E pending=P num_concurrent=N (inf: "
+     "no limit), then a blank line.",
+     NOARGS, TP__CTL_EXTRA | TP__CTL_OFFLOAD, h_groups},
     {"help", "Shows this help, or the help of one command.", NULL,
      ARGS(help_args), TP__CTL_EXTRA, h_help},
     {"is-full", "`True` if no more task can start right now.", NULL, NOARGS, 0,

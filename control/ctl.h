@@ -22,6 +22,7 @@
 
 #include "taskpool.h"
 #include "taskpool_control.h"
+#include "text.h"
 
 /* ------------------------------------------------------------------------ */
 /* Replies                                                                  */
@@ -48,6 +49,10 @@ typedef struct tp__ctl_reply {
     cJSON *result;     /* owned; may be NULL */
     const char *error; /* static TP_* name */
     char *message;     /* owned */
+    /* A response rendered by the handler itself, for results too big for
+     * a cJSON tree (groups): sent as is; owned. */
+    char *wire;
+    size_t wire_len;
 } tp__ctl_reply;
 
 void tp__ctl_reply_clear(tp__ctl_reply *r);
@@ -61,7 +66,19 @@ void tp__ctl_reply_tp_error(tp__ctl_reply *r, tp_pool *pool, int err);
  * "[3, 2]", "{0, 1}"); malloc'd, no trailing newline. NULL on ENOMEM. */
 char *tp__ctl_result_text(const char *cmd, const cJSON *result);
 
-/* Renders r as one wire response ending in '\n'; malloc'd, *len set. */
+/* One group as a line of text, without the newline: its name (control
+ * characters as '?'), then running=R cancelled=C ended=E pending=P
+ * num_concurrent=N ("inf" when unlimited). */
+void tp__ctl_group_line(tp__ctl_buf *b, const tp_group_info *g);
+
+/* The wire response of a groups command: JSON mode one object per line,
+ * {"ok":true,"result":[{"name",...,"num_concurrent"},...]}; text mode one
+ * tp__ctl_group_line per group, then a blank line (no groups: the blank
+ * line only). malloc'd, *len set; NULL on ENOMEM. */
+char *tp__ctl_groups_render(const tp_groups *g, bool json, size_t *len);
+
+/* Renders r as one wire response ending in '\n' (r->wire if set: a copy);
+ * malloc'd, *len set. */
 char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len);
 
 /* ------------------------------------------------------------------------ */
@@ -211,6 +228,7 @@ typedef struct tp__ctl_ctx {
     const tp__ctl_registry *reg;
     const atomic_int *stopping;      /* set when the server stops */
     int width;                       /* the client's terminal width */
+    bool json;                       /* the client's format */
     size_t max_spawn;                /* largest apply -n / start N */
     struct tp__ctl_help_cache *help; /* or NULL; control thread only */
     const tp__ctl_gauge *gauges;     /* registered gauges */
@@ -310,8 +328,5 @@ void tp__ctl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Compares a client's token with the secret in constant time (the time
  * depends on the length of given only). */
 bool tp__ctl_token_equal(const char *secret, const char *given);
-
-/* True if s[0..len) is valid UTF-8 without NUL bytes. */
-bool tp__ctl_utf8_valid(const char *s, size_t len);
 
 #endif

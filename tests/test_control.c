@@ -339,7 +339,8 @@ START_TEST(simple_pool_transcript)
                  "followed by '-h' or '--help' will show command-specific "
                  "help.): invalid choice: 'bogus' (choose from 'cancel', "
                  "'cancel-all', 'cancel-group', 'exit', 'flush', "
-                 "'func-name', 'gather-and-close', 'get-group-ids', 'help', "
+                 "'func-name', 'gather-and-close', 'get-group-ids', 'groups', "
+                 "'help', "
                  "'is-full', 'is-locked', 'lock', 'metrics', "
                  "'num-cancelled', "
                  "'num-ended', 'num-running', 'pool-size', 'start', "
@@ -2121,6 +2122,153 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* groups                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* A pool of size 1 holding: "a" (apply, its task running), "m" (a map of
+ * 3 at most 2 at once: its 3 starts pending), and a name with a
+ * quote and a newline (apply, 1 pending). Newest first. */
+static tp_pool *groups_pool(void)
+{
+    tp_pool *p = general_pool(1);
+    tp_opts o = {.group_name = "a"};
+    ck_assert_int_eq(tp_apply(p, worker, NULL, 1, &o, NULL), TP_OK);
+    ck_assert(counter_wait(&started, 1));
+    void *args[3] = {NULL, NULL, NULL};
+    o.group_name = "m";
+    ck_assert_int_eq(tp_map(p, worker, args, 3, 2, &o, NULL), TP_OK);
+    o.group_name = "we\"ird\n";
+    ck_assert_int_eq(tp_apply(p, worker, NULL, 1, &o, NULL), TP_OK);
+    return p;
+}
+
+static const char groups_text_want[] =
+    "we\"ird? running=0 cancelled=0 ended=0 pending=1 num_concurrent=inf\n"
+    "m running=0 cancelled=0 ended=0 pending=3 num_concurrent=2\n"
+    "a running=1 cancelled=0 ended=0 pending=0 num_concurrent=inf\n\n";
+
+static const char groups_json_want[] =
+    "{\"ok\":true,\"result\":["
+    "{\"name\":\"we\\\"ird\\u000a\",\"running\":0,\"cancelled\":0,"
+    "\"ended\":0,\"pending\":1,\"num_concurrent\":null},"
+    "{\"name\":\"m\",\"running\":0,\"cancelled\":0,\"ended\":0,"
+    "\"pending\":3,\"num_concurrent\":2},"
+    "{\"name\":\"a\",\"running\":1,\"cancelled\":0,\"ended\":0,"
+    "\"pending\":0,\"num_concurrent\":null}]}";
+
+static void groups_check(client *text, client *json)
+{
+    client_send_line(text, "groups");
+    char *t = client_read_until(text, "\n\n");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(t, groups_text_want);
+    free(t);
+    json_is(json, "groups", groups_json_want);
+    /* The JSON parses, and the name comes back exactly. */
+    cJSON *r = client_json(json, "groups");
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "result"), 0);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(first, "name")),
+                     "we\"ird\n");
+    cJSON_Delete(r);
+}
+
+START_TEST(groups_lists_every_group_over_tcp)
+{
+    tp_pool *p = groups_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *t = text_client(c, "TaskPool-demo");
+    client *j = json_client(c);
+    groups_check(t, j);
+    /* Its help is there; it runs off the control thread. */
+    const tp__ctl_command *cmd = tp__ctl_command_find("groups", false);
+    ck_assert_ptr_nonnull(cmd);
+    ck_assert(cmd->flags & TP__CTL_OFFLOAD);
+    ck_assert_ptr_eq(tp__ctl_command_find("groups", true), cmd);
+    client_close(t);
+    client_close(j);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(groups_lists_every_group_over_unix)
+{
+    char path[108];
+    sock_path(path, sizeof path, "groups");
+    tp_pool *p = groups_pool();
+    tp_control *c = tp_control_new_unix(p, path, NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    client *t = client_unix(path);
+    client_hello(t, "{}", "TaskPool-demo");
+    client *j = client_unix(path);
+    client_hello(j, "{\"format\": \"json\"}",
+                 "{\"ok\":true,\"result\":\"TaskPool-demo\"}");
+    groups_check(t, j);
+    client_close(t);
+    client_close(j);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(groups_of_a_simple_pool_and_of_none)
+{
+    tp_pool *p = simple_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *t = text_client(c, "SimpleTaskPool-0");
+    client *j = json_client(c);
+    /* No group: the blank line alone, and an empty array. */
+    CMD_IS(t, "groups", "");
+    json_is(j, "groups", "{\"ok\":true,\"result\":[]}");
+    CMD_IS(t, "start 2", "start-group-0");
+    ck_assert(counter_wait(&started, 2));
+    CMD_IS(t, "stop 1", "[1]");
+    client_send_line(t, "groups");
+    char *l = client_read_until(t, "\n\n");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_msg(strcmp(l, "start-group-0 running=1 cancelled=1 ended=0 "
+                            "pending=0 num_concurrent=inf\n\n") == 0 ||
+                      strcmp(l, "start-group-0 running=1 cancelled=0 "
+                                "ended=1 pending=0 num_concurrent=inf\n\n") ==
+                          0,
+                  "%s", l);
+    free(l);
+    client_close(t);
+    client_close(j);
+    finish(c, p);
+}
+END_TEST
+
+/* A listing bigger than the client's buffer and the session's output
+ * watermark: every line arrives, in order, and the session goes on. */
+START_TEST(groups_lists_twenty_thousand_groups)
+{
+    enum { N = 20000 };
+    tp_pool *p = general_pool(1);
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK); /* nothing starts */
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tp_apply(p, noop_task, NULL, 1, NULL, NULL), TP_OK);
+    tp_control *c = tcp_server(p, NULL);
+    client *t = text_client(c, "TaskPool-demo");
+    client_send_line(t, "groups");
+    for (int i = N - 1; i >= 0; i--) {
+        char *l = client_line(t);
+        ck_assert_ptr_nonnull(l);
+        char want[128];
+        snprintf(want, sizeof want,
+                 "apply-func-group-%d running=0 cancelled=0 ended=0 "
+                 "pending=1 num_concurrent=inf",
+                 i);
+        ck_assert_str_eq(l, want);
+        free(l);
+    }
+    CMD_IS(t, "", "");
+    CMD_IS(t, "num-running", "0");
+    client_close(t);
+    finish(c, p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("control");
@@ -2194,6 +2342,10 @@ static Suite *suite(void)
     tcase_add_test(tc, server_logs_sessions_and_commands);
     tcase_add_test(tc, gauges_are_validated_and_shown_in_stats);
     tcase_add_test(tc, metrics_pass_promtool_over_the_protocol_and_http);
+    tcase_add_test(tc, groups_lists_every_group_over_tcp);
+    tcase_add_test(tc, groups_lists_every_group_over_unix);
+    tcase_add_test(tc, groups_of_a_simple_pool_and_of_none);
+    tcase_add_test(tc, groups_lists_twenty_thousand_groups);
     suite_add_tcase(s, tc);
     return s;
 }
