@@ -373,16 +373,10 @@ static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 static void h_metrics(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
-    tp_stats s;
-    int rc = tp_get_stats(ctx->pool, &s);
-    if (rc != TP_OK) {
-        tp__ctl_reply_tp_error(r, ctx->pool, rc);
-        return;
-    }
     /* Printed verbatim, like a help text: the exposition, then a blank
      * line that ends the response. */
-    tp__ctl_reply_help(r, tp__ctl_metrics_text(tp_pool_name(ctx->pool), &s,
-                                               ctx->gauges, ctx->ngauges));
+    tp__ctl_reply_help(
+        r, tp__ctl_metrics_text(ctx->pool, ctx->gauges, ctx->ngauges));
 }
 
 static void h_help(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)

@@ -125,10 +125,10 @@ bool tp__ctl_gauge_name_ok(const char *name);
  * then the gauges (their callbacks are called). NULL on ENOMEM. */
 cJSON *tp__ctl_stats_object(const tp_stats *s, const tp__ctl_gauge *g,
                             size_t ng);
-/* The Prometheus text exposition of s and the gauges, every sample
- * labelled pool="<pool>"; malloc'd, NULL on ENOMEM. */
-char *tp__ctl_metrics_text(const char *pool, const tp_stats *s,
-                           const tp__ctl_gauge *g, size_t ng);
+/* The Prometheus text exposition of the pool's stats, its two timing
+ * histograms (tp_get_timings) and the gauges, every sample labelled
+ * pool="<pool name>"; malloc'd, NULL on ENOMEM. */
+char *tp__ctl_metrics_text(tp_pool *pool, const tp__ctl_gauge *g, size_t ng);
 
 /* ------------------------------------------------------------------------ */
 /* Command table and argument parsing                                       */

@@ -470,11 +470,8 @@ static void http_line(tp__ctl_session *s, const char *line, size_t len)
                      "This server requires Authorization: Bearer TOKEN.\n");
         return;
     } else {
-        tp_stats st;
-        char *text = NULL;
-        if (tp_get_stats(s->ctl->pool, &st) == TP_OK)
-            text = tp__ctl_metrics_text(tp_pool_name(s->ctl->pool), &st,
-                                        s->ctl->gauges, s->ctl->ngauges);
+        char *text =
+            tp__ctl_metrics_text(s->ctl->pool, s->ctl->gauges, s->ctl->ngauges);
         tp__ctl_log("%s: HTTP GET /metrics -> %s", name, text ? "200" : "500");
         if (text)
             http_respond(s, "200 OK", "", text);

@@ -636,7 +636,7 @@ START_TEST(spawn_commands_reject_bad_json)
            "pool_size=inf running=0 cancelled=0 ended=0 "
            "pending=0 groups=0 threads=0 idle_threads=0 "
            "total_started=0 total_ended=0 total_cancelled=0 "
-           "total_failed=0");
+           "total_failed=0 total_refused=0 total_dropped=0");
     client_close(cl);
     finish(c, p);
 }
@@ -2028,7 +2028,8 @@ START_TEST(gauges_are_validated_and_shown_in_stats)
         TP_EGROUP_EXISTS);
     const char *bad[] = {
         "",        "1x",        "a-b",           "a b",
-        "running", "pool_size", "tasks_running", "threads_extra"};
+        "running", "pool_size", "tasks_running", "threads_extra",
+        "total_refused", "task_wait_seconds_x", "task_run_seconds"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(tp_control_register_gauge(c, bad[i], read_backlog,
                                                 &backlog) == TP_EINVAL,
@@ -2042,11 +2043,68 @@ START_TEST(gauges_are_validated_and_shown_in_stats)
     CMD_IS(cl, "stats",
            "pool_size=3 running=0 cancelled=0 ended=0 pending=0 groups=0 "
            "threads=0 idle_threads=0 total_started=0 total_ended=0 "
-           "total_cancelled=0 total_failed=0 queue_backlog=42");
+           "total_cancelled=0 total_failed=0 total_refused=0 total_dropped=0 "
+           "queue_backlog=42");
     client_close(cl);
     finish(c, p);
 }
 END_TEST
+
+static bool five_ended(void *p)
+{
+    tp_stats s;
+    return tp_get_stats(p, &s) == TP_OK && s.total_ended == 5 &&
+           s.running == 2 && s.cancelled == 0;
+}
+
+static bool four_ended(void *p)
+{
+    tp_stats s;
+    return tp_get_stats(p, &s) == TP_OK && s.total_ended >= 4;
+}
+
+/* The value of the sample `name{pool="TaskPool-demo"<labels>}`; fails the
+ * test if it is missing. */
+static double sample_with(const char *text, const char *name,
+                          const char *labels)
+{
+    char want[256];
+    snprintf(want, sizeof want, "\n%s{pool=\"TaskPool-demo\"%s} ", name,
+             labels);
+    const char *at = strstr(text, want);
+    ck_assert_msg(at != NULL, "no %s in:\n%s", want + 1, text);
+    return strtod(at + strlen(want), NULL);
+}
+
+static double sample(const char *text, const char *name)
+{
+    return sample_with(text, name, "");
+}
+
+/* Buckets cumulative and ascending, one per tp_hist_bounds bound, the
+ * +Inf one equal to _count, at least `min` observations, _sum >= 0. */
+static void histogram_is_consistent(const char *text, const char *name,
+                                    double min)
+{
+    char bucket[128], le[64];
+    snprintf(bucket, sizeof bucket, "%s_bucket", name);
+    const double *bounds = tp_hist_bounds();
+    double prev = 0;
+    for (size_t i = 0; i + 1 < TP_HIST_BUCKETS; i++) {
+        snprintf(le, sizeof le, ",le=\"%g\"", bounds[i]);
+        double v = sample_with(text, bucket, le);
+        ck_assert_double_ge(v, prev);
+        prev = v;
+    }
+    double inf = sample_with(text, bucket, ",le=\"+Inf\"");
+    ck_assert_double_ge(inf, prev);
+    char count[128], sum[128];
+    snprintf(count, sizeof count, "%s_count", name);
+    snprintf(sum, sizeof sum, "%s_sum", name);
+    ck_assert_double_eq(inf, sample(text, count));
+    ck_assert_double_ge(inf, min);
+    ck_assert_double_ge(sample(text, sum), 0);
+}
 
 START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
 {
@@ -2054,6 +2112,7 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
     tp_control_opts o = {.token = "s3cret"};
     tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", &o);
     ck_assert_int_eq(tp_control_register(c, "sleep", record), TP_OK);
+    ck_assert_int_eq(tp_control_register(c, "noop", noop_task), TP_OK);
     ck_assert_int_eq(
         tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
         TP_OK);
@@ -2063,6 +2122,17 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
     client_hello(cl, "{\"token\": \"s3cret\"}", "TaskPool-demo");
     CMD_IS(cl, "apply sleep -n 2", "apply-sleep-group-0");
     ck_assert(counter_wait(&started, 2));
+    /* Four tasks that end (timed), a refused spawn, a dropped start. */
+    CMD_IS(cl, "apply noop -n 4 -g quick", "quick");
+    ck_assert(wait_until(four_ended, p));
+    CMD_IS(cl, "lock", "ok");
+    CMD_IS(cl, "apply noop", "Cannot start new tasks");
+    CMD_IS(cl, "unlock", "ok");
+    CMD_IS(cl, "apply sleep -n 2 -g d", "d");
+    ck_assert(counter_wait(&started, 3));
+    CMD_IS(cl, "cancel-group d", "ok");
+    /* Settled: the protocol and HTTP texts below must be equal. */
+    ck_assert(wait_until(five_ended, p));
     client_send_line(cl, "metrics");
     char *text = client_read_until(cl, "\n\n");
     ck_assert_ptr_nonnull(text);
@@ -2071,13 +2141,17 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
                                "taskpool_tasks_running{pool=\"TaskPool-demo\"}"
                                " 2\n") != NULL,
                   "%s", text);
-    ck_assert(strstr(text,
-                     "taskpool_tasks_started_total{pool=\"TaskPool-demo\"}"
-                     " 2\n") != NULL);
+    ck_assert_double_eq(sample(text, "taskpool_tasks_started_total"), 7);
     ck_assert(strstr(text, "taskpool_queue_backlog{pool=\"TaskPool-demo\"} "
                            "7\n") != NULL);
     ck_assert(strstr(text, "taskpool_pool_size{pool=\"TaskPool-demo\"} 3\n") !=
               NULL);
+    ck_assert_double_eq(sample(text, "taskpool_spawns_refused_total"), 1);
+    ck_assert_double_eq(sample(text, "taskpool_starts_dropped_total"), 1);
+    ck_assert(strstr(text, "# TYPE taskpool_task_wait_seconds histogram\n"));
+    ck_assert(strstr(text, "# TYPE taskpool_task_run_seconds histogram\n"));
+    histogram_is_consistent(text, "taskpool_task_wait_seconds", 4);
+    histogram_is_consistent(text, "taskpool_task_run_seconds", 4);
     if (system("command -v promtool >/dev/null 2>&1") == 0)
         ck_assert_int_eq(pipe_to("promtool check metrics", text), 0);
     else
