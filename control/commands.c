@@ -363,7 +363,7 @@ static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
         return;
     }
-    cJSON *o = tp__ctl_stats_object(&s, ctx->gauges, ctx->ngauges);
+    cJSON *o = tp__ctl_stats_object(&s, ctx->reg->gauges, ctx->reg->ngauges);
     if (!o)
         tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
     else
@@ -375,8 +375,8 @@ static void h_metrics(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
     (void)a;
     /* Printed verbatim, like a help text: the exposition, then a blank
      * line that ends the response. */
-    tp__ctl_reply_help(
-        r, tp__ctl_metrics_text(ctx->pool, ctx->gauges, ctx->ngauges));
+    tp__ctl_reply_help(r, tp__ctl_metrics_text(ctx->pool, ctx->reg->gauges,
+                                               ctx->reg->ngauges));
 }
 
 static void h_help(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
@@ -390,9 +390,11 @@ static void h_help(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
                                 a->v[0].str);
             return;
         }
-        text = tp__ctl_help(ctx->help, c, ctx->simple, ctx->width);
+        text = tp__ctl_help(ctx->help, tp__ctl_commands, tp__ctl_ncommands, c,
+                            ctx->simple, ctx->width);
     } else {
-        text = tp__ctl_help(ctx->help, NULL, ctx->simple, ctx->width);
+        text = tp__ctl_help(ctx->help, tp__ctl_commands, tp__ctl_ncommands,
+                            NULL, ctx->simple, ctx->width);
     }
     tp__ctl_reply_help(r, text);
 }
@@ -725,15 +727,6 @@ const tp__ctl_command tp__ctl_commands[] = {
 };
 const size_t tp__ctl_ncommands =
     sizeof tp__ctl_commands / sizeof tp__ctl_commands[0];
-
-bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple)
-{
-    if (cmd->flags & TP__CTL_SIMPLE)
-        return simple;
-    if (cmd->flags & TP__CTL_GENERAL)
-        return !simple;
-    return true;
-}
 
 const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple)
 {

@@ -6,11 +6,20 @@
  * Files and their jobs:
  *  - server.c   the tp_control object, listener, control thread, jobs
  *  - session.c  one connection: buffers, handshake, line framing, dispatch
- *  - args.c     argparse-like parsing of a request and the help/usage texts
+ *  - jobs.c     helper threads for blocking and offloaded commands
+ *  - args.c     the tokenizer and argparse-like parsing of a request
+ *  - help.c     help and usage texts (argparse's layout), their cache
  *  - commands.c the command table and the handlers
  *  - jsonargs.c apply/map/starmap/doublestarmap with JSON arguments
+ *  - registry.c functions, callbacks and gauges registered by name
+ *  - metrics.c  the stats object and the Prometheus text
  *  - reply.c    responses: typed results, text and JSON renderings
+ *  - text.c     UTF-8 checks, escaping for JSON and lines of text
+ *  - buf.c      the one growable text buffer
  *  - log.c      debug messages through the engine's log
+ * Calls go down this order's layers (server -> session -> jobs -> args ->
+ * commands -> help, reply, metrics, registry -> text -> buf), never back up:
+ * python3 /work/shared/tools/file-circles.py build control finds none.
  */
 #ifndef TP_CTL_H
 #define TP_CTL_H
@@ -82,7 +91,7 @@ char *tp__ctl_groups_render(const tp_groups *g, bool json, size_t *len);
 char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len);
 
 /* ------------------------------------------------------------------------ */
-/* Registry of functions and callbacks by name                              */
+/* Registry of functions, callbacks and gauges by name (registry.c)        */
 /* ------------------------------------------------------------------------ */
 
 typedef struct tp__ctl_entry {
@@ -92,9 +101,18 @@ typedef struct tp__ctl_entry {
     void *cb_arg;   /* its argument */
 } tp__ctl_entry;
 
+/* An application value registered with tp_control_register_gauge. */
+typedef struct tp__ctl_gauge {
+    char *name;
+    double (*fn)(void *arg);
+    void *arg;
+} tp__ctl_gauge;
+
 typedef struct tp__ctl_registry {
-    tp__ctl_entry *v;
+    tp__ctl_entry *v; /* functions and callbacks */
     size_t len, cap;
+    tp__ctl_gauge *gauges;
+    size_t ngauges;
 } tp__ctl_registry;
 
 /* The function (fn true) or callback registered as name: the exact name
@@ -105,18 +123,16 @@ const tp__ctl_entry *tp__ctl_registry_find(const tp__ctl_registry *reg,
 /* Adds an entry (name copied). TP_OK, TP_EGROUP_EXISTS, TP_ENOMEM. */
 int tp__ctl_registry_add(tp__ctl_registry *reg, const char *name, tp_fn fn,
                          tp_callback cb, void *cb_arg);
+/* Adds a gauge (name copied). TP_OK, TP_EINVAL (fn NULL or a name
+ * tp__ctl_gauge_name_ok refuses), TP_EGROUP_EXISTS, TP_ENOMEM. */
+int tp__ctl_registry_add_gauge(tp__ctl_registry *reg, const char *name,
+                               double (*fn)(void *arg), void *arg);
+/* Frees every entry and gauge and empties *reg. */
 void tp__ctl_registry_free(tp__ctl_registry *reg);
 
 /* ------------------------------------------------------------------------ */
 /* Gauges, stats and metrics (metrics.c)                                    */
 /* ------------------------------------------------------------------------ */
-
-/* An application value registered with tp_control_register_gauge. */
-typedef struct tp__ctl_gauge {
-    char *name;
-    double (*fn)(void *arg);
-    void *arg;
-} tp__ctl_gauge;
 
 /* A gauge name: [A-Za-z_][A-Za-z0-9_]*, under 64 bytes, and neither a
  * `stats` key nor the start of a built-in metric's name. */
@@ -217,7 +233,15 @@ extern const tp__ctl_command tp__ctl_commands[];
 extern const size_t tp__ctl_ncommands;
 
 /* Whether cmd exists for this kind of pool. */
-bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple);
+static inline bool tp__ctl_command_applies(const tp__ctl_command *cmd,
+                                           bool simple)
+{
+    if (cmd->flags & TP__CTL_SIMPLE)
+        return simple;
+    if (cmd->flags & TP__CTL_GENERAL)
+        return !simple;
+    return true;
+}
 const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple);
 
 /* What a handler may use. On a helper thread only pool, stopping and
@@ -231,8 +255,6 @@ typedef struct tp__ctl_ctx {
     bool json;                       /* the client's format */
     size_t max_spawn;                /* largest apply -n / start N */
     struct tp__ctl_help_cache *help; /* or NULL; control thread only */
-    const tp__ctl_gauge *gauges;     /* registered gauges */
-    size_t ngauges;
     /* Blocking commands only (else NULL): set once the client that asked
      * is gone, so that nobody waits for the reply. */
     const atomic_int *abandoned;
@@ -246,12 +268,31 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
                    tp__ctl_reply *r);
 
 /* Makes r a help reply with text (malloc'd; taken and freed; NULL means
- * out of memory). */
+ * out of memory). In reply.c. */
 void tp__ctl_reply_help(tp__ctl_reply *r, char *text);
 
-/* "-h" for the whole pool and "CMD -h"; malloc'd, ending in '\n'. */
-char *tp__ctl_help_top(bool simple, int width);
+/* ------------------------------------------------------------------------ */
+/* Help and usage texts (help.c)                                            */
+/* ------------------------------------------------------------------------ */
+
+/* The top-level parser's usage and the metavar of its command argument,
+ * as argparse prints them in the reference. */
+#define TP__CTL_TOP_USAGE "[-h] [command] ..."
+#define TP__CTL_TOP_METAVAR                                                    \
+    "(A command followed by '-h' or '--help' will show command-specific "      \
+    "help.)"
+
+/* "-h" for the whole pool, listing the commands of cmds[0..ncmds) that
+ * apply to this kind of pool, and "CMD -h"; malloc'd, ending in '\n';
+ * NULL on ENOMEM. */
+char *tp__ctl_help_top(const tp__ctl_command *cmds, size_t ncmds, bool simple,
+                       int width);
 char *tp__ctl_help_command(const tp__ctl_command *cmd, int width);
+
+/* Appends "usage: ..." for cmd (NULL: the top-level parser), wrapped to
+ * width (clamped to 20..1000), without a final newline. */
+void tp__ctl_usage_line(const tp__ctl_command *cmd, int width,
+                        tp__ctl_buf *out);
 
 /* Help texts built once per terminal width, for one server (so for one
  * kind of pool); used by one thread at a time (the control thread). */
@@ -261,12 +302,18 @@ typedef struct tp__ctl_help_cache {
     char *text[TP__CTL_HELP_SLOTS]; /* [0]: the top help, [1 + i]: command i */
 } tp__ctl_help_cache;
 
-/* The top help (cmd NULL) or cmd's, as the two functions above build it
- * (a malloc'd copy), taken from cache if it holds it for this width; cache
- * may be NULL. NULL if out of memory. */
-char *tp__ctl_help(tp__ctl_help_cache *cache, const tp__ctl_command *cmd,
-                   bool simple, int width);
+/* The top help (cmd NULL) or that of cmd, an element of cmds[0..ncmds),
+ * as the two functions above build it (a malloc'd copy), taken from cache
+ * if it holds it for this width; cache may be NULL. NULL if out of
+ * memory. */
+char *tp__ctl_help(tp__ctl_help_cache *cache, const tp__ctl_command *cmds,
+                   size_t ncmds, const tp__ctl_command *cmd, bool simple,
+                   int width);
 void tp__ctl_help_cache_free(tp__ctl_help_cache *cache);
+
+/* ------------------------------------------------------------------------ */
+/* Tokens (args.c)                                                          */
+/* ------------------------------------------------------------------------ */
 
 /* Splits line into whitespace-separated tokens, keeping [..], {..} and
  * "..." together so that JSON arguments may contain spaces. Writes NULs

@@ -268,3 +268,18 @@ char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
         *len = n;
     return out;
 }
+
+void tp__ctl_reply_help(tp__ctl_reply *r, char *text)
+{
+    if (!text) {
+        tp__ctl_reply_tp_error(r, NULL, TP_ENOMEM);
+        return;
+    }
+    /* Help texts are kept without their final newline. */
+    size_t n = strlen(text);
+    if (n && text[n - 1] == '\n')
+        text[n - 1] = '\0';
+    tp__ctl_reply_result(r, cJSON_CreateString(text));
+    r->is_help = true;
+    free(text);
+}

@@ -317,7 +317,9 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
         close_after_output(s, s->ctl->handshake_timeout);
         return;
     }
-    if (tp__ctl_sessions_ready(s->ctl) >= s->ctl->max_clients) {
+    size_t ready, hs;
+    tp__ctl_count_places(s->ctl, &ready, &hs);
+    if (ready >= s->ctl->max_clients) {
         char msg[64];
         snprintf(msg, sizeof msg, "too many clients (at most %zu)",
                  s->ctl->max_clients);
@@ -372,8 +374,6 @@ static void request(tp__ctl_session *s, char *line, size_t len)
         .json = s->json,
         .max_spawn = s->ctl->max_spawn,
         .help = &s->ctl->help,
-        .gauges = s->ctl->gauges,
-        .ngauges = s->ctl->ngauges,
     };
     const tp__ctl_command *cmd, *job_cmd = helper_command(&ctx, line);
     tp__ctl_args args;
@@ -470,8 +470,8 @@ static void http_line(tp__ctl_session *s, const char *line, size_t len)
                      "This server requires Authorization: Bearer TOKEN.\n");
         return;
     } else {
-        char *text =
-            tp__ctl_metrics_text(s->ctl->pool, s->ctl->gauges, s->ctl->ngauges);
+        char *text = tp__ctl_metrics_text(s->ctl->pool, s->ctl->reg.gauges,
+                                          s->ctl->reg.ngauges);
         tp__ctl_log("%s: HTTP GET /metrics -> %s", name, text ? "200" : "500");
         if (text)
             http_respond(s, "200 OK", "", text);
@@ -689,6 +689,25 @@ void tp__ctl_session_io(tp__ctl_session *s, short revents)
     }
     if ((revents & (POLLIN | POLLHUP | POLLERR)) && reading(s))
         read_input(s);
+}
+
+static bool holds_place(const tp__ctl_session *s)
+{
+    return !tp__ctl_session_dead(s) || tp__ctl_session_has_job(s);
+}
+
+void tp__ctl_count_places(const tp_control *ctl, size_t *ready, size_t *hs)
+{
+    *ready = *hs = 0;
+    for (size_t i = 0; i < ctl->nsessions; i++) {
+        const tp__ctl_session *s = ctl->sessions[i];
+        if (!holds_place(s))
+            continue;
+        if (tp__ctl_session_handshaking(s))
+            ++*hs;
+        else
+            ++*ready;
+    }
 }
 
 void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r)

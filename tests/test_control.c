@@ -1096,7 +1096,8 @@ START_TEST(half_closed_client_gets_every_response)
     ck_assert_str_eq(l, "TaskPool-demo");
     free(l);
     /* Each response is the help text and a blank line. */
-    char *help = tp__ctl_help_top(false, 80);
+    char *help =
+        tp__ctl_help_top(tp__ctl_commands, tp__ctl_ncommands, false, 80);
     ck_assert_ptr_nonnull(help);
     size_t len = strlen(help) + 1;
     for (int i = 0; i < N; i++) {
@@ -2026,10 +2027,17 @@ START_TEST(gauges_are_validated_and_shown_in_stats)
     ck_assert_int_eq(
         tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
         TP_EGROUP_EXISTS);
-    const char *bad[] = {
-        "",        "1x",        "a-b",           "a b",
-        "running", "pool_size", "tasks_running", "threads_extra",
-        "total_refused", "task_wait_seconds_x", "task_run_seconds"};
+    const char *bad[] = {"",
+                         "1x",
+                         "a-b",
+                         "a b",
+                         "running",
+                         "pool_size",
+                         "tasks_running",
+                         "threads_extra",
+                         "total_refused",
+                         "task_wait_seconds_x",
+                         "task_run_seconds"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(tp_control_register_gauge(c, bad[i], read_backlog,
                                                 &backlog) == TP_EINVAL,
@@ -2241,7 +2249,8 @@ static void groups_check(client *text, client *json)
     json_is(json, "groups", groups_json_want);
     /* The JSON parses, and the name comes back exactly. */
     cJSON *r = client_json(json, "groups");
-    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "result"), 0);
+    const cJSON *first =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(r, "result"), 0);
     ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(first, "name")),
                      "we\"ird\n");
     cJSON_Delete(r);
@@ -2302,9 +2311,9 @@ START_TEST(groups_of_a_simple_pool_and_of_none)
     ck_assert_ptr_nonnull(l);
     ck_assert_msg(strcmp(l, "start-group-0 running=1 cancelled=1 ended=0 "
                             "pending=0 num_concurrent=inf\n\n") == 0 ||
-                      strcmp(l, "start-group-0 running=1 cancelled=0 "
-                                "ended=1 pending=0 num_concurrent=inf\n\n") ==
-                          0,
+                      strcmp(l,
+                             "start-group-0 running=1 cancelled=0 "
+                             "ended=1 pending=0 num_concurrent=inf\n\n") == 0,
                   "%s", l);
     free(l);
     client_close(t);
