@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,28 +306,40 @@ static void join_tokens(char **tok, size_t n, char *out, size_t size)
 }
 
 /* scratch holds 2 * cap pointers, cap >= ntok. */
-static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
-                          char **tok, size_t ntok, char **scratch, size_t cap,
-                          tp__ctl_args *a, tp__ctl_reply *r)
+/* Why a parse failed: a usage error (`why`, reported by the parser of
+ * `cmd`, NULL: the top-level one) or, if oom, an allocation. */
+typedef struct failure {
+    const tp__ctl_command *cmd;
+    bool oom;
+    char why[512];
+} failure;
+
+static bool fail_usage(failure *f, const tp__ctl_command *cmd, const char *fmt,
+                       ...) __attribute__((format(printf, 3, 4)));
+static bool fail_usage(failure *f, const tp__ctl_command *cmd, const char *fmt,
+                       ...)
 {
-    char **pos = scratch, **extra = scratch + cap;
-    size_t npos = 0, nextra = 0;
-    char why[512], name[96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->why, sizeof f->why, fmt, ap);
+    va_end(ap);
+    f->cmd = cmd;
+    return false;
+}
+
+/* Options of cmd in tok[0..ntok), into a; the other tokens go to pos (in
+ * order, "--" ends the options) or, for unknown options, to extra. */
+static bool take_options(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
+                         char **tok, size_t ntok, char **pos, size_t *npos,
+                         char **extra, size_t *nextra, tp__ctl_args *a,
+                         failure *f)
+{
+    char name[96], reason[192];
     bool dashdash = false;
-    for (size_t i = 0; i < ntok; i++) {
-        if (!dashdash &&
-            (strcmp(tok[i], "-h") == 0 || strcmp(tok[i], "--help") == 0)) {
-            tp__ctl_args_free(a);
-            tp__ctl_reply_help(r, tp__ctl_help(ctx->help, tp__ctl_commands,
-                                               tp__ctl_ncommands, cmd, false,
-                                               ctx->width));
-            return false;
-        }
-    }
     for (size_t i = 0; i < ntok; i++) {
         char *t = tok[i];
         if (dashdash || !is_option_token(t)) {
-            pos[npos++] = t;
+            pos[(*npos)++] = t;
             continue;
         }
         if (strcmp(t, "--") == 0) {
@@ -336,62 +349,49 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
         char *value;
         bool ambiguous;
         int k = find_option(cmd, t, &value, &ambiguous);
+        if (k < 0 && ambiguous)
+            return fail_usage(f, cmd, "ambiguous option: %s", t);
         if (k < 0) {
-            if (ambiguous) {
-                snprintf(why, sizeof why, "ambiguous option: %s", t);
-                usage_error(r, cmd, ctx->width, why);
-                tp__ctl_args_free(a);
-                return false;
-            }
-            extra[nextra++] = t;
+            extra[(*nextra)++] = t;
             continue;
         }
         const tp__ctl_argspec *spec = &cmd->args[k];
         tp__ctl_value *v = &a->v[k];
         arg_name(spec, name, sizeof name);
-        if (spec->type == TP__CTL_T_FLAG) {
-            if (value) {
-                snprintf(why, sizeof why,
-                         "argument %s: ignored explicit argument '%s'", name,
-                         value);
-                usage_error(r, cmd, ctx->width, why);
-                tp__ctl_args_free(a);
-                return false;
-            }
-            v->set = true;
-            continue;
-        }
-        if (!value) {
-            if (i + 1 >= ntok || is_option_token(tok[i + 1])) {
-                snprintf(why, sizeof why, "argument %s: expected one argument",
-                         name);
-                usage_error(r, cmd, ctx->width, why);
-                tp__ctl_args_free(a);
-                return false;
-            }
+        if (spec->type == TP__CTL_T_FLAG && value)
+            return fail_usage(f, cmd,
+                              "argument %s: ignored explicit argument '%s'",
+                              name, value);
+        if (spec->type != TP__CTL_T_FLAG && !value) {
+            if (i + 1 >= ntok || is_option_token(tok[i + 1]))
+                return fail_usage(f, cmd, "argument %s: expected one argument",
+                                  name);
             value = tok[++i];
         }
-        char reason[192];
-        if (!convert(ctx, spec, value, v, reason, sizeof reason)) {
-            snprintf(why, sizeof why, "argument %s: %s", name, reason);
-            usage_error(r, cmd, ctx->width, why);
-            tp__ctl_args_free(a);
-            return false;
-        }
+        if (spec->type != TP__CTL_T_FLAG &&
+            !convert(ctx, spec, value, v, reason, sizeof reason))
+            return fail_usage(f, cmd, "argument %s: %s", name, reason);
         v->set = true;
     }
-    /* Positionals, in order. */
-    size_t next = 0;
-    char missing[256] = "";
+    return true;
+}
+
+/* The positionals of cmd from pos[0..npos), in order, into a; *next is
+ * the first one left over. */
+static bool take_positionals(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
+                             char **pos, size_t npos, size_t *next,
+                             tp__ctl_args *a, failure *f)
+{
+    char missing[256] = "", reason[192];
     for (size_t k = 0; k < cmd->nargs; k++) {
         const tp__ctl_argspec *spec = &cmd->args[k];
         if (!is_positional(spec))
             continue;
         tp__ctl_value *v = &a->v[k];
-        size_t want = spec->nargs == TP__CTL_STAR  ? npos - next
-                      : spec->nargs == TP__CTL_OPT ? (next < npos ? 1 : 0)
+        size_t want = spec->nargs == TP__CTL_STAR  ? npos - *next
+                      : spec->nargs == TP__CTL_OPT ? (*next < npos ? 1 : 0)
                                                    : 1;
-        if (spec->nargs == TP__CTL_ONE && next >= npos) {
+        if (spec->nargs == TP__CTL_ONE && *next >= npos) {
             size_t ml = strlen(missing);
             snprintf(missing + ml, sizeof missing - ml, "%s%s", ml ? ", " : "",
                      spec->dest);
@@ -401,21 +401,15 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
             v->strs = calloc(want ? want : 1, sizeof *v->strs);
             v->ints = calloc(want ? want : 1, sizeof *v->ints);
             if (!v->strs || !v->ints) {
-                tp__ctl_args_free(a);
-                tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+                f->oom = true;
                 return false;
             }
         }
         for (size_t j = 0; j < want; j++) {
-            char reason[192];
             tp__ctl_value one = {0};
-            if (!convert(ctx, spec, pos[next], &one, reason, sizeof reason)) {
-                snprintf(why, sizeof why, "argument %s: %s", spec->dest,
-                         reason);
-                usage_error(r, cmd, ctx->width, why);
-                tp__ctl_args_free(a);
-                return false;
-            }
+            if (!convert(ctx, spec, pos[*next], &one, reason, sizeof reason))
+                return fail_usage(f, cmd, "argument %s: %s", spec->dest,
+                                  reason);
             if (spec->nargs == TP__CTL_STAR) {
                 v->strs[v->n] = one.str;
                 v->ints[v->n] = one.i;
@@ -424,29 +418,54 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
                 one.n = 1;
                 *v = one;
             }
-            next++;
+            ++*next;
         }
         v->set = want > 0 || spec->nargs == TP__CTL_STAR;
     }
-    if (missing[0]) {
-        snprintf(why, sizeof why, "the following arguments are required: %s",
-                 missing);
-        usage_error(r, cmd, ctx->width, why);
-        tp__ctl_args_free(a);
-        return false;
+    if (missing[0])
+        return fail_usage(f, cmd, "the following arguments are required: %s",
+                          missing);
+    return true;
+}
+
+/* Parses cmd's arguments tok[0..ntok) into a (empty on entry). scratch
+ * holds 2 * cap pointers, cap >= ntok. A help request or a failure fills r
+ * and returns false, with a empty again. */
+static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
+                          char **tok, size_t ntok, char **scratch, size_t cap,
+                          tp__ctl_args *a, tp__ctl_reply *r)
+{
+    for (size_t i = 0; i < ntok && strcmp(tok[i], "--") != 0; i++) {
+        if (strcmp(tok[i], "-h") == 0 || strcmp(tok[i], "--help") == 0) {
+            tp__ctl_reply_help(r, tp__ctl_help(ctx->help, tp__ctl_commands,
+                                               tp__ctl_ncommands, cmd, false,
+                                               ctx->width));
+            return false;
+        }
     }
+    char **pos = scratch, **extra = scratch + cap;
+    size_t npos = 0, nextra = 0, next = 0;
+    failure f = {0};
+    if (!take_options(ctx, cmd, tok, ntok, pos, &npos, extra, &nextra, a, &f) ||
+        !take_positionals(ctx, cmd, pos, npos, &next, a, &f))
+        goto fail;
     while (next < npos)
         extra[nextra++] = pos[next++];
     if (nextra) {
         /* argparse reports these from the top-level parser. */
         char list[200];
         join_tokens(extra, nextra, list, sizeof list);
-        snprintf(why, sizeof why, "unrecognized arguments: %s", list);
-        usage_error(r, NULL, ctx->width, why);
-        tp__ctl_args_free(a);
-        return false;
+        fail_usage(&f, NULL, "unrecognized arguments: %s", list);
+        goto fail;
     }
     return true;
+fail:
+    tp__ctl_args_free(a);
+    if (f.oom)
+        tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+    else
+        usage_error(r, f.cmd, ctx->width, f.why);
+    return false;
 }
 
 bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
@@ -504,6 +523,7 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
             snprintf(why + used, sizeof why - used, ")");
         usage_error(r, NULL, ctx->width, why);
     } else {
+        a->cmd = *cmd;
         ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + cap, cap, a, r);
     }
     free(toks);

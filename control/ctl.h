@@ -198,7 +198,10 @@ typedef struct tp__ctl_value {
     long long *ints;   /* owned array */
 } tp__ctl_value;
 
+/* A parsed request: v[i] is the value of cmd->args[i]. Handlers look their
+ * values up by the spec's dest (commands.c), never by position. */
 typedef struct tp__ctl_args {
+    const struct tp__ctl_command *cmd;
     tp__ctl_value v[TP__CTL_MAX_ARGS];
 } tp__ctl_args;
 
@@ -215,7 +218,9 @@ enum {
 };
 
 struct tp__ctl_ctx;
-typedef void (*tp__ctl_handler)(struct tp__ctl_ctx *ctx, const tp__ctl_args *a,
+/* A command's handler: fills r from a, whose JSON values it may take
+ * (setting them NULL); a is freed after it returns. */
+typedef void (*tp__ctl_handler)(struct tp__ctl_ctx *ctx, tp__ctl_args *a,
                                 tp__ctl_reply *r);
 
 typedef struct tp__ctl_command {

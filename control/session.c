@@ -46,6 +46,12 @@ struct tp__ctl_session {
     int width;
     bool discarding; /* skipping the rest of an over-long line */
     bool eof;        /* the client sent all it will send */
+    /* Byte queues, not tp__ctl_buf: they are consumed from the front while
+     * the socket takes or gives bytes (an offset and memmove), the input
+     * one never grows (max_line + 1, fixed), and a failed allocation of
+     * the output one must end the session at once rather than turn later
+     * appends into no-ops. Responses are built in tp__ctl_buf (reply.c)
+     * and then queued here, or adopted whole (queue_text). */
     char *in;
     size_t in_len, in_cap;
     char *out;

@@ -988,6 +988,10 @@ START_TEST(option_spellings)
                  "-r/--return-exceptions: ignored explicit argument "
                  "'1'\n\n");
     CMD_IS(cl, "flush --return-exceptions", "ok");
+    /* After "--" a "-h" is a positional, as in argparse (it asked for help
+     * before parse_command was split). */
+    CMD_IS(cl, "get-group-ids -- -h",
+           "No task group named -h exists in this pool.");
     client_close(cl);
     finish(c, p);
 }
