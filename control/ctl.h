@@ -17,9 +17,9 @@
  *  - text.c     UTF-8 checks, escaping for JSON and lines of text
  *  - buf.c      the one growable text buffer
  *  - log.c      debug messages through the engine's log
- * Calls go down this order's layers (server -> session -> jobs -> args ->
- * commands -> help, reply, metrics, registry -> text -> buf), never back up:
- * python3 /work/shared/tools/file-circles.py build control finds none.
+ * Calls go one way, roughly down this list (README-control.md has every
+ * arrow), never back up: python3 /work/shared/tools/file-circles.py build
+ * control finds no circle.
  */
 #ifndef TP_CTL_H
 #define TP_CTL_H
