@@ -331,7 +331,8 @@ static double control_cpu(void)
  * returns the seconds it took, or -1. */
 static double timed(int fd, const char *line)
 {
-    char buf[4096];
+    /* One line each; a groups listing of 100,000 groups is ~11 MB. */
+    static char buf[32 << 20];
     size_t len = strlen(line), off = 0;
     double t0 = now();
     while (off < len) {
@@ -473,6 +474,17 @@ static int worst(void)
     l = repeated("get-group-ids ", "g1", " ", "", max_line);
     worst_one(path, fd, "get-group-ids, one name 21k times", l);
     free(l);
+    /* 100,000 groups more, listed in JSON mode (one line). */
+    for (int i = 0; i < 100000; i++)
+        if (tp_apply(pool, noop, NULL, 1, NULL, NULL) != TP_OK)
+            return 1;
+    int jfd = connect_unix(path);
+    const char *jhello = "{\"format\": \"json\"}\n";
+    if (jfd < 0 || write(jfd, jhello, strlen(jhello)) < 0 ||
+        read_line(jfd, buf, sizeof buf) != 0)
+        return 1;
+    worst_one(path, jfd, "groups, 104,000 groups (json, ~11 MB)", "groups\n");
+    close(jfd);
     worst_one(path, fd, "stats", "stats\n");
     worst_one(path, fd, "-h", "-h\n");
     const char *const make_big[] = {"apply noop -n 1000000 -g big\n", NULL};
