@@ -9,9 +9,10 @@
  *
  * Prints a table: clients, requests, commands/s, p50 and p99 latency in
  * microseconds, for a cheap getter (num-running, text mode), the same in
- * JSON mode, a spawning command (apply of a no-op task) and `metrics`,
- * then redis-benchmark -t ping (one client, Unix socket) as the peer of
- * num-running with one client, in the same run.
+ * JSON mode, a spawning command (apply of a no-op task); then, with the
+ * pool knowing 1,000 groups, `metrics`, `groups` (text and JSON) and
+ * num-running again, and redis-benchmark -t ping (one client, Unix socket)
+ * as the peer of num-running with one client, in the same run.
  * Target: at least 20,000 commands/s for one client.
  *
  * --worst sends the heaviest commands we could construct (64 KiB lines of
@@ -82,26 +83,30 @@ static int read_line(int fd, char *buf, size_t size)
 static void *client(void *arg)
 {
     run *r = arg;
-    char buf[4096];
-    int fd = connect_unix(r->path);
+    /* One line each; groups in JSON mode is ~110 KB with 1,000 groups. */
+    size_t size = 1 << 20;
+    char *buf = malloc(size);
+    int fd = buf ? connect_unix(r->path) : -1;
     size_t rl = strlen(r->request);
     if (fd < 0 || write(fd, r->hello, strlen(r->hello)) < 0 ||
-        read_line(fd, buf, sizeof buf) != 0) {
+        read_line(fd, buf, size) != 0) {
         r->failed = 1;
         if (fd >= 0)
             close(fd);
+        free(buf);
         return NULL;
     }
     for (size_t i = 0; i < r->n; i++) {
         double t0 = now();
         if (write(fd, r->request, rl) != (ssize_t)rl ||
-            read_line(fd, buf, sizeof buf) != 0) {
+            read_line(fd, buf, size) != 0) {
             r->failed = 1;
             break;
         }
         r->lat[i] = now() - t0;
     }
     close(fd);
+    free(buf);
     return NULL;
 }
 
@@ -159,21 +164,25 @@ static int read_block(int fd, char *buf, size_t size)
     return -1;
 }
 
-static void measure_metrics(const char *path, size_t n)
+/* A command with a multi-line response (metrics, groups in text mode), one
+ * client reading until the blank line. */
+static void measure_block(const char *label, const char *path,
+                          const char *request, size_t n)
 {
-    static char buf[1 << 16];
+    static char buf[1 << 20];
+    size_t rl = strlen(request);
     double *lat = calloc(n ? n : 1, sizeof *lat);
     int fd = connect_unix(path);
     if (!lat || fd < 0 || write(fd, "{}\n", 3) != 3 ||
         read_line(fd, buf, sizeof buf) != 0) {
-        fprintf(stderr, "metrics: cannot connect\n");
+        fprintf(stderr, "%s: cannot connect\n", label);
         exit(1);
     }
     int failed = 0;
     double t0 = now();
     for (size_t i = 0; i < n; i++) {
         double t = now();
-        if (write(fd, "metrics\n", 8) != 8 ||
+        if (write(fd, request, rl) != (ssize_t)rl ||
             read_block(fd, buf, sizeof buf) != 0) {
             failed = 1;
             break;
@@ -183,8 +192,8 @@ static void measure_metrics(const char *path, size_t n)
     double elapsed = now() - t0;
     close(fd);
     qsort(lat, n, sizeof *lat, by_double);
-    printf("| %-22s | %7d | %8zu | %10.0f | %8.1f | %8.1f |%s\n",
-           "metrics (text)", 1, n, (double)n / elapsed, lat[n / 2] * 1e6,
+    printf("| %-22s | %7d | %8zu | %10.0f | %8.1f | %8.1f |%s\n", label, 1, n,
+           (double)n / elapsed, lat[n / 2] * 1e6,
            lat[(size_t)((double)n * 0.99)] * 1e6, failed ? " (errors)" : "");
     free(lat);
 }
@@ -322,7 +331,8 @@ static double control_cpu(void)
  * returns the seconds it took, or -1. */
 static double timed(int fd, const char *line)
 {
-    char buf[4096];
+    /* One line each; a groups listing of 100,000 groups is ~11 MB. */
+    static char buf[32 << 20];
     size_t len = strlen(line), off = 0;
     double t0 = now();
     while (off < len) {
@@ -464,6 +474,17 @@ static int worst(void)
     l = repeated("get-group-ids ", "g1", " ", "", max_line);
     worst_one(path, fd, "get-group-ids, one name 21k times", l);
     free(l);
+    /* 100,000 groups more, listed in JSON mode (one line). */
+    for (int i = 0; i < 100000; i++)
+        if (tp_apply(pool, noop, NULL, 1, NULL, NULL) != TP_OK)
+            return 1;
+    int jfd = connect_unix(path);
+    const char *jhello = "{\"format\": \"json\"}\n";
+    if (jfd < 0 || write(jfd, jhello, strlen(jhello)) < 0 ||
+        read_line(jfd, buf, sizeof buf) != 0)
+        return 1;
+    worst_one(path, jfd, "groups, 104,000 groups (json, ~11 MB)", "groups\n");
+    close(jfd);
     worst_one(path, fd, "stats", "stats\n");
     worst_one(path, fd, "-h", "-h\n");
     const char *const make_big[] = {"apply noop -n 1000000 -g big\n", NULL};
@@ -517,9 +538,27 @@ int main(int argc, char **argv)
     measure("num-running (json)", path, json, "num-running\n", 64, n64);
     measure("apply noop (text)", path, text, "apply noop\n", 1, n1 / 5);
     measure("apply noop (text)", path, text, "apply noop\n", 64, n64 / 5);
-    /* metrics: multi-line; one client reads until the blank line. */
-    measure_metrics(path, n1 / 10);
+    /* A pool knowing 1,000 groups (each a pending start: the pool size is
+     * 0 meanwhile) for metrics and groups, both multi-line responses. */
+    while (tp_num_running(pool) > 0) /* the last apply noop tasks */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    tp_flush(pool);
+    tp_set_pool_size(pool, 0);
+    for (int i = 0; i < 1000; i++)
+        if (tp_apply(pool, noop, NULL, 1, NULL, NULL) != TP_OK) {
+            fprintf(stderr, "cannot make 1,000 groups\n");
+            return 1;
+        }
+    tp_stats st;
+    tp_get_stats(pool, &st);
+    printf("|%s| (a pool of %zu groups from here on) |\n",
+           "------------------------", st.groups);
+    measure_block("metrics (text)", path, "metrics\n", n1 / 10);
+    measure_block("groups (text)", path, "groups\n", n1 / 50);
+    measure("groups (json)", path, json, "groups\n", 1, n1 / 50);
+    measure("num-running (text)", path, text, "num-running\n", 1, n1);
     redis_peer(n1);
+    tp_set_pool_size(pool, TP_UNLIMITED);
     tp_control_free(ctl);
     tp_gather_and_close(pool);
     tp_pool_free(pool);

@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Request parsing shaped like Python's argparse, as the reference's control
- * server uses it: a command chosen from the command table, then options
- * (-n 2, --num 2, --num=2, -n2) and positionals in any order, converted to
- * C values. Errors and help texts follow argparse's layout (usage line
- * wrapped to the client's terminal width, "prog: error: ...", the
- * "positional arguments:" and "options:" sections) with C wording for the
- * types.
+ * server uses it: the tokenizer, then a command chosen from the command
+ * table, then options (-n 2, --num 2, --num=2, -n2) and positionals in any
+ * order, converted to C values. Usage errors follow argparse's layout
+ * ("usage: ..." from help.c, then "prog: error: ...").
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,22 +18,6 @@
 #include "ctl.h"
 
 #define MAX_TOKENS 4096
-#define TOP_METAVAR                                                            \
-    "(A command followed by '-h' or '--help' will show command-specific "      \
-    "help.)"
-#define TOP_USAGE "[-h] [command] ..."
-
-/* Text is built in the control server's one buffer type (buf.h). */
-
-static void s_spaces(tp__ctl_buf *s, size_t n)
-{
-    static const char spaces[] = "                                ";
-    while (n > 0) {
-        size_t k = n < sizeof spaces - 1 ? n : sizeof spaces - 1;
-        tp__ctl_buf_addn(s, spaces, k);
-        n -= k;
-    }
-}
 
 /* ------------------------------------------------------------------------ */
 /* Tokens                                                                   */
@@ -80,352 +63,6 @@ size_t tp__ctl_tokenize(char *line, char **tok, size_t max)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Usage and help                                                           */
-/* ------------------------------------------------------------------------ */
-
-static bool is_positional(const tp__ctl_argspec *a)
-{
-    return a->long_opt == NULL && a->short_opt == NULL;
-}
-
-static void metavar(const tp__ctl_argspec *a, char *out, size_t size)
-{
-    size_t i = 0;
-    for (; a->dest[i] && i + 1 < size; i++)
-        out[i] = (char)toupper((unsigned char)a->dest[i]);
-    out[i] = '\0';
-}
-
-/* One usage part of an argument: "[-n NUM]", "num", "[x ...]". */
-static void usage_part(const tp__ctl_argspec *a, tp__ctl_buf *s)
-{
-    if (is_positional(a)) {
-        if (a->nargs == TP__CTL_ONE) {
-            tp__ctl_buf_add(s, a->dest);
-        } else {
-            tp__ctl_buf_add(s, "[");
-            tp__ctl_buf_add(s, a->dest);
-            tp__ctl_buf_add(s, a->nargs == TP__CTL_STAR ? " ...]" : "]");
-        }
-        return;
-    }
-    tp__ctl_buf_add(s, "[");
-    tp__ctl_buf_add(s, a->short_opt ? a->short_opt : a->long_opt);
-    if (a->type != TP__CTL_T_FLAG) {
-        char mv[64];
-        metavar(a, mv, sizeof mv);
-        tp__ctl_buf_add(s, " ");
-        tp__ctl_buf_add(s, mv);
-    }
-    tp__ctl_buf_add(s, "]");
-}
-
-/* argparse's get_lines: packs parts into lines of at most width columns. */
-static void wrap_parts(tp__ctl_buf *out, char **parts, size_t n, size_t indent,
-                       size_t first_len, size_t width, bool first)
-{
-    size_t line_len = first ? first_len : indent - 1;
-    bool empty = true;
-    for (size_t i = 0; i < n; i++) {
-        size_t pl = strlen(parts[i]);
-        if (line_len + 1 + pl > width && !empty) {
-            tp__ctl_buf_add(out, "\n");
-            s_spaces(out, indent);
-            line_len = indent - 1;
-            empty = true;
-        }
-        if (!empty)
-            tp__ctl_buf_add(out, " ");
-        tp__ctl_buf_add(out, parts[i]);
-        line_len += pl + 1;
-        empty = false;
-    }
-}
-
-/* "usage: prog [-h] ..." without the trailing newline. */
-static void usage_line(const tp__ctl_command *cmd, int width, tp__ctl_buf *out)
-{
-    if (!cmd) {
-        tp__ctl_buf_add(out, "usage: " TOP_USAGE);
-        return;
-    }
-    char *opt[TP__CTL_MAX_ARGS + 2], *pos[TP__CTL_MAX_ARGS];
-    size_t nopt = 0, npos = 0;
-    opt[nopt++] = strdup(cmd->name);
-    opt[nopt++] = strdup("[-h]");
-    for (size_t i = 0; i < cmd->nargs; i++) {
-        tp__ctl_buf part = {0};
-        usage_part(&cmd->args[i], &part);
-        char *p = tp__ctl_buf_done(&part);
-        if (is_positional(&cmd->args[i]))
-            pos[npos++] = p;
-        else
-            opt[nopt++] = p;
-    }
-    for (size_t i = 0; i < nopt; i++)
-        if (!opt[i])
-            out->oom = true;
-    for (size_t i = 0; i < npos; i++)
-        if (!pos[i])
-            out->oom = true;
-    if (!out->oom) {
-        size_t total = strlen("usage: ");
-        for (size_t i = 0; i < nopt; i++)
-            total += strlen(opt[i]) + (i ? 1 : 0);
-        for (size_t i = 0; i < npos; i++)
-            total += strlen(pos[i]) + 1;
-        tp__ctl_buf_add(out, "usage: ");
-        size_t w = (size_t)width;
-        size_t indent = strlen("usage: ") + strlen(cmd->name) + 1;
-        if (total <= w) {
-            for (size_t i = 0; i < nopt; i++) {
-                if (i)
-                    tp__ctl_buf_add(out, " ");
-                tp__ctl_buf_add(out, opt[i]);
-            }
-            for (size_t i = 0; i < npos; i++) {
-                tp__ctl_buf_add(out, " ");
-                tp__ctl_buf_add(out, pos[i]);
-            }
-        } else if (indent - 1 <= 0.75 * (double)w) {
-            wrap_parts(out, opt, nopt, indent, strlen("usage: ") - 1, w, true);
-            if (npos) {
-                tp__ctl_buf_add(out, "\n");
-                s_spaces(out, indent);
-                wrap_parts(out, pos, npos, indent, 0, w, false);
-            }
-        } else {
-            /* A long prog: everything on lines of its own. */
-            tp__ctl_buf_add(out, cmd->name);
-            indent = strlen("usage: ");
-            tp__ctl_buf_add(out, "\n");
-            s_spaces(out, indent);
-            wrap_parts(out, opt + 1, nopt - 1, indent, 0, w, false);
-            if (npos) {
-                tp__ctl_buf_add(out, "\n");
-                s_spaces(out, indent);
-                wrap_parts(out, pos, npos, indent, 0, w, false);
-            }
-        }
-    }
-    for (size_t i = 0; i < nopt; i++)
-        free(opt[i]);
-    for (size_t i = 0; i < npos; i++)
-        free(pos[i]);
-}
-
-/* Wraps text at whitespace into lines of at most width columns, the first
- * starting at column first_col (already written), the others indented by
- * indent. */
-static void wrap_text(tp__ctl_buf *out, const char *text, size_t width,
-                      size_t indent)
-{
-    size_t col = 0;
-    const char *p = text;
-    bool line_empty = true;
-    while (*p) {
-        while (*p && isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            break;
-        const char *w = p;
-        while (*p && !isspace((unsigned char)*p))
-            p++;
-        size_t wl = (size_t)(p - w);
-        if (!line_empty && col + 1 + wl > width) {
-            tp__ctl_buf_add(out, "\n");
-            s_spaces(out, indent);
-            col = 0;
-            line_empty = true;
-        }
-        if (!line_empty) {
-            tp__ctl_buf_add(out, " ");
-            col++;
-        }
-        tp__ctl_buf_addn(out, w, wl);
-        col += wl;
-        line_empty = false;
-    }
-}
-
-typedef struct help_item {
-    char *invocation;
-    const char *help;
-    char *help_owned;
-    size_t indent;
-} help_item;
-
-/* argparse's format_action for one item. */
-static void help_line(tp__ctl_buf *out, const help_item *it, size_t help_pos,
-                      size_t width)
-{
-    size_t action_width =
-        help_pos > it->indent + 2 ? help_pos - it->indent - 2 : 0;
-    size_t help_width = width > help_pos + 11 ? width - help_pos : 11;
-    const char *help = it->help_owned ? it->help_owned : it->help;
-    s_spaces(out, it->indent);
-    tp__ctl_buf_add(out, it->invocation);
-    size_t il = strlen(it->invocation);
-    if (!help) {
-        tp__ctl_buf_add(out, "\n");
-        return;
-    }
-    if (il <= action_width) {
-        s_spaces(out, action_width - il + 2);
-    } else {
-        tp__ctl_buf_add(out, "\n");
-        s_spaces(out, help_pos);
-    }
-    wrap_text(out, help, help_width, help_pos);
-    tp__ctl_buf_add(out, "\n");
-}
-
-static size_t help_position(const help_item *items, size_t n, size_t width)
-{
-    size_t max_len = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(items[i].invocation) + items[i].indent;
-        if (l > max_len)
-            max_len = l;
-    }
-    size_t max_pos = width > 20 ? width - 20 : 0;
-    if (max_pos < 4)
-        max_pos = 4;
-    if (max_pos > 24)
-        max_pos = 24;
-    return max_len + 2 < max_pos ? max_len + 2 : max_pos;
-}
-
-static char *invocation(const tp__ctl_argspec *a)
-{
-    tp__ctl_buf s = {0};
-    if (is_positional(a)) {
-        tp__ctl_buf_add(&s, a->dest);
-        return tp__ctl_buf_done(&s);
-    }
-    char mv[64];
-    metavar(a, mv, sizeof mv);
-    const char *opts[2] = {a->short_opt, a->long_opt};
-    bool first = true;
-    for (int i = 0; i < 2; i++) {
-        if (!opts[i])
-            continue;
-        if (!first)
-            tp__ctl_buf_add(&s, ", ");
-        first = false;
-        tp__ctl_buf_add(&s, opts[i]);
-        if (a->type != TP__CTL_T_FLAG) {
-            tp__ctl_buf_add(&s, " ");
-            tp__ctl_buf_add(&s, mv);
-        }
-    }
-    return tp__ctl_buf_done(&s);
-}
-
-static int clamp_width(int width)
-{
-    if (width < 20)
-        return 20;
-    if (width > 1000)
-        return 1000;
-    return width;
-}
-
-char *tp__ctl_help_command(const tp__ctl_command *cmd, int width)
-{
-    width = clamp_width(width);
-    size_t w = (size_t)width;
-    help_item items[TP__CTL_MAX_ARGS + 1];
-    size_t n = 0;
-    items[n++] = (help_item){strdup("-h, --help"),
-                             "show this help message and exit", NULL, 2};
-    for (size_t i = 0; i < cmd->nargs; i++) {
-        const tp__ctl_argspec *a = &cmd->args[i];
-        help_item it = {invocation(a), a->help, NULL, 2};
-        if (a->deflt &&
-            asprintf(&it.help_owned, "%s (default: %s)", a->help, a->deflt) < 0)
-            it.help_owned = NULL;
-        items[n++] = it;
-    }
-    size_t pos = help_position(items, n, w);
-    tp__ctl_buf out = {0};
-    usage_line(cmd, width, &out);
-    tp__ctl_buf_add(&out, "\n\n");
-    wrap_text(&out, cmd->description ? cmd->description : cmd->summary, w, 0);
-    tp__ctl_buf_add(&out, "\n");
-    bool any_pos = false;
-    for (size_t i = 1; i < n; i++) {
-        if (is_positional(&cmd->args[i - 1])) {
-            if (!any_pos)
-                tp__ctl_buf_add(&out, "\npositional arguments:\n");
-            any_pos = true;
-            help_line(&out, &items[i], pos, w);
-        }
-    }
-    tp__ctl_buf_add(&out, "\noptions:\n");
-    help_line(&out, &items[0], pos, w);
-    for (size_t i = 1; i < n; i++)
-        if (!is_positional(&cmd->args[i - 1]))
-            help_line(&out, &items[i], pos, w);
-    for (size_t i = 0; i < n; i++) {
-        free(items[i].invocation);
-        free(items[i].help_owned);
-    }
-    return tp__ctl_buf_done(&out);
-}
-
-char *tp__ctl_help_top(bool simple, int width)
-{
-    width = clamp_width(width);
-    size_t w = (size_t)width;
-    help_item items[64];
-    size_t n = 0;
-    items[n++] = (help_item){(char *)"-h, --help",
-                             "show this help message and exit", NULL, 2};
-    items[n++] = (help_item){(char *)TOP_METAVAR, NULL, NULL, 2};
-    for (size_t i = 0; i < tp__ctl_ncommands && n < 64; i++) {
-        const tp__ctl_command *c = &tp__ctl_commands[i];
-        if (tp__ctl_command_applies(c, simple))
-            items[n++] = (help_item){(char *)c->name, c->summary, NULL, 4};
-    }
-    size_t pos = help_position(items, n, w);
-    tp__ctl_buf out = {0};
-    tp__ctl_buf_add(&out, "usage: " TOP_USAGE "\n\noptions:\n");
-    help_line(&out, &items[0], pos, w);
-    tp__ctl_buf_add(&out, "\nCommands:\n");
-    for (size_t i = 1; i < n; i++)
-        help_line(&out, &items[i], pos, w);
-    return tp__ctl_buf_done(&out);
-}
-
-char *tp__ctl_help(tp__ctl_help_cache *cache, const tp__ctl_command *cmd,
-                   bool simple, int width)
-{
-    width = clamp_width(width);
-    size_t slot = cmd ? 1 + (size_t)(cmd - tp__ctl_commands) : 0;
-    if (!cache || slot >= TP__CTL_HELP_SLOTS)
-        return cmd ? tp__ctl_help_command(cmd, width)
-                   : tp__ctl_help_top(simple, width);
-    if (!cache->text[slot] || cache->width[slot] != width) {
-        char *text = cmd ? tp__ctl_help_command(cmd, width)
-                         : tp__ctl_help_top(simple, width);
-        if (!text)
-            return NULL;
-        free(cache->text[slot]);
-        cache->text[slot] = text;
-        cache->width[slot] = width;
-    }
-    return strdup(cache->text[slot]);
-}
-
-void tp__ctl_help_cache_free(tp__ctl_help_cache *cache)
-{
-    for (size_t i = 0; i < TP__CTL_HELP_SLOTS; i++)
-        free(cache->text[i]);
-    memset(cache, 0, sizeof *cache);
-}
-
-/* ------------------------------------------------------------------------ */
 /* Parsing                                                                  */
 /* ------------------------------------------------------------------------ */
 
@@ -439,12 +76,17 @@ void tp__ctl_args_free(tp__ctl_args *a)
     memset(a, 0, sizeof *a);
 }
 
+static bool is_positional(const tp__ctl_argspec *a)
+{
+    return a->long_opt == NULL && a->short_opt == NULL;
+}
+
 /* Fills r with "usage: ...\nprog: error: msg". */
 static void usage_error(tp__ctl_reply *r, const tp__ctl_command *cmd, int width,
                         const char *msg)
 {
     tp__ctl_buf s = {0};
-    usage_line(cmd, clamp_width(width), &s);
+    tp__ctl_usage_line(cmd, width, &s);
     tp__ctl_buf_add(&s, "\n");
     tp__ctl_buf_add(&s, cmd ? cmd->name : "");
     tp__ctl_buf_add(&s, ": error: ");
@@ -452,21 +94,6 @@ static void usage_error(tp__ctl_reply *r, const tp__ctl_command *cmd, int width,
     char *text = tp__ctl_buf_done(&s);
     tp__ctl_reply_error(r, TP__CTL_EUSAGE, "%s", text ? text : msg);
     r->is_usage = true;
-    free(text);
-}
-
-void tp__ctl_reply_help(tp__ctl_reply *r, char *text)
-{
-    if (!text) {
-        tp__ctl_reply_tp_error(r, NULL, TP_ENOMEM);
-        return;
-    }
-    /* Help texts are kept without their final newline. */
-    size_t n = strlen(text);
-    if (n && text[n - 1] == '\n')
-        text[n - 1] = '\0';
-    tp__ctl_reply_result(r, cJSON_CreateString(text));
-    r->is_help = true;
     free(text);
 }
 
@@ -679,27 +306,40 @@ static void join_tokens(char **tok, size_t n, char *out, size_t size)
 }
 
 /* scratch holds 2 * cap pointers, cap >= ntok. */
-static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
-                          char **tok, size_t ntok, char **scratch, size_t cap,
-                          tp__ctl_args *a, tp__ctl_reply *r)
+/* Why a parse failed: a usage error (`why`, reported by the parser of
+ * `cmd`, NULL: the top-level one) or, if oom, an allocation. */
+typedef struct failure {
+    const tp__ctl_command *cmd;
+    bool oom;
+    char why[512];
+} failure;
+
+static bool fail_usage(failure *f, const tp__ctl_command *cmd, const char *fmt,
+                       ...) __attribute__((format(printf, 3, 4)));
+static bool fail_usage(failure *f, const tp__ctl_command *cmd, const char *fmt,
+                       ...)
 {
-    char **pos = scratch, **extra = scratch + cap;
-    size_t npos = 0, nextra = 0;
-    char why[512], name[96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->why, sizeof f->why, fmt, ap);
+    va_end(ap);
+    f->cmd = cmd;
+    return false;
+}
+
+/* Options of cmd in tok[0..ntok), into a; the other tokens go to pos (in
+ * order, "--" ends the options) or, for unknown options, to extra. */
+static bool take_options(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
+                         char **tok, size_t ntok, char **pos, size_t *npos,
+                         char **extra, size_t *nextra, tp__ctl_args *a,
+                         failure *f)
+{
+    char name[96], reason[192];
     bool dashdash = false;
-    for (size_t i = 0; i < ntok; i++) {
-        if (!dashdash &&
-            (strcmp(tok[i], "-h") == 0 || strcmp(tok[i], "--help") == 0)) {
-            tp__ctl_args_free(a);
-            tp__ctl_reply_help(r,
-                               tp__ctl_help(ctx->help, cmd, false, ctx->width));
-            return false;
-        }
-    }
     for (size_t i = 0; i < ntok; i++) {
         char *t = tok[i];
         if (dashdash || !is_option_token(t)) {
-            pos[npos++] = t;
+            pos[(*npos)++] = t;
             continue;
         }
         if (strcmp(t, "--") == 0) {
@@ -709,62 +349,49 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
         char *value;
         bool ambiguous;
         int k = find_option(cmd, t, &value, &ambiguous);
+        if (k < 0 && ambiguous)
+            return fail_usage(f, cmd, "ambiguous option: %s", t);
         if (k < 0) {
-            if (ambiguous) {
-                snprintf(why, sizeof why, "ambiguous option: %s", t);
-                usage_error(r, cmd, ctx->width, why);
-                tp__ctl_args_free(a);
-                return false;
-            }
-            extra[nextra++] = t;
+            extra[(*nextra)++] = t;
             continue;
         }
         const tp__ctl_argspec *spec = &cmd->args[k];
         tp__ctl_value *v = &a->v[k];
         arg_name(spec, name, sizeof name);
-        if (spec->type == TP__CTL_T_FLAG) {
-            if (value) {
-                snprintf(why, sizeof why,
-                         "argument %s: ignored explicit argument '%s'", name,
-                         value);
-                usage_error(r, cmd, ctx->width, why);
-                tp__ctl_args_free(a);
-                return false;
-            }
-            v->set = true;
-            continue;
-        }
-        if (!value) {
-            if (i + 1 >= ntok || is_option_token(tok[i + 1])) {
-                snprintf(why, sizeof why, "argument %s: expected one argument",
-                         name);
-                usage_error(r, cmd, ctx->width, why);
-                tp__ctl_args_free(a);
-                return false;
-            }
+        if (spec->type == TP__CTL_T_FLAG && value)
+            return fail_usage(f, cmd,
+                              "argument %s: ignored explicit argument '%s'",
+                              name, value);
+        if (spec->type != TP__CTL_T_FLAG && !value) {
+            if (i + 1 >= ntok || is_option_token(tok[i + 1]))
+                return fail_usage(f, cmd, "argument %s: expected one argument",
+                                  name);
             value = tok[++i];
         }
-        char reason[192];
-        if (!convert(ctx, spec, value, v, reason, sizeof reason)) {
-            snprintf(why, sizeof why, "argument %s: %s", name, reason);
-            usage_error(r, cmd, ctx->width, why);
-            tp__ctl_args_free(a);
-            return false;
-        }
+        if (spec->type != TP__CTL_T_FLAG &&
+            !convert(ctx, spec, value, v, reason, sizeof reason))
+            return fail_usage(f, cmd, "argument %s: %s", name, reason);
         v->set = true;
     }
-    /* Positionals, in order. */
-    size_t next = 0;
-    char missing[256] = "";
+    return true;
+}
+
+/* The positionals of cmd from pos[0..npos), in order, into a; *next is
+ * the first one left over. */
+static bool take_positionals(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
+                             char **pos, size_t npos, size_t *next,
+                             tp__ctl_args *a, failure *f)
+{
+    char missing[256] = "", reason[192];
     for (size_t k = 0; k < cmd->nargs; k++) {
         const tp__ctl_argspec *spec = &cmd->args[k];
         if (!is_positional(spec))
             continue;
         tp__ctl_value *v = &a->v[k];
-        size_t want = spec->nargs == TP__CTL_STAR  ? npos - next
-                      : spec->nargs == TP__CTL_OPT ? (next < npos ? 1 : 0)
+        size_t want = spec->nargs == TP__CTL_STAR  ? npos - *next
+                      : spec->nargs == TP__CTL_OPT ? (*next < npos ? 1 : 0)
                                                    : 1;
-        if (spec->nargs == TP__CTL_ONE && next >= npos) {
+        if (spec->nargs == TP__CTL_ONE && *next >= npos) {
             size_t ml = strlen(missing);
             snprintf(missing + ml, sizeof missing - ml, "%s%s", ml ? ", " : "",
                      spec->dest);
@@ -774,21 +401,15 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
             v->strs = calloc(want ? want : 1, sizeof *v->strs);
             v->ints = calloc(want ? want : 1, sizeof *v->ints);
             if (!v->strs || !v->ints) {
-                tp__ctl_args_free(a);
-                tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+                f->oom = true;
                 return false;
             }
         }
         for (size_t j = 0; j < want; j++) {
-            char reason[192];
             tp__ctl_value one = {0};
-            if (!convert(ctx, spec, pos[next], &one, reason, sizeof reason)) {
-                snprintf(why, sizeof why, "argument %s: %s", spec->dest,
-                         reason);
-                usage_error(r, cmd, ctx->width, why);
-                tp__ctl_args_free(a);
-                return false;
-            }
+            if (!convert(ctx, spec, pos[*next], &one, reason, sizeof reason))
+                return fail_usage(f, cmd, "argument %s: %s", spec->dest,
+                                  reason);
             if (spec->nargs == TP__CTL_STAR) {
                 v->strs[v->n] = one.str;
                 v->ints[v->n] = one.i;
@@ -797,29 +418,54 @@ static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
                 one.n = 1;
                 *v = one;
             }
-            next++;
+            ++*next;
         }
         v->set = want > 0 || spec->nargs == TP__CTL_STAR;
     }
-    if (missing[0]) {
-        snprintf(why, sizeof why, "the following arguments are required: %s",
-                 missing);
-        usage_error(r, cmd, ctx->width, why);
-        tp__ctl_args_free(a);
-        return false;
+    if (missing[0])
+        return fail_usage(f, cmd, "the following arguments are required: %s",
+                          missing);
+    return true;
+}
+
+/* Parses cmd's arguments tok[0..ntok) into a (empty on entry). scratch
+ * holds 2 * cap pointers, cap >= ntok. A help request or a failure fills r
+ * and returns false, with a empty again. */
+static bool parse_command(const tp__ctl_ctx *ctx, const tp__ctl_command *cmd,
+                          char **tok, size_t ntok, char **scratch, size_t cap,
+                          tp__ctl_args *a, tp__ctl_reply *r)
+{
+    for (size_t i = 0; i < ntok && strcmp(tok[i], "--") != 0; i++) {
+        if (strcmp(tok[i], "-h") == 0 || strcmp(tok[i], "--help") == 0) {
+            tp__ctl_reply_help(r, tp__ctl_help(ctx->help, tp__ctl_commands,
+                                               tp__ctl_ncommands, cmd, false,
+                                               ctx->width));
+            return false;
+        }
     }
+    char **pos = scratch, **extra = scratch + cap;
+    size_t npos = 0, nextra = 0, next = 0;
+    failure f = {0};
+    if (!take_options(ctx, cmd, tok, ntok, pos, &npos, extra, &nextra, a, &f) ||
+        !take_positionals(ctx, cmd, pos, npos, &next, a, &f))
+        goto fail;
     while (next < npos)
         extra[nextra++] = pos[next++];
     if (nextra) {
         /* argparse reports these from the top-level parser. */
         char list[200];
         join_tokens(extra, nextra, list, sizeof list);
-        snprintf(why, sizeof why, "unrecognized arguments: %s", list);
-        usage_error(r, NULL, ctx->width, why);
-        tp__ctl_args_free(a);
-        return false;
+        fail_usage(&f, NULL, "unrecognized arguments: %s", list);
+        goto fail;
     }
     return true;
+fail:
+    tp__ctl_args_free(a);
+    if (f.oom)
+        tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+    else
+        usage_error(r, f.cmd, ctx->width, f.why);
+    return false;
 }
 
 bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
@@ -843,8 +489,9 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
     char why[2048];
     if (n == 0 || strcmp(toks[0], "-h") == 0 ||
         strcmp(toks[0], "--help") == 0) {
-        tp__ctl_reply_help(
-            r, tp__ctl_help(ctx->help, NULL, ctx->simple, ctx->width));
+        tp__ctl_reply_help(r, tp__ctl_help(ctx->help, tp__ctl_commands,
+                                           tp__ctl_ncommands, NULL, ctx->simple,
+                                           ctx->width));
     } else if (n > cap) { /* cap is MAX_TOKENS then */
         snprintf(why, sizeof why, "too many arguments (at most %d)",
                  MAX_TOKENS - 1);
@@ -858,7 +505,7 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
         if (strlen(toks[0]) > 80)
             memcpy(shown + 77, "...", 4);
         int w = snprintf(why, sizeof why,
-                         "argument " TOP_METAVAR
+                         "argument " TP__CTL_TOP_METAVAR
                          ": invalid choice: '%s' (choose from ",
                          shown);
         size_t used = w > 0 ? (size_t)w : 0;
@@ -876,6 +523,7 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
             snprintf(why + used, sizeof why - used, ")");
         usage_error(r, NULL, ctx->width, why);
     } else {
+        a->cmd = *cmd;
         ok = parse_command(ctx, *cmd, toks + 1, n - 1, toks + cap, cap, a, r);
     }
     free(toks);

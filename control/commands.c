@@ -58,6 +58,25 @@ static void result_rc(tp__ctl_reply *r, tp_pool *pool, int rc, cJSON *ok)
     }
 }
 
+/* The value of the argument whose spec's dest is `dest`, or NULL if a's
+ * command has no such argument. */
+static tp__ctl_value *find_arg(tp__ctl_args *a, const char *dest)
+{
+    for (size_t i = 0; a->cmd && i < a->cmd->nargs; i++)
+        if (strcmp(a->cmd->args[i].dest, dest) == 0)
+            return &a->v[i];
+    return NULL;
+}
+
+/* The value of a's argument `dest`, which its command's specs have. */
+static tp__ctl_value *arg(tp__ctl_args *a, const char *dest)
+{
+    tp__ctl_value *v = find_arg(a, dest);
+    if (!v)
+        abort(); /* a handler asking for an argument its command lacks */
+    return v;
+}
+
 /* Rejects a negative count with a sentence naming the argument. */
 static bool count_ok(tp__ctl_reply *r, const tp__ctl_value *v, const char *name,
                      bool positive)
@@ -75,9 +94,9 @@ static bool count_ok(tp__ctl_reply *r, const tp__ctl_value *v, const char *name,
 /* Handlers: both kinds                                                     */
 /* ------------------------------------------------------------------------ */
 
-static void h_cancel(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_cancel(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    const tp__ctl_value *v = &a->v[0];
+    const tp__ctl_value *v = arg(a, "task_ids");
     tp_id *ids = calloc(v->n ? v->n : 1, sizeof *ids);
     if (!ids) {
         tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
@@ -114,8 +133,7 @@ static void h_cancel(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
 }
 
-static void h_cancel_all(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                         tp__ctl_reply *r)
+static void h_cancel_all(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     tp_cancel_all(ctx->pool);
@@ -136,31 +154,30 @@ static void group_error(tp__ctl_reply *r, tp_pool *pool, int rc,
         tp__ctl_reply_tp_error(r, pool, rc);
 }
 
-static void h_cancel_group(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                           tp__ctl_reply *r)
+static void h_cancel_group(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    int rc = tp_cancel_group(ctx->pool, a->v[0].str);
+    const char *group = arg(a, "group_name")->str;
+    int rc = tp_cancel_group(ctx->pool, group);
     if (rc == TP_OK)
         tp__ctl_reply_result(r, NULL);
     else
-        group_error(r, ctx->pool, rc, a->v[0].str);
+        group_error(r, ctx->pool, rc, group);
 }
 
-static void h_flush(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_flush(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     result_rc(r, ctx->pool, tp_flush(ctx->pool), NULL);
 }
 
-static void h_gather_and_close(tp__ctl_ctx *ctx, const tp__ctl_args *a,
+static void h_gather_and_close(tp__ctl_ctx *ctx, tp__ctl_args *a,
                                tp__ctl_reply *r)
 {
     (void)a;
     result_rc(r, ctx->pool, tp_gather_and_close(ctx->pool), NULL);
 }
 
-static void h_until_closed(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                           tp__ctl_reply *r)
+static void h_until_closed(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     /* Short slices, so that stopping the server or the client hanging up
@@ -225,10 +242,9 @@ static bool drop_repeats(const char **names, size_t *n)
     return true;
 }
 
-static void h_get_group_ids(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                            tp__ctl_reply *r)
+static void h_get_group_ids(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    const tp__ctl_value *v = &a->v[0];
+    const tp__ctl_value *v = arg(a, "group_names");
     tp_ids ids = {0};
     size_t n = v->n;
     const char **names = malloc((n ? n : 1) * sizeof *names);
@@ -264,58 +280,77 @@ static void h_get_group_ids(tp__ctl_ctx *ctx, const tp__ctl_args *a,
     free(names);
 }
 
-static void h_is_full(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+/* Runs on a helper thread (the listing costs O(groups)), and renders the
+ * response there too: a million groups make ~130 MB of text, which the
+ * control thread then only queues. */
+static void h_groups(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
+{
+    (void)a;
+    tp_groups g = {0};
+    int rc = tp_get_groups(ctx->pool, &g);
+    if (rc != TP_OK) {
+        tp__ctl_reply_tp_error(r, ctx->pool, rc);
+        return;
+    }
+    size_t len = 0;
+    char *wire = tp__ctl_groups_render(&g, ctx->json, &len);
+    tp_groups_free(&g);
+    if (!wire) {
+        tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
+        return;
+    }
+    tp__ctl_reply_result(r, NULL);
+    r->wire = wire;
+    r->wire_len = len;
+}
+
+static void h_is_full(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     result_bool(r, tp_is_full(ctx->pool));
 }
 
-static void h_is_locked(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                        tp__ctl_reply *r)
+static void h_is_locked(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     result_bool(r, tp_is_locked(ctx->pool));
 }
 
-static void h_lock(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_lock(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     tp_lock(ctx->pool);
     tp__ctl_reply_result(r, NULL);
 }
 
-static void h_unlock(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_unlock(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     tp_unlock(ctx->pool);
     tp__ctl_reply_result(r, NULL);
 }
 
-static void h_num_cancelled(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                            tp__ctl_reply *r)
+static void h_num_cancelled(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     result_size(r, tp_num_cancelled(ctx->pool));
 }
 
-static void h_num_ended(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                        tp__ctl_reply *r)
+static void h_num_ended(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     result_size(r, tp_num_ended(ctx->pool));
 }
 
-static void h_num_running(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                          tp__ctl_reply *r)
+static void h_num_running(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     result_size(r, tp_num_running(ctx->pool));
 }
 
-static void h_pool_size(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                        tp__ctl_reply *r)
+static void h_pool_size(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    const tp__ctl_value *v = &a->v[0];
+    const tp__ctl_value *v = arg(a, "pool_size");
     if (!v->set) {
         result_size(r, tp_pool_size(ctx->pool));
         return;
@@ -330,7 +365,7 @@ static void h_pool_size(tp__ctl_ctx *ctx, const tp__ctl_args *a,
     result_rc(r, ctx->pool, rc == TP_ESYS ? TP_OK : rc, NULL);
 }
 
-static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_stats(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     tp_stats s;
@@ -339,47 +374,43 @@ static void h_stats(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
         return;
     }
-    cJSON *o = tp__ctl_stats_object(&s, ctx->gauges, ctx->ngauges);
+    cJSON *o = tp__ctl_stats_object(&s, ctx->reg->gauges, ctx->reg->ngauges);
     if (!o)
         tp__ctl_reply_tp_error(r, ctx->pool, TP_ENOMEM);
     else
         tp__ctl_reply_result(r, o);
 }
 
-static void h_metrics(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_metrics(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
-    tp_stats s;
-    int rc = tp_get_stats(ctx->pool, &s);
-    if (rc != TP_OK) {
-        tp__ctl_reply_tp_error(r, ctx->pool, rc);
-        return;
-    }
     /* Printed verbatim, like a help text: the exposition, then a blank
      * line that ends the response. */
-    tp__ctl_reply_help(r, tp__ctl_metrics_text(tp_pool_name(ctx->pool), &s,
-                                               ctx->gauges, ctx->ngauges));
+    tp__ctl_reply_help(r, tp__ctl_metrics_text(ctx->pool, ctx->reg->gauges,
+                                               ctx->reg->ngauges));
 }
 
-static void h_help(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_help(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     char *text = NULL;
-    if (a->v[0].set) {
-        const tp__ctl_command *c =
-            tp__ctl_command_find(a->v[0].str, ctx->simple);
+    const tp__ctl_value *name = arg(a, "command");
+    if (name->set) {
+        const tp__ctl_command *c = tp__ctl_command_find(name->str, ctx->simple);
         if (!c) {
             tp__ctl_reply_error(r, TP__CTL_EUSAGE, "No command named %s.",
-                                a->v[0].str);
+                                name->str);
             return;
         }
-        text = tp__ctl_help(ctx->help, c, ctx->simple, ctx->width);
+        text = tp__ctl_help(ctx->help, tp__ctl_commands, tp__ctl_ncommands, c,
+                            ctx->simple, ctx->width);
     } else {
-        text = tp__ctl_help(ctx->help, NULL, ctx->simple, ctx->width);
+        text = tp__ctl_help(ctx->help, tp__ctl_commands, tp__ctl_ncommands,
+                            NULL, ctx->simple, ctx->width);
     }
     tp__ctl_reply_help(r, text);
 }
 
-static void h_exit(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_exit(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)ctx;
     (void)a;
@@ -391,29 +422,30 @@ static void h_exit(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
 /* Handlers: SimpleTaskPool                                                 */
 /* ------------------------------------------------------------------------ */
 
-static void h_start(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_start(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    if (!count_ok(r, &a->v[0], "num", true))
+    const tp__ctl_value *num = arg(a, "num");
+    if (!count_ok(r, num, "num", true))
         return;
     char group[TP_NAME_MAX];
-    int rc = tp_start(ctx->pool, (size_t)a->v[0].i, group);
+    int rc = tp_start(ctx->pool, (size_t)num->i, group);
     result_rc(r, ctx->pool, rc, rc == TP_OK ? cJSON_CreateString(group) : NULL);
 }
 
-static void h_stop(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_stop(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    if (!count_ok(r, &a->v[0], "num", false))
+    const tp__ctl_value *num = arg(a, "num");
+    if (!count_ok(r, num, "num", false))
         return;
     tp_ids ids = {0};
-    int rc = tp_stop(ctx->pool, (size_t)a->v[0].i, &ids);
+    int rc = tp_stop(ctx->pool, (size_t)num->i, &ids);
     if (rc == TP_OK)
         result_ids(r, &ids);
     else
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
 }
 
-static void h_stop_all(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                       tp__ctl_reply *r)
+static void h_stop_all(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     tp_ids ids = {0};
@@ -424,8 +456,7 @@ static void h_stop_all(tp__ctl_ctx *ctx, const tp__ctl_args *a,
         tp__ctl_reply_tp_error(r, ctx->pool, rc);
 }
 
-static void h_func_name(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                        tp__ctl_reply *r)
+static void h_func_name(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
     (void)a;
     const char *name = tp_func_name(ctx->pool);
@@ -436,37 +467,34 @@ static void h_func_name(tp__ctl_ctx *ctx, const tp__ctl_args *a,
 /* Handlers: TaskPool                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* Where spawn() finds its arguments in a command's specs. */
-typedef struct spawn_idx {
-    int second, kwargs, num, group, end, cancel;
-} spawn_idx;
-
-static const spawn_idx apply_idx = {1, 2, 3, 4, 5, 6};
-static const spawn_idx map_idx = {1, -1, 2, 3, 4, 5};
-
-static void spawn(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r,
-                  tp__ctl_spawn_kind kind)
+/* The spawning commands share their specs' dest names (POS_FUNC,
+ * OPT_GROUP, OPT_END, OPT_CANCEL below); they differ in the name of the
+ * JSON argument and of the count. */
+static void spawn(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r,
+                  tp__ctl_spawn_kind kind, const char *json_dest,
+                  const char *num_dest)
 {
-    bool apply = kind == TP__CTL_APPLY;
-    const spawn_idx *x = apply ? &apply_idx : &map_idx;
-    if (a->v[x->num].set &&
-        !count_ok(r, &a->v[x->num], apply ? "num" : "num_concurrent", true))
+    tp__ctl_value *json = arg(a, json_dest), *num = arg(a, num_dest);
+    tp__ctl_value *kwargs = find_arg(a, "kwargs"); /* apply only */
+    const tp__ctl_value *group = arg(a, "group_name"),
+                        *end = arg(a, "end_callback"),
+                        *cancel = arg(a, "cancel_callback");
+    if (num->set && !count_ok(r, num, num_dest, true))
         return;
-    /* The parsed JSON moves into the spawn group. */
-    tp__ctl_args *m = (tp__ctl_args *)a;
     tp__ctl_spawn_req req = {
         .kind = kind,
-        .func = a->v[0].entry,
-        .args = m->v[x->second].json,
-        .kwargs = apply ? m->v[x->kwargs].json : NULL,
-        .num = a->v[x->num].set ? (size_t)a->v[x->num].i : 1,
-        .group_name = a->v[x->group].set ? a->v[x->group].str : NULL,
-        .end_cb = a->v[x->end].set ? a->v[x->end].entry : NULL,
-        .cancel_cb = a->v[x->cancel].set ? a->v[x->cancel].entry : NULL,
+        .func = arg(a, "func")->entry,
+        .args = json->json,
+        .kwargs = kwargs ? kwargs->json : NULL,
+        .num = num->set ? (size_t)num->i : 1,
+        .group_name = group->set ? group->str : NULL,
+        .end_cb = end->set ? end->entry : NULL,
+        .cancel_cb = cancel->set ? cancel->entry : NULL,
     };
-    m->v[x->second].json = NULL;
-    if (apply)
-        m->v[x->kwargs].json = NULL;
+    /* The parsed JSON moves into the spawn group. */
+    json->json = NULL;
+    if (kwargs)
+        kwargs->json = NULL;
     if (req.group_name && strlen(req.group_name) >= TP_NAME_MAX) {
         cJSON_Delete(req.args);
         cJSON_Delete(req.kwargs);
@@ -475,33 +503,32 @@ static void spawn(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r,
                             TP_NAME_MAX - 1);
         return;
     }
-    char group[TP_NAME_MAX];
-    int rc = tp__ctl_spawn(ctx->pool, &req, group);
+    char name[TP_NAME_MAX];
+    int rc = tp__ctl_spawn(ctx->pool, &req, name);
     if (rc == TP_OK)
-        tp__ctl_reply_result(r, cJSON_CreateString(group));
+        tp__ctl_reply_result(r, cJSON_CreateString(name));
     else
         group_error(r, ctx->pool, rc, req.group_name ? req.group_name : "");
 }
 
-static void h_apply(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_apply(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    spawn(ctx, a, r, TP__CTL_APPLY);
+    spawn(ctx, a, r, TP__CTL_APPLY, "args", "num");
 }
 
-static void h_map(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_map(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    spawn(ctx, a, r, TP__CTL_MAP);
+    spawn(ctx, a, r, TP__CTL_MAP, "arg_iter", "num_concurrent");
 }
 
-static void h_starmap(tp__ctl_ctx *ctx, const tp__ctl_args *a, tp__ctl_reply *r)
+static void h_starmap(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    spawn(ctx, a, r, TP__CTL_STARMAP);
+    spawn(ctx, a, r, TP__CTL_STARMAP, "args_iter", "num_concurrent");
 }
 
-static void h_doublestarmap(tp__ctl_ctx *ctx, const tp__ctl_args *a,
-                            tp__ctl_reply *r)
+static void h_doublestarmap(tp__ctl_ctx *ctx, tp__ctl_args *a, tp__ctl_reply *r)
 {
-    spawn(ctx, a, r, TP__CTL_DOUBLESTARMAP);
+    spawn(ctx, a, r, TP__CTL_DOUBLESTARMAP, "kwargs_iter", "num_concurrent");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -540,8 +567,8 @@ static void h_doublestarmap(tp__ctl_ctx *ctx, const tp__ctl_args *a,
             "accepted for compatibility; C tasks raise no exceptions", "False" \
     }
 
-/* The order of apply's and the map family's specs matches apply_idx and
- * map_idx above. */
+/* Handlers find their values by these dest names (find_arg), so the
+ * order of the specs is only the order of the help. */
 static const tp__ctl_argspec apply_args[] = {
     POS_FUNC,
     {"-a", "--args", "args", TP__CTL_T_ARRAY, TP__CTL_ONE, "JSON array", "[]"},
@@ -649,6 +676,13 @@ const tp__ctl_command tp__ctl_commands[] = {
      "Prints the set of IDs of the tasks in the given "
      "groups.",
      NULL, ARGS(group_names_args), 0, h_get_group_ids},
+    {"groups",
+     "Lists every group: its name, running, cancelled, ended and pending "
+     "counts, and num_concurrent.",
+     "Lists every group the pool knows, newest first, one line per group: "
+     "NAME running=R cancelled=C ended=E pending=P num_concurrent=N (inf: "
+     "no limit), then a blank line.",
+     NOARGS, TP__CTL_EXTRA | TP__CTL_OFFLOAD, h_groups},
     {"help", "Shows this help, or the help of one command.", NULL,
      ARGS(help_args), TP__CTL_EXTRA, h_help},
     {"is-full", "`True` if no more task can start right now.", NULL, NOARGS, 0,
@@ -700,15 +734,6 @@ const tp__ctl_command tp__ctl_commands[] = {
 };
 const size_t tp__ctl_ncommands =
     sizeof tp__ctl_commands / sizeof tp__ctl_commands[0];
-
-bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple)
-{
-    if (cmd->flags & TP__CTL_SIMPLE)
-        return simple;
-    if (cmd->flags & TP__CTL_GENERAL)
-        return !simple;
-    return true;
-}
 
 const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple)
 {

@@ -6,11 +6,20 @@
  * Files and their jobs:
  *  - server.c   the tp_control object, listener, control thread, jobs
  *  - session.c  one connection: buffers, handshake, line framing, dispatch
- *  - args.c     argparse-like parsing of a request and the help/usage texts
+ *  - jobs.c     helper threads for blocking and offloaded commands
+ *  - args.c     the tokenizer and argparse-like parsing of a request
+ *  - help.c     help and usage texts (argparse's layout), their cache
  *  - commands.c the command table and the handlers
  *  - jsonargs.c apply/map/starmap/doublestarmap with JSON arguments
+ *  - registry.c functions, callbacks and gauges registered by name
+ *  - metrics.c  the stats object and the Prometheus text
  *  - reply.c    responses: typed results, text and JSON renderings
+ *  - text.c     UTF-8 checks, escaping for JSON and lines of text
+ *  - buf.c      the one growable text buffer
  *  - log.c      debug messages through the engine's log
+ * Calls go one way, roughly down this list (README-control.md has every
+ * arrow), never back up: python3 /work/shared/tools/file-circles.py build
+ * control finds no circle.
  */
 #ifndef TP_CTL_H
 #define TP_CTL_H
@@ -22,6 +31,7 @@
 
 #include "taskpool.h"
 #include "taskpool_control.h"
+#include "text.h"
 
 /* ------------------------------------------------------------------------ */
 /* Replies                                                                  */
@@ -48,6 +58,10 @@ typedef struct tp__ctl_reply {
     cJSON *result;     /* owned; may be NULL */
     const char *error; /* static TP_* name */
     char *message;     /* owned */
+    /* A response rendered by the handler itself, for results too big for
+     * a cJSON tree (groups): sent as is; owned. */
+    char *wire;
+    size_t wire_len;
 } tp__ctl_reply;
 
 void tp__ctl_reply_clear(tp__ctl_reply *r);
@@ -61,11 +75,23 @@ void tp__ctl_reply_tp_error(tp__ctl_reply *r, tp_pool *pool, int err);
  * "[3, 2]", "{0, 1}"); malloc'd, no trailing newline. NULL on ENOMEM. */
 char *tp__ctl_result_text(const char *cmd, const cJSON *result);
 
-/* Renders r as one wire response ending in '\n'; malloc'd, *len set. */
+/* One group as a line of text, without the newline: its name (control
+ * characters as '?'), then running=R cancelled=C ended=E pending=P
+ * num_concurrent=N ("inf" when unlimited). */
+void tp__ctl_group_line(tp__ctl_buf *b, const tp_group_info *g);
+
+/* The wire response of a groups command: JSON mode one object per line,
+ * {"ok":true,"result":[{"name",...,"num_concurrent"},...]}; text mode one
+ * tp__ctl_group_line per group, then a blank line (no groups: the blank
+ * line only). malloc'd, *len set; NULL on ENOMEM. */
+char *tp__ctl_groups_render(const tp_groups *g, bool json, size_t *len);
+
+/* Renders r as one wire response ending in '\n' (r->wire if set: a copy);
+ * malloc'd, *len set. */
 char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len);
 
 /* ------------------------------------------------------------------------ */
-/* Registry of functions and callbacks by name                              */
+/* Registry of functions, callbacks and gauges by name (registry.c)        */
 /* ------------------------------------------------------------------------ */
 
 typedef struct tp__ctl_entry {
@@ -75,9 +101,18 @@ typedef struct tp__ctl_entry {
     void *cb_arg;   /* its argument */
 } tp__ctl_entry;
 
+/* An application value registered with tp_control_register_gauge. */
+typedef struct tp__ctl_gauge {
+    char *name;
+    double (*fn)(void *arg);
+    void *arg;
+} tp__ctl_gauge;
+
 typedef struct tp__ctl_registry {
-    tp__ctl_entry *v;
+    tp__ctl_entry *v; /* functions and callbacks */
     size_t len, cap;
+    tp__ctl_gauge *gauges;
+    size_t ngauges;
 } tp__ctl_registry;
 
 /* The function (fn true) or callback registered as name: the exact name
@@ -88,18 +123,16 @@ const tp__ctl_entry *tp__ctl_registry_find(const tp__ctl_registry *reg,
 /* Adds an entry (name copied). TP_OK, TP_EGROUP_EXISTS, TP_ENOMEM. */
 int tp__ctl_registry_add(tp__ctl_registry *reg, const char *name, tp_fn fn,
                          tp_callback cb, void *cb_arg);
+/* Adds a gauge (name copied). TP_OK, TP_EINVAL (fn NULL or a name
+ * tp__ctl_gauge_name_ok refuses), TP_EGROUP_EXISTS, TP_ENOMEM. */
+int tp__ctl_registry_add_gauge(tp__ctl_registry *reg, const char *name,
+                               double (*fn)(void *arg), void *arg);
+/* Frees every entry and gauge and empties *reg. */
 void tp__ctl_registry_free(tp__ctl_registry *reg);
 
 /* ------------------------------------------------------------------------ */
 /* Gauges, stats and metrics (metrics.c)                                    */
 /* ------------------------------------------------------------------------ */
-
-/* An application value registered with tp_control_register_gauge. */
-typedef struct tp__ctl_gauge {
-    char *name;
-    double (*fn)(void *arg);
-    void *arg;
-} tp__ctl_gauge;
 
 /* A gauge name: [A-Za-z_][A-Za-z0-9_]*, under 64 bytes, and neither a
  * `stats` key nor the start of a built-in metric's name. */
@@ -108,10 +141,10 @@ bool tp__ctl_gauge_name_ok(const char *name);
  * then the gauges (their callbacks are called). NULL on ENOMEM. */
 cJSON *tp__ctl_stats_object(const tp_stats *s, const tp__ctl_gauge *g,
                             size_t ng);
-/* The Prometheus text exposition of s and the gauges, every sample
- * labelled pool="<pool>"; malloc'd, NULL on ENOMEM. */
-char *tp__ctl_metrics_text(const char *pool, const tp_stats *s,
-                           const tp__ctl_gauge *g, size_t ng);
+/* The Prometheus text exposition of the pool's stats, its two timing
+ * histograms (tp_get_timings) and the gauges, every sample labelled
+ * pool="<pool name>"; malloc'd, NULL on ENOMEM. */
+char *tp__ctl_metrics_text(tp_pool *pool, const tp__ctl_gauge *g, size_t ng);
 
 /* ------------------------------------------------------------------------ */
 /* Command table and argument parsing                                       */
@@ -165,7 +198,10 @@ typedef struct tp__ctl_value {
     long long *ints;   /* owned array */
 } tp__ctl_value;
 
+/* A parsed request: v[i] is the value of cmd->args[i]. Handlers look their
+ * values up by the spec's dest (commands.c), never by position. */
 typedef struct tp__ctl_args {
+    const struct tp__ctl_command *cmd;
     tp__ctl_value v[TP__CTL_MAX_ARGS];
 } tp__ctl_args;
 
@@ -182,7 +218,9 @@ enum {
 };
 
 struct tp__ctl_ctx;
-typedef void (*tp__ctl_handler)(struct tp__ctl_ctx *ctx, const tp__ctl_args *a,
+/* A command's handler: fills r from a, whose JSON values it may take
+ * (setting them NULL); a is freed after it returns. */
+typedef void (*tp__ctl_handler)(struct tp__ctl_ctx *ctx, tp__ctl_args *a,
                                 tp__ctl_reply *r);
 
 typedef struct tp__ctl_command {
@@ -200,7 +238,15 @@ extern const tp__ctl_command tp__ctl_commands[];
 extern const size_t tp__ctl_ncommands;
 
 /* Whether cmd exists for this kind of pool. */
-bool tp__ctl_command_applies(const tp__ctl_command *cmd, bool simple);
+static inline bool tp__ctl_command_applies(const tp__ctl_command *cmd,
+                                           bool simple)
+{
+    if (cmd->flags & TP__CTL_SIMPLE)
+        return simple;
+    if (cmd->flags & TP__CTL_GENERAL)
+        return !simple;
+    return true;
+}
 const tp__ctl_command *tp__ctl_command_find(const char *name, bool simple);
 
 /* What a handler may use. On a helper thread only pool, stopping and
@@ -211,10 +257,9 @@ typedef struct tp__ctl_ctx {
     const tp__ctl_registry *reg;
     const atomic_int *stopping;      /* set when the server stops */
     int width;                       /* the client's terminal width */
+    bool json;                       /* the client's format */
     size_t max_spawn;                /* largest apply -n / start N */
     struct tp__ctl_help_cache *help; /* or NULL; control thread only */
-    const tp__ctl_gauge *gauges;     /* registered gauges */
-    size_t ngauges;
     /* Blocking commands only (else NULL): set once the client that asked
      * is gone, so that nobody waits for the reply. */
     const atomic_int *abandoned;
@@ -228,12 +273,31 @@ bool tp__ctl_parse(const tp__ctl_ctx *ctx, char *line,
                    tp__ctl_reply *r);
 
 /* Makes r a help reply with text (malloc'd; taken and freed; NULL means
- * out of memory). */
+ * out of memory). In reply.c. */
 void tp__ctl_reply_help(tp__ctl_reply *r, char *text);
 
-/* "-h" for the whole pool and "CMD -h"; malloc'd, ending in '\n'. */
-char *tp__ctl_help_top(bool simple, int width);
+/* ------------------------------------------------------------------------ */
+/* Help and usage texts (help.c)                                            */
+/* ------------------------------------------------------------------------ */
+
+/* The top-level parser's usage and the metavar of its command argument,
+ * as argparse prints them in the reference. */
+#define TP__CTL_TOP_USAGE "[-h] [command] ..."
+#define TP__CTL_TOP_METAVAR                                                    \
+    "(A command followed by '-h' or '--help' will show command-specific "      \
+    "help.)"
+
+/* "-h" for the whole pool, listing the commands of cmds[0..ncmds) that
+ * apply to this kind of pool, and "CMD -h"; malloc'd, ending in '\n';
+ * NULL on ENOMEM. */
+char *tp__ctl_help_top(const tp__ctl_command *cmds, size_t ncmds, bool simple,
+                       int width);
 char *tp__ctl_help_command(const tp__ctl_command *cmd, int width);
+
+/* Appends "usage: ..." for cmd (NULL: the top-level parser), wrapped to
+ * width (clamped to 20..1000), without a final newline. */
+void tp__ctl_usage_line(const tp__ctl_command *cmd, int width,
+                        tp__ctl_buf *out);
 
 /* Help texts built once per terminal width, for one server (so for one
  * kind of pool); used by one thread at a time (the control thread). */
@@ -243,12 +307,18 @@ typedef struct tp__ctl_help_cache {
     char *text[TP__CTL_HELP_SLOTS]; /* [0]: the top help, [1 + i]: command i */
 } tp__ctl_help_cache;
 
-/* The top help (cmd NULL) or cmd's, as the two functions above build it
- * (a malloc'd copy), taken from cache if it holds it for this width; cache
- * may be NULL. NULL if out of memory. */
-char *tp__ctl_help(tp__ctl_help_cache *cache, const tp__ctl_command *cmd,
-                   bool simple, int width);
+/* The top help (cmd NULL) or that of cmd, an element of cmds[0..ncmds),
+ * as the two functions above build it (a malloc'd copy), taken from cache
+ * if it holds it for this width; cache may be NULL. NULL if out of
+ * memory. */
+char *tp__ctl_help(tp__ctl_help_cache *cache, const tp__ctl_command *cmds,
+                   size_t ncmds, const tp__ctl_command *cmd, bool simple,
+                   int width);
 void tp__ctl_help_cache_free(tp__ctl_help_cache *cache);
+
+/* ------------------------------------------------------------------------ */
+/* Tokens (args.c)                                                          */
+/* ------------------------------------------------------------------------ */
 
 /* Splits line into whitespace-separated tokens, keeping [..], {..} and
  * "..." together so that JSON arguments may contain spaces. Writes NULs
@@ -310,8 +380,5 @@ void tp__ctl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Compares a client's token with the secret in constant time (the time
  * depends on the length of given only). */
 bool tp__ctl_token_equal(const char *secret, const char *given);
-
-/* True if s[0..len) is valid UTF-8 without NUL bytes. */
-bool tp__ctl_utf8_valid(const char *s, size_t len);
 
 #endif

@@ -5,9 +5,9 @@
  * tp_get_stats fields plus the gauges the application registered.
  *
  * Adding a family: a row in `stat_fields` (a gauge or a counter read from
- * tp_stats), or, for a histogram, a call of emit_family(..., "histogram")
- * followed by one sample per bucket (label le, cumulative), _sum and
- * _count, the way emit_stat writes one sample.
+ * tp_stats), or a row in `hist_fields` (a tp_timings histogram, exposed
+ * with cumulative _bucket samples labelled le, "+Inf" last, then _sum and
+ * _count).
  */
 #include <math.h>
 #include <stddef.h>
@@ -54,8 +54,29 @@ static const stat_field stat_fields[] = {
                 "Tasks cancelled since the pool was created."),
     TOTAL_FIELD(total_failed, "tasks_failed_total",
                 "Tasks that returned non-zero since the pool was created."),
+    TOTAL_FIELD(total_refused, "spawns_refused_total",
+                "Spawning calls refused (pool locked or closed)."),
+    TOTAL_FIELD(total_dropped, "starts_dropped_total",
+                "Starts that never happened (their group or pool was "
+                "cancelled or freed)."),
 };
 #define NFIELDS (sizeof stat_fields / sizeof stat_fields[0])
+
+typedef struct hist_field {
+    const char *metric; /* taskpool_<metric> */
+    const char *help;
+    size_t offset; /* of a tp_histogram in tp_timings */
+} hist_field;
+
+static const hist_field hist_fields[] = {
+    {"task_wait_seconds",
+     "Time from a start's admission into the pool's queue to its task's "
+     "start.",
+     offsetof(tp_timings, wait)},
+    {"task_run_seconds", "Time from a task's start to its function's return.",
+     offsetof(tp_timings, run)},
+};
+#define NHISTS (sizeof hist_fields / sizeof hist_fields[0])
 
 static double field_value(const tp_stats *s, const stat_field *f)
 {
@@ -83,6 +104,10 @@ bool tp__ctl_gauge_name_ok(const char *name)
         if (strcmp(name, stat_fields[i].key) == 0 ||
             strncmp(name, stat_fields[i].metric,
                     strlen(stat_fields[i].metric)) == 0)
+            return false;
+    for (size_t i = 0; i < NHISTS; i++)
+        if (strncmp(name, hist_fields[i].metric,
+                    strlen(hist_fields[i].metric)) == 0)
             return false;
     return true;
 }
@@ -127,38 +152,89 @@ static void emit_family(tp__ctl_buf *b, const char *name, const char *type,
                      help, name, type);
 }
 
+/* A sample value: integers exactly, +Inf and NaN by their names. */
+static void add_value(tp__ctl_buf *b, double v)
+{
+    if (isinf(v))
+        tp__ctl_buf_add(b, v > 0 ? "+Inf" : "-Inf");
+    else if (isnan(v))
+        tp__ctl_buf_add(b, "NaN");
+    else if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
+        tp__ctl_buf_addf(b, "%.0f", v);
+    else
+        tp__ctl_buf_addf(b, "%.17g", v);
+}
+
+/* taskpool_<name><suffix>{pool="<pool>"[,le="<le>"]} <v> */
+static void emit_sample_le(tp__ctl_buf *b, const char *name, const char *suffix,
+                           const char *pool, double le, double v)
+{
+    tp__ctl_buf_addf(b, "taskpool_%s%s{pool=\"", name, suffix);
+    add_label(b, pool);
+    if (isnan(le)) {
+        tp__ctl_buf_add(b, "\"} ");
+    } else {
+        tp__ctl_buf_add(b, "\",le=\"");
+        if (isinf(le))
+            tp__ctl_buf_add(b, "+Inf");
+        else
+            tp__ctl_buf_addf(b, "%g", le);
+        tp__ctl_buf_add(b, "\"} ");
+    }
+    add_value(b, v);
+    tp__ctl_buf_add(b, "\n");
+}
+
 static void emit_sample(tp__ctl_buf *b, const char *name, const char *pool,
                         double v)
 {
-    tp__ctl_buf_addf(b, "taskpool_%s{pool=\"", name);
-    add_label(b, pool);
-    if (isinf(v))
-        tp__ctl_buf_add(b, "\"} +Inf\n");
-    else if (isnan(v))
-        tp__ctl_buf_add(b, "\"} NaN\n");
-    else if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
-        tp__ctl_buf_addf(b, "\"} %.0f\n", v);
-    else
-        tp__ctl_buf_addf(b, "\"} %.17g\n", v);
+    emit_sample_le(b, name, "", pool, NAN, v);
 }
 
-char *tp__ctl_metrics_text(const char *pool, const tp_stats *s,
-                           const tp__ctl_gauge *g, size_t ng)
+/* A histogram family: the engine's buckets summed into Prometheus'
+ * cumulative ones, the last (+Inf) equal to _count. */
+static void emit_histogram(tp__ctl_buf *b, const hist_field *f,
+                           const char *pool, const tp_histogram *h)
 {
+    const double *bounds = tp_hist_bounds();
+    emit_family(b, f->metric, "histogram", f->help);
+    uint64_t cum = 0;
+    for (size_t i = 0; i < TP_HIST_BUCKETS; i++) {
+        cum += h->buckets[i];
+        emit_sample_le(b, f->metric, "_bucket", pool, bounds[i], (double)cum);
+    }
+    emit_sample_le(b, f->metric, "_sum", pool, NAN, h->sum);
+    emit_sample_le(b, f->metric, "_count", pool, NAN, (double)h->count);
+}
+
+char *tp__ctl_metrics_text(tp_pool *pool, const tp__ctl_gauge *g, size_t ng)
+{
+    tp_stats st;
+    tp_timings t;
+    if (tp_get_stats(pool, &st) != TP_OK || tp_get_timings(pool, &t) != TP_OK)
+        return NULL;
+    const tp_stats *s = &st;
+    const char *name = tp_pool_name(pool);
     tp__ctl_buf b = {0};
     emit_family(&b, "pool_size", "gauge",
                 "Most tasks running at once (+Inf: no limit).");
-    emit_sample(&b, "pool_size", pool,
+    emit_sample(&b, "pool_size", name,
                 s->pool_size == TP_UNLIMITED ? INFINITY : (double)s->pool_size);
     for (size_t i = 0; i < NFIELDS; i++) {
         const stat_field *f = &stat_fields[i];
         emit_family(&b, f->metric, f->type, f->help);
-        emit_sample(&b, f->metric, pool, field_value(s, f));
+        emit_sample(&b, f->metric, name, field_value(s, f));
+    }
+    for (size_t i = 0; i < NHISTS; i++) {
+        const hist_field *f = &hist_fields[i];
+        emit_histogram(
+            &b, f, name,
+            (const tp_histogram *)(const void *)((const char *)&t + f->offset));
     }
     for (size_t i = 0; i < ng; i++) {
         emit_family(&b, g[i].name, "gauge",
                     "A value the application registered.");
-        emit_sample(&b, g[i].name, pool, g[i].fn(g[i].arg));
+        emit_sample(&b, g[i].name, name, g[i].fn(g[i].arg));
     }
     return tp__ctl_buf_done(&b);
 }

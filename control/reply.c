@@ -36,6 +36,7 @@ void tp__ctl_reply_clear(tp__ctl_reply *r)
 {
     cJSON_Delete(r->result);
     free(r->message);
+    free(r->wire);
     memset(r, 0, sizeof *r);
 }
 
@@ -43,27 +44,6 @@ void tp__ctl_reply_result(tp__ctl_reply *r, cJSON *result)
 {
     r->ok = true;
     r->result = result;
-}
-
-/* Replaces each byte that does not begin a valid UTF-8 sequence by '?'.
- * Requests are valid UTF-8, but a message quoting a token cut at a byte
- * count may end in half a character, and responses must stay UTF-8 text
- * (JSON requires it; the reference's CLI decodes every line). */
-static void scrub_utf8(char *s)
-{
-    size_t len = strlen(s);
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t n = c < 0x80             ? 1
-                   : (c & 0xE0) == 0xC0 ? 2
-                   : (c & 0xF0) == 0xE0 ? 3
-                   : (c & 0xF8) == 0xF0 ? 4
-                                        : 0;
-        if (n && n <= len - i && tp__ctl_utf8_valid(s + i, n))
-            i += n;
-        else
-            s[i++] = '?';
-    }
 }
 
 void tp__ctl_reply_error(tp__ctl_reply *r, const char *error, const char *fmt,
@@ -76,7 +56,7 @@ void tp__ctl_reply_error(tp__ctl_reply *r, const char *error, const char *fmt,
         msg = NULL;
     va_end(ap);
     if (msg)
-        scrub_utf8(msg);
+        tp__ctl_scrub_utf8(msg);
     cJSON_Delete(r->result);
     r->result = NULL;
     free(r->message);
@@ -125,10 +105,88 @@ static void render_value(tp__ctl_buf *b, const cJSON *v)
     }
 }
 
+void tp__ctl_group_line(tp__ctl_buf *b, const tp_group_info *g)
+{
+    tp__ctl_buf_add_printable(b, g->name);
+    tp__ctl_buf_addf(b, " running=%zu cancelled=%zu ended=%zu pending=%zu",
+                     g->running, g->cancelled, g->ended, g->pending);
+    if (g->num_concurrent == TP_UNLIMITED)
+        tp__ctl_buf_add(b, " num_concurrent=inf");
+    else
+        tp__ctl_buf_addf(b, " num_concurrent=%zu", g->num_concurrent);
+}
+
+char *tp__ctl_groups_render(const tp_groups *g, bool json, size_t *len)
+{
+    tp__ctl_buf b = {0};
+    if (json)
+        tp__ctl_buf_add(&b, "{\"ok\":true,\"result\":[");
+    for (size_t i = 0; i < g->len && !b.oom; i++) {
+        const tp_group_info *e = &g->v[i];
+        if (!json) {
+            tp__ctl_group_line(&b, e);
+            tp__ctl_buf_add(&b, "\n");
+            continue;
+        }
+        tp__ctl_buf_add(&b, i ? ",{\"name\":" : "{\"name\":");
+        tp__ctl_buf_add_json_string(&b, e->name);
+        tp__ctl_buf_addf(&b,
+                         ",\"running\":%zu,\"cancelled\":%zu,\"ended\":%zu,"
+                         "\"pending\":%zu,\"num_concurrent\":",
+                         e->running, e->cancelled, e->ended, e->pending);
+        if (e->num_concurrent == TP_UNLIMITED)
+            tp__ctl_buf_add(&b, "null}");
+        else
+            tp__ctl_buf_addf(&b, "%zu}", e->num_concurrent);
+    }
+    tp__ctl_buf_add(&b, json ? "]}\n" : "\n");
+    size_t n = b.len;
+    char *out = tp__ctl_buf_done(&b);
+    if (out)
+        *len = n;
+    return out;
+}
+
+/* A count of a groups result as the CLI received it (JSON numbers). */
+static size_t json_count(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0))
+        return v && cJSON_IsNull(v) ? TP_UNLIMITED : 0;
+    return v->valuedouble >= 1.8e19 ? TP_UNLIMITED : (size_t)v->valuedouble;
+}
+
+/* The text of a groups result: one tp__ctl_group_line per element, joined
+ * by newlines (the server's text mode without its blank line). */
+static void groups_text(tp__ctl_buf *b, const cJSON *result)
+{
+    const cJSON *e;
+    bool first = true;
+    cJSON_ArrayForEach(e, result)
+    {
+        const char *name =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
+        tp_group_info g = {
+            .name = name ? name : "?",
+            .running = json_count(e, "running"),
+            .cancelled = json_count(e, "cancelled"),
+            .ended = json_count(e, "ended"),
+            .pending = json_count(e, "pending"),
+            .num_concurrent = json_count(e, "num_concurrent"),
+        };
+        if (!first)
+            tp__ctl_buf_add(b, "\n");
+        first = false;
+        tp__ctl_group_line(b, &g);
+    }
+}
+
 char *tp__ctl_result_text(const char *cmd, const cJSON *result)
 {
     tp__ctl_buf b = {0};
-    if (!result) {
+    if (cmd && strcasecmp(cmd, "groups") == 0 && cJSON_IsArray(result)) {
+        groups_text(&b, result);
+    } else if (!result) {
         tp__ctl_buf_add(&b, "ok");
     } else if (cJSON_IsArray(result)) {
         /* get-group-ids returns a set in the reference, stop a list. */
@@ -165,7 +223,9 @@ char *tp__ctl_result_text(const char *cmd, const cJSON *result)
 char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
 {
     tp__ctl_buf b = {0};
-    if (json) {
+    if (r->wire) {
+        tp__ctl_buf_addn(&b, r->wire, r->wire_len);
+    } else if (json) {
         cJSON *o = cJSON_CreateObject();
         if (!o)
             return NULL;
@@ -207,4 +267,19 @@ char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
     if (out && len)
         *len = n;
     return out;
+}
+
+void tp__ctl_reply_help(tp__ctl_reply *r, char *text)
+{
+    if (!text) {
+        tp__ctl_reply_tp_error(r, NULL, TP_ENOMEM);
+        return;
+    }
+    /* Help texts are kept without their final newline. */
+    size_t n = strlen(text);
+    if (n && text[n - 1] == '\n')
+        text[n - 1] = '\0';
+    tp__ctl_reply_result(r, cJSON_CreateString(text));
+    r->is_help = true;
+    free(text);
 }

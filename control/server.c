@@ -63,133 +63,14 @@
 /* Helpers                                                                  */
 /* ------------------------------------------------------------------------ */
 
-double tp__ctl_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
 
-static void wake(tp_control *ctl)
-{
-    char c = 1;
-    ssize_t n;
-    do
-        n = write(ctl->wake[1], &c, 1);
-    while (n < 0 && errno == EINTR);
-    /* EAGAIN: the pipe is full, so the control thread wakes anyway. */
-}
-
-const tp__ctl_entry *tp__ctl_registry_find(const tp__ctl_registry *reg,
-                                           const char *name, bool fn)
-{
-    const tp__ctl_entry *fold = NULL;
-    size_t nfold = 0;
-    for (size_t i = 0; i < reg->len; i++) {
-        const tp__ctl_entry *e = &reg->v[i];
-        if ((fn ? e->fn == NULL : e->cb == NULL))
-            continue;
-        if (strcmp(e->name, name) == 0)
-            return e;
-        if (strcasecmp(e->name, name) == 0) {
-            fold = e;
-            nfold++;
-        }
-    }
-    return nfold == 1 ? fold : NULL;
-}
-
-int tp__ctl_registry_add(tp__ctl_registry *reg, const char *name, tp_fn fn,
-                         tp_callback cb, void *cb_arg)
-{
-    for (size_t i = 0; i < reg->len; i++)
-        if ((fn ? reg->v[i].fn != NULL : reg->v[i].cb != NULL) &&
-            strcmp(reg->v[i].name, name) == 0)
-            return TP_EGROUP_EXISTS;
-    if (reg->len == reg->cap) {
-        size_t cap = reg->cap ? reg->cap * 2 : 8;
-        tp__ctl_entry *v = realloc(reg->v, cap * sizeof *v);
-        if (!v)
-            return TP_ENOMEM;
-        reg->v = v;
-        reg->cap = cap;
-    }
-    char *copy = strdup(name);
-    if (!copy)
-        return TP_ENOMEM;
-    reg->v[reg->len++] = (tp__ctl_entry){copy, fn, cb, cb_arg};
-    return TP_OK;
-}
-
-void tp__ctl_registry_free(tp__ctl_registry *reg)
-{
-    for (size_t i = 0; i < reg->len; i++)
-        free(reg->v[i].name);
-    free(reg->v);
-    memset(reg, 0, sizeof *reg);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Commands on helper threads                                               */
 /* ------------------------------------------------------------------------ */
-
-static void *job_main(void *arg)
-{
-    tp__ctl_job *job = arg;
-    pthread_setname_np(pthread_self(), "tp-ctl-job");
-    const tp__ctl_command *cmd;
-    tp__ctl_args args;
-    if (tp__ctl_parse(&job->ctx, job->line, &cmd, &args, &job->reply)) {
-        cmd->run(&job->ctx, &args, &job->reply);
-        job->reply.cmd = cmd->name;
-        tp__ctl_args_free(&args);
-    }
-    free(job->line);
-    job->line = NULL;
-    tp_control *ctl = job->ctl;
-    pthread_mutex_lock(&ctl->mu);
-    job->next = ctl->done;
-    ctl->done = job;
-    pthread_mutex_unlock(&ctl->mu);
-    wake(ctl);
-    return NULL;
-}
-
-int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_ctx *ctx,
-                      const char *line, size_t len)
-{
-    tp__ctl_job *job = calloc(1, sizeof *job);
-    char *copy = malloc(len + 1);
-    if (!job || !copy) {
-        free(job);
-        free(copy);
-        return TP_ENOMEM;
-    }
-    memcpy(copy, line, len);
-    copy[len] = '\0';
-    job->ctl = ctl;
-    job->session_id = id;
-    job->ctx = *ctx;
-    job->line = copy;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    int rc = pthread_create(&job->thread, &attr, job_main, job);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        free(job->line);
-        free(job);
-        errno = rc;
-        return TP_ESYS;
-    }
-    ctl->jobs_running++;
-    return TP_OK;
-}
 
 static tp__ctl_session *find_session(tp_control *ctl, uint64_t id)
 {
@@ -225,34 +106,6 @@ static void collect_jobs(tp_control *ctl)
 /* ------------------------------------------------------------------------ */
 /* The control thread                                                       */
 /* ------------------------------------------------------------------------ */
-
-/* A session holds a place until it is freed; an orphan whose job runs
- * keeps its place until the job is collected. */
-static bool holds_place(const tp__ctl_session *s)
-{
-    return !tp__ctl_session_dead(s) || tp__ctl_session_has_job(s);
-}
-
-static void count_places(const tp_control *ctl, size_t *ready, size_t *hs)
-{
-    *ready = *hs = 0;
-    for (size_t i = 0; i < ctl->nsessions; i++) {
-        const tp__ctl_session *s = ctl->sessions[i];
-        if (!holds_place(s))
-            continue;
-        if (tp__ctl_session_handshaking(s))
-            ++*hs;
-        else
-            ++*ready;
-    }
-}
-
-size_t tp__ctl_sessions_ready(const tp_control *ctl)
-{
-    size_t ready, hs;
-    count_places(ctl, &ready, &hs);
-    return ready;
-}
 
 static void refuse(tp_control *ctl, int fd)
 {
@@ -316,7 +169,7 @@ static bool add_session(tp_control *ctl, int fd, double now)
 static void accept_clients(tp_control *ctl, double now)
 {
     size_t ready, hs;
-    count_places(ctl, &ready, &hs);
+    tp__ctl_count_places(ctl, &ready, &hs);
     for (int i = 0; i < ACCEPT_BURST; i++) {
         if (ready < ctl->max_clients && hs >= ctl->max_handshakes) {
             if (!evict_handshake(ctl)) {
@@ -816,27 +669,12 @@ TP_API int tp_control_register_callback(tp_control *ctl, const char *name,
 TP_API int tp_control_register_gauge(tp_control *ctl, const char *name,
                                      double (*fn)(void *arg), void *arg)
 {
-    if (!ctl || !fn || !tp__ctl_gauge_name_ok(name))
+    if (!ctl || !fn)
         return TP_EINVAL;
     pthread_mutex_lock(&ctl->stop_mu);
-    int rc = ctl->started ? TP_EINVAL : TP_OK;
-    for (size_t i = 0; rc == TP_OK && i < ctl->ngauges; i++)
-        if (strcmp(ctl->gauges[i].name, name) == 0)
-            rc = TP_EGROUP_EXISTS;
-    tp__ctl_gauge *v = NULL;
-    char *copy = NULL;
-    if (rc == TP_OK) {
-        v = realloc(ctl->gauges, (ctl->ngauges + 1) * sizeof *v);
-        copy = strdup(name);
-        if (v)
-            ctl->gauges = v;
-        if (!v || !copy)
-            rc = TP_ENOMEM;
-    }
-    if (rc == TP_OK)
-        ctl->gauges[ctl->ngauges++] = (tp__ctl_gauge){copy, fn, arg};
-    else
-        free(copy);
+    int rc = ctl->started
+                 ? TP_EINVAL
+                 : tp__ctl_registry_add_gauge(&ctl->reg, name, fn, arg);
     pthread_mutex_unlock(&ctl->stop_mu);
     return rc;
 }
@@ -910,7 +748,7 @@ TP_API int tp_control_stop(tp_control *ctl)
         return TP_EDEADLK;
     }
     atomic_store(&ctl->stopping, 1);
-    wake(ctl);
+    tp__ctl_wake(ctl);
     pthread_join(ctl->thread, NULL);
     close(ctl->listen_fd);
     ctl->listen_fd = -1;
@@ -938,9 +776,6 @@ TP_API void tp_control_free(tp_control *ctl)
     free(ctl->pfd);
     tp__ctl_help_cache_free(&ctl->help);
     tp__ctl_registry_free(&ctl->reg);
-    for (size_t i = 0; i < ctl->ngauges; i++)
-        free(ctl->gauges[i].name);
-    free(ctl->gauges);
     free(ctl->host);
     free(ctl->port);
     free(ctl->path);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The control server's internal state, shared by server.c (listener,
- * control thread, helper threads for blocking commands) and session.c (one
- * connection each). See the DESIGN block in server.c.
+ * control thread), jobs.c (helper threads for blocking and offloaded
+ * commands) and session.c (one connection each). See the DESIGN block in
+ * server.c.
  */
 #ifndef TP_CTL_SERVER_H
 #define TP_CTL_SERVER_H
@@ -10,7 +11,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <errno.h>
 #include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 
@@ -41,9 +45,7 @@ struct tp_control {
     double refuse_delay; /* seconds before a refused handshake's error */
     size_t out_high;     /* pending output that stops reading requests */
     /* Written only before start (registration), read-only afterwards. */
-    tp__ctl_registry reg;
-    tp__ctl_gauge *gauges;
-    size_t ngauges;
+    tp__ctl_registry reg; /* functions, callbacks, gauges */
     bool started;
 
     /* Set by start, read-only while serving. */
@@ -112,12 +114,15 @@ bool tp__ctl_session_handshaking(const tp__ctl_session *s);
 bool tp__ctl_session_evictable(const tp__ctl_session *s);
 /* The control thread's turn in which the session was accepted. */
 uint64_t tp__ctl_session_turn(const tp__ctl_session *s);
-/* Number of sessions past their handshake (server.c): a completing
- * handshake is refused once max_clients sessions exist. */
-size_t tp__ctl_sessions_ready(const tp_control *ctl);
+/* The places ctl's sessions hold (session.c): *ready past their handshake
+ * (one of max_clients each), *hs in it (one of max_handshakes each). A
+ * session holds its place until it is freed; an orphan whose job runs
+ * keeps it until the job is collected. */
+void tp__ctl_count_places(const tp_control *ctl, size_t *ready, size_t *hs);
 
 /* Parses and runs the request line[0..len] (copied) on a helper thread
- * for session id (server.c); ctx->help must be NULL (the cache belongs to
+ * for session id (jobs.c), which posts the finished job on ctl->done and
+ * wakes the control thread; ctx->help must be NULL (the cache belongs to
  * the control thread). TP_OK or TP_ESYS/TP_ENOMEM (then the caller
  * answers with the error). */
 int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_ctx *ctx,
@@ -136,6 +141,22 @@ bool tp__ctl_manual_idle(const tp_control *ctl);
 void tp__ctl_manual_close(tp_control *ctl);
 
 /* Seconds on CLOCK_MONOTONIC. */
-double tp__ctl_now(void);
+static inline double tp__ctl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wakes the control thread from its poll (a byte on the wake pipe; a full
+ * pipe wakes it anyway). Any thread. */
+static inline void tp__ctl_wake(tp_control *ctl)
+{
+    char c = 1;
+    ssize_t n;
+    do
+        n = write(ctl->wake[1], &c, 1);
+    while (n < 0 && errno == EINTR);
+}
 
 #endif

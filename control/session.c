@@ -46,6 +46,12 @@ struct tp__ctl_session {
     int width;
     bool discarding; /* skipping the rest of an over-long line */
     bool eof;        /* the client sent all it will send */
+    /* Byte queues, not tp__ctl_buf: they are consumed from the front while
+     * the socket takes or gives bytes (an offset and memmove), the input
+     * one never grows (max_line + 1, fixed), and a failed allocation of
+     * the output one must end the session at once rather than turn later
+     * appends into no-ops. Responses are built in tp__ctl_buf (reply.c)
+     * and then queued here, or adopted whole (queue_text). */
     char *in;
     size_t in_len, in_cap;
     char *out;
@@ -64,48 +70,8 @@ struct tp__ctl_session {
 };
 
 /* ------------------------------------------------------------------------ */
-/* Handshake and text checks (pure functions, fuzzed)                       */
+/* Handshake (a pure function, fuzzed)                       */
 /* ------------------------------------------------------------------------ */
-
-bool tp__ctl_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = p[i];
-        size_t n;
-        unsigned int cp;
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t k = 1; k <= n; k++) {
-            if (i + k >= len || (p[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        /* Overlong forms, surrogates and values beyond U+10FFFF. */
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-            (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += n + 1;
-    }
-    return true;
-}
 
 bool tp__ctl_parse_hello(const char *line, size_t len, tp__ctl_hello *out,
                          const char **why)
@@ -194,6 +160,12 @@ static void flush_out(tp__ctl_session *s)
         return;
     }
     s->out_off = s->out_len = 0;
+    if (s->out_cap > ((size_t)1 << 20)) {
+        /* A big response (groups) is out: give its memory back. */
+        free(s->out);
+        s->out = NULL;
+        s->out_cap = 0;
+    }
     if (s->st == S_CLOSING)
         s->st = S_DEAD;
 }
@@ -228,16 +200,35 @@ static void queue_out(tp__ctl_session *s, const char *data, size_t len)
     flush_out(s);
 }
 
-static void send_reply(tp__ctl_session *s, const tp__ctl_reply *r)
+/* queue_out for a malloc'd text, which it takes: when nothing waits to be
+ * written the text becomes the output queue itself, so that a big response
+ * (groups) is not copied on the control thread. */
+static void queue_text(tp__ctl_session *s, char *text, size_t len)
 {
-    size_t len;
-    char *text = tp__ctl_reply_render(r, s->json, &len);
+    if (s->st == S_DEAD || s->out_off < s->out_len || len < 65536) {
+        queue_out(s, text, len);
+        free(text);
+        return;
+    }
+    free(s->out);
+    s->out = text;
+    s->out_off = 0;
+    s->out_len = s->out_cap = len;
+    flush_out(s);
+}
+
+static void send_reply(tp__ctl_session *s, tp__ctl_reply *r)
+{
+    size_t len = r->wire_len;
+    char *text = r->wire;
+    r->wire = NULL;
+    if (!text)
+        text = tp__ctl_reply_render(r, s->json, &len);
     if (!text) {
         static const char oom[] = "error: out of memory\n";
         queue_out(s, oom, sizeof oom - 1);
     } else {
-        queue_out(s, text, len);
-        free(text);
+        queue_text(s, text, len);
     }
     if (r->close_after && s->st != S_DEAD) {
         s->st = S_CLOSING;
@@ -332,7 +323,9 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
         close_after_output(s, s->ctl->handshake_timeout);
         return;
     }
-    if (tp__ctl_sessions_ready(s->ctl) >= s->ctl->max_clients) {
+    size_t ready, hs;
+    tp__ctl_count_places(s->ctl, &ready, &hs);
+    if (ready >= s->ctl->max_clients) {
         char msg[64];
         snprintf(msg, sizeof msg, "too many clients (at most %zu)",
                  s->ctl->max_clients);
@@ -384,10 +377,9 @@ static void request(tp__ctl_session *s, char *line, size_t len)
         .reg = &s->ctl->reg,
         .stopping = &s->ctl->stopping,
         .width = s->width,
+        .json = s->json,
         .max_spawn = s->ctl->max_spawn,
         .help = &s->ctl->help,
-        .gauges = s->ctl->gauges,
-        .ngauges = s->ctl->ngauges,
     };
     const tp__ctl_command *cmd, *job_cmd = helper_command(&ctx, line);
     tp__ctl_args args;
@@ -484,11 +476,8 @@ static void http_line(tp__ctl_session *s, const char *line, size_t len)
                      "This server requires Authorization: Bearer TOKEN.\n");
         return;
     } else {
-        tp_stats st;
-        char *text = NULL;
-        if (tp_get_stats(s->ctl->pool, &st) == TP_OK)
-            text = tp__ctl_metrics_text(tp_pool_name(s->ctl->pool), &st,
-                                        s->ctl->gauges, s->ctl->ngauges);
+        char *text = tp__ctl_metrics_text(s->ctl->pool, s->ctl->reg.gauges,
+                                          s->ctl->reg.ngauges);
         tp__ctl_log("%s: HTTP GET /metrics -> %s", name, text ? "200" : "500");
         if (text)
             http_respond(s, "200 OK", "", text);
@@ -706,6 +695,25 @@ void tp__ctl_session_io(tp__ctl_session *s, short revents)
     }
     if ((revents & (POLLIN | POLLHUP | POLLERR)) && reading(s))
         read_input(s);
+}
+
+static bool holds_place(const tp__ctl_session *s)
+{
+    return !tp__ctl_session_dead(s) || tp__ctl_session_has_job(s);
+}
+
+void tp__ctl_count_places(const tp_control *ctl, size_t *ready, size_t *hs)
+{
+    *ready = *hs = 0;
+    for (size_t i = 0; i < ctl->nsessions; i++) {
+        const tp__ctl_session *s = ctl->sessions[i];
+        if (!holds_place(s))
+            continue;
+        if (tp__ctl_session_handshaking(s))
+            ++*hs;
+        else
+            ++*ready;
+    }
 }
 
 void tp__ctl_session_job_done(tp__ctl_session *s, tp__ctl_reply *r)

@@ -339,7 +339,8 @@ START_TEST(simple_pool_transcript)
                  "followed by '-h' or '--help' will show command-specific "
                  "help.): invalid choice: 'bogus' (choose from 'cancel', "
                  "'cancel-all', 'cancel-group', 'exit', 'flush', "
-                 "'func-name', 'gather-and-close', 'get-group-ids', 'help', "
+                 "'func-name', 'gather-and-close', 'get-group-ids', 'groups', "
+                 "'help', "
                  "'is-full', 'is-locked', 'lock', 'metrics', "
                  "'num-cancelled', "
                  "'num-ended', 'num-running', 'pool-size', 'start', "
@@ -635,7 +636,7 @@ START_TEST(spawn_commands_reject_bad_json)
            "pool_size=inf running=0 cancelled=0 ended=0 "
            "pending=0 groups=0 threads=0 idle_threads=0 "
            "total_started=0 total_ended=0 total_cancelled=0 "
-           "total_failed=0");
+           "total_failed=0 total_refused=0 total_dropped=0");
     client_close(cl);
     finish(c, p);
 }
@@ -987,6 +988,10 @@ START_TEST(option_spellings)
                  "-r/--return-exceptions: ignored explicit argument "
                  "'1'\n\n");
     CMD_IS(cl, "flush --return-exceptions", "ok");
+    /* After "--" a "-h" is a positional, as in argparse (it asked for help
+     * before parse_command was split). */
+    CMD_IS(cl, "get-group-ids -- -h",
+           "No task group named -h exists in this pool.");
     client_close(cl);
     finish(c, p);
 }
@@ -1095,7 +1100,8 @@ START_TEST(half_closed_client_gets_every_response)
     ck_assert_str_eq(l, "TaskPool-demo");
     free(l);
     /* Each response is the help text and a blank line. */
-    char *help = tp__ctl_help_top(false, 80);
+    char *help =
+        tp__ctl_help_top(tp__ctl_commands, tp__ctl_ncommands, false, 80);
     ck_assert_ptr_nonnull(help);
     size_t len = strlen(help) + 1;
     for (int i = 0; i < N; i++) {
@@ -2025,9 +2031,17 @@ START_TEST(gauges_are_validated_and_shown_in_stats)
     ck_assert_int_eq(
         tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
         TP_EGROUP_EXISTS);
-    const char *bad[] = {
-        "",        "1x",        "a-b",           "a b",
-        "running", "pool_size", "tasks_running", "threads_extra"};
+    const char *bad[] = {"",
+                         "1x",
+                         "a-b",
+                         "a b",
+                         "running",
+                         "pool_size",
+                         "tasks_running",
+                         "threads_extra",
+                         "total_refused",
+                         "task_wait_seconds_x",
+                         "task_run_seconds"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(tp_control_register_gauge(c, bad[i], read_backlog,
                                                 &backlog) == TP_EINVAL,
@@ -2041,11 +2055,68 @@ START_TEST(gauges_are_validated_and_shown_in_stats)
     CMD_IS(cl, "stats",
            "pool_size=3 running=0 cancelled=0 ended=0 pending=0 groups=0 "
            "threads=0 idle_threads=0 total_started=0 total_ended=0 "
-           "total_cancelled=0 total_failed=0 queue_backlog=42");
+           "total_cancelled=0 total_failed=0 total_refused=0 total_dropped=0 "
+           "queue_backlog=42");
     client_close(cl);
     finish(c, p);
 }
 END_TEST
+
+static bool five_ended(void *p)
+{
+    tp_stats s;
+    return tp_get_stats(p, &s) == TP_OK && s.total_ended == 5 &&
+           s.running == 2 && s.cancelled == 0;
+}
+
+static bool four_ended(void *p)
+{
+    tp_stats s;
+    return tp_get_stats(p, &s) == TP_OK && s.total_ended >= 4;
+}
+
+/* The value of the sample `name{pool="TaskPool-demo"<labels>}`; fails the
+ * test if it is missing. */
+static double sample_with(const char *text, const char *name,
+                          const char *labels)
+{
+    char want[256];
+    snprintf(want, sizeof want, "\n%s{pool=\"TaskPool-demo\"%s} ", name,
+             labels);
+    const char *at = strstr(text, want);
+    ck_assert_msg(at != NULL, "no %s in:\n%s", want + 1, text);
+    return strtod(at + strlen(want), NULL);
+}
+
+static double sample(const char *text, const char *name)
+{
+    return sample_with(text, name, "");
+}
+
+/* Buckets cumulative and ascending, one per tp_hist_bounds bound, the
+ * +Inf one equal to _count, at least `min` observations, _sum >= 0. */
+static void histogram_is_consistent(const char *text, const char *name,
+                                    double min)
+{
+    char bucket[128], le[64];
+    snprintf(bucket, sizeof bucket, "%s_bucket", name);
+    const double *bounds = tp_hist_bounds();
+    double prev = 0;
+    for (size_t i = 0; i + 1 < TP_HIST_BUCKETS; i++) {
+        snprintf(le, sizeof le, ",le=\"%g\"", bounds[i]);
+        double v = sample_with(text, bucket, le);
+        ck_assert_double_ge(v, prev);
+        prev = v;
+    }
+    double inf = sample_with(text, bucket, ",le=\"+Inf\"");
+    ck_assert_double_ge(inf, prev);
+    char count[128], sum[128];
+    snprintf(count, sizeof count, "%s_count", name);
+    snprintf(sum, sizeof sum, "%s_sum", name);
+    ck_assert_double_eq(inf, sample(text, count));
+    ck_assert_double_ge(inf, min);
+    ck_assert_double_ge(sample(text, sum), 0);
+}
 
 START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
 {
@@ -2053,6 +2124,7 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
     tp_control_opts o = {.token = "s3cret"};
     tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", &o);
     ck_assert_int_eq(tp_control_register(c, "sleep", record), TP_OK);
+    ck_assert_int_eq(tp_control_register(c, "noop", noop_task), TP_OK);
     ck_assert_int_eq(
         tp_control_register_gauge(c, "queue_backlog", read_backlog, &backlog),
         TP_OK);
@@ -2062,6 +2134,17 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
     client_hello(cl, "{\"token\": \"s3cret\"}", "TaskPool-demo");
     CMD_IS(cl, "apply sleep -n 2", "apply-sleep-group-0");
     ck_assert(counter_wait(&started, 2));
+    /* Four tasks that end (timed), a refused spawn, a dropped start. */
+    CMD_IS(cl, "apply noop -n 4 -g quick", "quick");
+    ck_assert(wait_until(four_ended, p));
+    CMD_IS(cl, "lock", "ok");
+    CMD_IS(cl, "apply noop", "Cannot start new tasks");
+    CMD_IS(cl, "unlock", "ok");
+    CMD_IS(cl, "apply sleep -n 2 -g d", "d");
+    ck_assert(counter_wait(&started, 3));
+    CMD_IS(cl, "cancel-group d", "ok");
+    /* Settled: the protocol and HTTP texts below must be equal. */
+    ck_assert(wait_until(five_ended, p));
     client_send_line(cl, "metrics");
     char *text = client_read_until(cl, "\n\n");
     ck_assert_ptr_nonnull(text);
@@ -2070,13 +2153,17 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
                                "taskpool_tasks_running{pool=\"TaskPool-demo\"}"
                                " 2\n") != NULL,
                   "%s", text);
-    ck_assert(strstr(text,
-                     "taskpool_tasks_started_total{pool=\"TaskPool-demo\"}"
-                     " 2\n") != NULL);
+    ck_assert_double_eq(sample(text, "taskpool_tasks_started_total"), 7);
     ck_assert(strstr(text, "taskpool_queue_backlog{pool=\"TaskPool-demo\"} "
                            "7\n") != NULL);
     ck_assert(strstr(text, "taskpool_pool_size{pool=\"TaskPool-demo\"} 3\n") !=
               NULL);
+    ck_assert_double_eq(sample(text, "taskpool_spawns_refused_total"), 1);
+    ck_assert_double_eq(sample(text, "taskpool_starts_dropped_total"), 1);
+    ck_assert(strstr(text, "# TYPE taskpool_task_wait_seconds histogram\n"));
+    ck_assert(strstr(text, "# TYPE taskpool_task_run_seconds histogram\n"));
+    histogram_is_consistent(text, "taskpool_task_wait_seconds", 4);
+    histogram_is_consistent(text, "taskpool_task_run_seconds", 4);
     if (system("command -v promtool >/dev/null 2>&1") == 0)
         ck_assert_int_eq(pipe_to("promtool check metrics", text), 0);
     else
@@ -2117,6 +2204,154 @@ START_TEST(metrics_pass_promtool_over_the_protocol_and_http)
     cJSON_Delete(r);
     client_close(j);
     client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* groups                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* A pool of size 1 holding: "a" (apply, its task running), "m" (a map of
+ * 3 at most 2 at once: its 3 starts pending), and a name with a
+ * quote and a newline (apply, 1 pending). Newest first. */
+static tp_pool *groups_pool(void)
+{
+    tp_pool *p = general_pool(1);
+    tp_opts o = {.group_name = "a"};
+    ck_assert_int_eq(tp_apply(p, worker, NULL, 1, &o, NULL), TP_OK);
+    ck_assert(counter_wait(&started, 1));
+    void *args[3] = {NULL, NULL, NULL};
+    o.group_name = "m";
+    ck_assert_int_eq(tp_map(p, worker, args, 3, 2, &o, NULL), TP_OK);
+    o.group_name = "we\"ird\n";
+    ck_assert_int_eq(tp_apply(p, worker, NULL, 1, &o, NULL), TP_OK);
+    return p;
+}
+
+static const char groups_text_want[] =
+    "we\"ird? running=0 cancelled=0 ended=0 pending=1 num_concurrent=inf\n"
+    "m running=0 cancelled=0 ended=0 pending=3 num_concurrent=2\n"
+    "a running=1 cancelled=0 ended=0 pending=0 num_concurrent=inf\n\n";
+
+static const char groups_json_want[] =
+    "{\"ok\":true,\"result\":["
+    "{\"name\":\"we\\\"ird\\u000a\",\"running\":0,\"cancelled\":0,"
+    "\"ended\":0,\"pending\":1,\"num_concurrent\":null},"
+    "{\"name\":\"m\",\"running\":0,\"cancelled\":0,\"ended\":0,"
+    "\"pending\":3,\"num_concurrent\":2},"
+    "{\"name\":\"a\",\"running\":1,\"cancelled\":0,\"ended\":0,"
+    "\"pending\":0,\"num_concurrent\":null}]}";
+
+static void groups_check(client *text, client *json)
+{
+    client_send_line(text, "groups");
+    char *t = client_read_until(text, "\n\n");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(t, groups_text_want);
+    free(t);
+    json_is(json, "groups", groups_json_want);
+    /* The JSON parses, and the name comes back exactly. */
+    cJSON *r = client_json(json, "groups");
+    const cJSON *first =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(r, "result"), 0);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(first, "name")),
+                     "we\"ird\n");
+    cJSON_Delete(r);
+}
+
+START_TEST(groups_lists_every_group_over_tcp)
+{
+    tp_pool *p = groups_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *t = text_client(c, "TaskPool-demo");
+    client *j = json_client(c);
+    groups_check(t, j);
+    /* Its help is there; it runs off the control thread. */
+    const tp__ctl_command *cmd = tp__ctl_command_find("groups", false);
+    ck_assert_ptr_nonnull(cmd);
+    ck_assert(cmd->flags & TP__CTL_OFFLOAD);
+    ck_assert_ptr_eq(tp__ctl_command_find("groups", true), cmd);
+    client_close(t);
+    client_close(j);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(groups_lists_every_group_over_unix)
+{
+    char path[108];
+    sock_path(path, sizeof path, "groups");
+    tp_pool *p = groups_pool();
+    tp_control *c = tp_control_new_unix(p, path, NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    client *t = client_unix(path);
+    client_hello(t, "{}", "TaskPool-demo");
+    client *j = client_unix(path);
+    client_hello(j, "{\"format\": \"json\"}",
+                 "{\"ok\":true,\"result\":\"TaskPool-demo\"}");
+    groups_check(t, j);
+    client_close(t);
+    client_close(j);
+    finish(c, p);
+}
+END_TEST
+
+START_TEST(groups_of_a_simple_pool_and_of_none)
+{
+    tp_pool *p = simple_pool();
+    tp_control *c = tcp_server(p, NULL);
+    client *t = text_client(c, "SimpleTaskPool-0");
+    client *j = json_client(c);
+    /* No group: the blank line alone, and an empty array. */
+    CMD_IS(t, "groups", "");
+    json_is(j, "groups", "{\"ok\":true,\"result\":[]}");
+    CMD_IS(t, "start 2", "start-group-0");
+    ck_assert(counter_wait(&started, 2));
+    CMD_IS(t, "stop 1", "[1]");
+    client_send_line(t, "groups");
+    char *l = client_read_until(t, "\n\n");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_msg(strcmp(l, "start-group-0 running=1 cancelled=1 ended=0 "
+                            "pending=0 num_concurrent=inf\n\n") == 0 ||
+                      strcmp(l,
+                             "start-group-0 running=1 cancelled=0 "
+                             "ended=1 pending=0 num_concurrent=inf\n\n") == 0,
+                  "%s", l);
+    free(l);
+    client_close(t);
+    client_close(j);
+    finish(c, p);
+}
+END_TEST
+
+/* A listing bigger than the client's buffer and the session's output
+ * watermark: every line arrives, in order, and the session goes on. */
+START_TEST(groups_lists_twenty_thousand_groups)
+{
+    enum { N = 20000 };
+    tp_pool *p = general_pool(1);
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK); /* nothing starts */
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(tp_apply(p, noop_task, NULL, 1, NULL, NULL), TP_OK);
+    tp_control *c = tcp_server(p, NULL);
+    client *t = text_client(c, "TaskPool-demo");
+    client_send_line(t, "groups");
+    for (int i = N - 1; i >= 0; i--) {
+        char *l = client_line(t);
+        ck_assert_ptr_nonnull(l);
+        char want[128];
+        snprintf(want, sizeof want,
+                 "apply-func-group-%d running=0 cancelled=0 ended=0 "
+                 "pending=1 num_concurrent=inf",
+                 i);
+        ck_assert_str_eq(l, want);
+        free(l);
+    }
+    CMD_IS(t, "", "");
+    CMD_IS(t, "num-running", "0");
+    client_close(t);
     finish(c, p);
 }
 END_TEST
@@ -2194,6 +2429,10 @@ static Suite *suite(void)
     tcase_add_test(tc, server_logs_sessions_and_commands);
     tcase_add_test(tc, gauges_are_validated_and_shown_in_stats);
     tcase_add_test(tc, metrics_pass_promtool_over_the_protocol_and_http);
+    tcase_add_test(tc, groups_lists_every_group_over_tcp);
+    tcase_add_test(tc, groups_lists_every_group_over_unix);
+    tcase_add_test(tc, groups_of_a_simple_pool_and_of_none);
+    tcase_add_test(tc, groups_lists_twenty_thousand_groups);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -852,6 +852,37 @@ START_TEST(interactive_completes_group_names)
 }
 END_TEST
 
+/* The real server: Tab completes a group name from its `groups`, and the
+ * CLI prints `groups` the way the server's text mode does. */
+START_TEST(interactive_completes_a_real_group_name)
+{
+    start_server(NULL);
+    ck_assert_int_eq(tp_set_pool_size(pool, 0), TP_OK); /* nothing starts */
+    tp_opts o = {.group_name = "zeta-real"};
+    ck_assert_int_eq(tp_apply(pool, noop, NULL, 2, &o, NULL), TP_OK);
+    char out[4096], err[4096];
+    const char *args[] = {"-c", "groups", "unix", sock, NULL};
+    ck_assert_int_eq(run_cli(args, out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "zeta-real running=0 cancelled=0 ended=0 "
+                          "pending=2 num_concurrent=inf\n");
+    const char *a[] = {"unix", sock, NULL};
+    term t = {0};
+    spawn_term(&t, "/nonexistent", a);
+    EXPECT(&t, "> ");
+    type(&t, "cancel-group ze\t\r");
+    EXPECT(&t, "ok\r\n");
+    EXPECT(&t, "> ");
+    end_term(&t);
+    const char *groups[] = {"zeta-real"};
+    tp_ids ids;
+    ck_assert_int_eq(tp_get_group_ids(pool, groups, 1, &ids), TP_ENOGROUP);
+    /* No group left: groups prints nothing. */
+    ck_assert_int_eq(run_cli(args, out, sizeof out, err, sizeof err), 0);
+    ck_assert_str_eq(out, "");
+    stop_server();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("control_cli");
@@ -877,6 +908,7 @@ static Suite *suite(void)
     tcase_add_test(tc, interactive_ctrl_c_abandons_a_waiting_command);
     tcase_add_test(tc, interactive_unknown_command_and_option_completion);
     tcase_add_test(tc, interactive_completes_group_names);
+    tcase_add_test(tc, interactive_completes_a_real_group_name);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -40,7 +40,9 @@ bool cli_print(const char *request, const cJSON *resp, FILE *out, FILE *err)
     if (cJSON_IsNull(result) && !getter)
         result = NULL;
     char *text = tp__ctl_result_text(cmd, result);
-    fprintf(out, "%s\n", text ? text : "");
+    /* groups prints a line per group, so none when there is none. */
+    if (!(text && !*text && strcasecmp(cmd, "groups") == 0))
+        fprintf(out, "%s\n", text ? text : "");
     free(text);
     return true;
 }
