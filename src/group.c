@@ -29,10 +29,17 @@ static size_t hash_str(const char *s)
     return h;
 }
 
+/* A generated name hashes to its counter's starting bucket plus its index:
+ * consecutive groups of one counter take consecutive buckets, so naming,
+ * compacting and retiring the groups of a service submitting one task per
+ * call touch buckets (and chain heads) that are still in cache, where a
+ * scattering hash made each a cache miss in a table of a million buckets.
+ * While the table has at least one bucket per indexed group, the groups
+ * of one counter sharing a bucket are a table's width of indices apart. */
 static size_t hash_gen(const tp__counter *c, size_t index)
 {
-    size_t h = ((uintptr_t)c >> 4) ^ (index * 0x9E3779B97F4A7C15u);
-    return h ^ (h >> 29);
+    size_t h = ((uintptr_t)c >> 4) * 0x9E3779B97F4A7C15u;
+    return (h ^ (h >> 29)) + index;
 }
 
 static size_t hash_of(const tp__group *g)
