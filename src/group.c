@@ -16,6 +16,7 @@
  */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +30,17 @@ static size_t hash_str(const char *s)
     return h;
 }
 
+/* A generated name hashes to its counter's starting bucket plus its index:
+ * consecutive groups of one counter take consecutive buckets, so naming,
+ * compacting and retiring the groups of a service submitting one task per
+ * call touch buckets (and chain heads) that are still in cache, where a
+ * scattering hash made each a cache miss in a table of a million buckets.
+ * While the table has at least one bucket per indexed group, the groups
+ * of one counter sharing a bucket are a table's width of indices apart. */
 static size_t hash_gen(const tp__counter *c, size_t index)
 {
-    size_t h = ((uintptr_t)c >> 4) ^ (index * 0x9E3779B97F4A7C15u);
-    return h ^ (h >> 29);
+    size_t h = ((uintptr_t)c >> 4) * 0x9E3779B97F4A7C15u;
+    return (h ^ (h >> 29)) + index;
 }
 
 static size_t hash_of(const tp__group *g)
@@ -291,10 +299,7 @@ void tp__group_free(tp__group *g)
 {
     if (!g)
         return;
-    if (g->compact) {
-        free(g);
-        return;
-    }
+    assert(!g->compact);
     assert(tp__list_empty(&g->runs));
     for (tp__run *run = g->spare, *next; run; run = next) {
         next = run->fifo.next ? tp__container(run->fifo.next, tp__run, fifo)
@@ -312,8 +317,58 @@ void tp__group_unref(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
     assert(g->refs > 0);
-    if (--g->refs == 0)
+    if (--g->refs > 0)
+        return;
+    if (g->compact) {
+        g->hnext = pool->compact_free;
+        pool->compact_free = g;
+    } else {
         tp__group_free(g);
+    }
+}
+
+/* A slab of compact records: one allocation for many finished groups. */
+enum { COMPACT_SIZE = offsetof(tp__group, ids), SLAB_MAX = 1024 };
+struct tp__slab {
+    struct tp__slab *next;
+    size_t n;
+    _Alignas(max_align_t) unsigned char records[];
+};
+
+/* A compact record from the pool's free list, or from a new slab (each
+ * twice the last, up to SLAB_MAX records); NULL if out of memory. */
+static tp__group *compact_alloc(tp_pool *pool)
+{
+    if (!pool->compact_free) {
+        size_t n = pool->slabs ? pool->slabs->n * 2 : 16;
+        if (n > SLAB_MAX)
+            n = SLAB_MAX;
+        struct tp__slab *slab =
+            malloc(offsetof(struct tp__slab, records) + n * COMPACT_SIZE);
+        if (!slab)
+            return NULL;
+        slab->n = n;
+        slab->next = pool->slabs;
+        pool->slabs = slab;
+        for (size_t i = n; i-- > 0;) {
+            tp__group *r = (tp__group *)(slab->records + i * COMPACT_SIZE);
+            r->hnext = pool->compact_free;
+            pool->compact_free = r;
+        }
+    }
+    tp__group *r = pool->compact_free;
+    pool->compact_free = r->hnext;
+    return r;
+}
+
+void tp__group_slabs_free(tp_pool *pool)
+{
+    for (struct tp__slab *s = pool->slabs, *next; s; s = next) {
+        next = s->next;
+        free(s);
+    }
+    pool->slabs = NULL;
+    pool->compact_free = NULL;
 }
 
 bool tp__group_pending(const tp__group *g)
@@ -516,6 +571,10 @@ tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
         g->src != TP__SRC_APPLY || tp__group_pending(g))
         return g;
     assert(tp__list_empty(&g->runs) && tp__list_empty(&g->tasks));
+    /* Out of memory, the group just stays as it is, not compact. */
+    tp__group *c = compact_alloc(pool);
+    if (!c)
+        return g;
     for (tp__run *run = g->spare, *next; run; run = next) {
         next = run->fifo.next ? tp__container(run->fifo.next, tp__run, fifo)
                               : NULL;
@@ -530,17 +589,11 @@ tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
     if (g->ids != &g->id0)
         free(g->ids);
     g->compact = true;
-    /* A fresh small record rather than realloc: shrinking in place would
-     * leave a hole between compact records that no full group fits in,
-     * while the freed full record is what the next call allocates. Out of
-     * memory, the group just stays as it was (compact all the same). */
-    tp__group *c = malloc(offsetof(tp__group, ids));
-    if (c) {
-        memcpy(c, g, offsetof(tp__group, ids));
-        free(g);
-    } else {
-        c = g;
-    }
+    /* A slab record rather than realloc: shrinking in place would leave a
+     * hole between compact records that no full group fits in, while the
+     * freed full record is what the next call allocates. */
+    memcpy(c, g, COMPACT_SIZE);
+    free(g);
     tp__list_insert_before(prev->next, &c->node);
     if (indexed)
         index_insert(pool, c);

@@ -224,6 +224,11 @@ struct tp_pool {
     tp__list groups; /* listed groups, newest first */
     tp__counter *counters;
     size_t n_lookalikes; /* indexed explicit names that read as generated */
+    /* Compact group records (tp__group_compact) come from slabs the pool
+     * owns, so a finished one-task group costs its 64 bytes and no malloc
+     * chunk; freed records are reused (linked through hnext). */
+    struct tp__slab *slabs;
+    tp__group *compact_free;
 
     tp__list fifo; /* runs of pending starts (sem.c) */
     size_t queued_total;
@@ -293,7 +298,11 @@ int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
                    const char *func);
 void tp__group_attach(tp_pool *pool, tp__group *g);
 void tp__group_unref(tp_pool *pool, tp__group *g);
+/* Frees a group that is not compact (compact ones go back to the pool's
+ * slabs when their last reference goes, tp__group_unref). */
 void tp__group_free(tp__group *g);
+/* Frees the pool's slabs of compact records (tp_pool_free). */
+void tp__group_slabs_free(tp_pool *pool);
 void tp__group_admit(tp_pool *pool, tp__group *g);
 bool tp__group_pending(const tp__group *g);
 void tp__group_retire_if_empty(tp_pool *pool, tp__group *g);

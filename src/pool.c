@@ -392,6 +392,7 @@ void tp_pool_free(tp_pool *pool)
         free(c);
     }
     tp__idmap_free(&pool->live);
+    tp__group_slabs_free(pool);
     free(pool->index);
     tp__logq_destroy(&pool->logq);
     pthread_cond_destroy(&pool->changed);
