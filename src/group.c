@@ -279,6 +279,10 @@ void tp__group_attach(tp_pool *pool, tp__group *g)
     index_insert(pool, g);
     tp__list_push_front(&pool->groups, &g->node);
     g->refs = 1;
+    if (g->src == TP__SRC_ITER)
+        pool->n_iter_groups++;
+    else
+        pool->pending_args += g->nargs - g->next_arg;
 }
 
 void tp__group_unindex(tp_pool *pool, tp__group *g)
@@ -393,6 +397,7 @@ void tp__group_retire_if_empty(tp_pool *pool, tp__group *g)
         return;
     tp__group_unindex(pool, g);
     tp__list_remove(&g->node);
+    pool->n_iter_groups -= g->src == TP__SRC_ITER;
     tp__changed(pool);
     tp__group_unref(pool, g);
 }
@@ -473,6 +478,7 @@ void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
     } else {
         g->drop_from = g->next_arg;
         g->drop_to = g->nargs;
+        pool->pending_args -= g->nargs - g->next_arg;
         g->next_arg = g->nargs;
     }
     if (g->src == TP__SRC_APPLY && g->live && g->discard &&

@@ -215,6 +215,12 @@ struct tp_pool {
     size_t n_running, n_cancelled, n_ended;
     uint64_t total_started, total_ended, total_cancelled, total_failed;
     uint64_t total_refused, total_dropped;
+    /* What tp_get_stats reports as pending without a walk over every
+     * group: the starts of APPLY and ARRAY groups not yet claimed (the sum
+     * of nargs - next_arg over the listed groups), and the number of listed
+     * ITER groups, whose queued starts and claims are summed by a walk only
+     * when there are some. */
+    size_t pending_args, n_iter_groups;
     tp_timings timings; /* see tp__timing_add */
     tp__idmap live;     /* live.len: tasks started and not fully ended */
     tp__list tasks;     /* live tasks in start order */
@@ -255,8 +261,10 @@ struct tp_pool {
 /* Debug builds check "caller holds pool->mu" claims (see lock.c). */
 bool tp__held(tp_pool *pool);
 #define TP_ASSERT_HELD(p) assert(tp__held(p))
+#define TP_DEBUG_CHECKS 1 /* debug builds also recount what is kept counted */
 #else
 #define TP_ASSERT_HELD(p) ((void)(p))
+#define TP_DEBUG_CHECKS 0
 #endif
 void tp__lock(tp_pool *pool);
 /* Unlocks, then emits a message tp__log_locked stored meanwhile. */

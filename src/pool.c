@@ -187,15 +187,20 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
     if (!pool || !out)
         return TP_EINVAL;
     tp__lock(pool);
-    size_t pending = 0;
-    tp__list_each(n, next, &pool->groups)
-    {
-        tp__group *g = tp__container(n, tp__group, node);
-        if (g->compact)
-            continue;
-        pending += g->src == TP__SRC_ITER ? g->queued + g->claims
-                                          : g->nargs - g->next_arg;
-    }
+    /* O(1) unless the pool has map_iter groups (see pool->pending_args). */
+    size_t pending = pool->pending_args, walked = 0;
+    if (pool->n_iter_groups || TP_DEBUG_CHECKS)
+        tp__list_each(n, next, &pool->groups)
+        {
+            tp__group *g = tp__container(n, tp__group, node);
+            if (g->compact)
+                continue;
+            if (g->src == TP__SRC_ITER)
+                pending += g->queued + g->claims;
+            else
+                walked += g->nargs - g->next_arg;
+        }
+    assert(!TP_DEBUG_CHECKS || walked == pool->pending_args);
     *out = (tp_stats){
         .pool_size = pool->size,
         .running = pool->n_running,

@@ -52,6 +52,8 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
         /* No thread could be had and nothing of this call started:
          * withdraw the whole call. */
         tp__fifo_remove_group(pool, g);
+        if (g->src != TP__SRC_ITER)
+            pool->pending_args -= g->nargs - g->next_arg;
         g->next_arg = g->nargs;
         g->iter_over = true;
         tp__group_retire_if_empty(pool, g);

@@ -262,8 +262,10 @@ static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
         }
         uint64_t admitted = run->admitted_ns; /* run may go in take */
         tp__fifo_take(pool, run);
-        if (g->src != TP__SRC_ITER)
+        if (g->src != TP__SRC_ITER) {
+            pool->pending_args--;
             return begin(pool, w, g, tp__group_arg(g, g->next_arg++), admitted);
+        }
         void *arg = NULL;
         bool got = iter_fetch(pool, g, &arg);
         tp_task *t = got ? begin(pool, w, g, arg, admitted) : NULL;
