@@ -65,8 +65,9 @@ static int connect_unix(const char *path)
     return fd;
 }
 
-/* Reads until a newline; every response of these requests is one line. */
-static int read_line(int fd, char *buf, size_t size)
+/* Reads one response: until a newline, or with `block` until a blank line
+ * (the end of a multi-line response such as metrics, groups in text mode). */
+static int read_response(int fd, char *buf, size_t size, bool block)
 {
     size_t len = 0;
     while (len + 1 < size) {
@@ -74,10 +75,16 @@ static int read_line(int fd, char *buf, size_t size)
         if (r <= 0)
             return -1;
         len += (size_t)r;
-        if (buf[len - 1] == '\n')
+        if (buf[len - 1] == '\n' &&
+            (!block || (len >= 2 && buf[len - 2] == '\n')))
             return 0;
     }
     return -1;
+}
+
+static int read_line(int fd, char *buf, size_t size)
+{
+    return read_response(fd, buf, size, false);
 }
 
 static void *client(void *arg)
@@ -149,21 +156,6 @@ static void measure(const char *label, const char *path, const char *hello,
     free(all);
 }
 
-/* Reads until a blank line (the end of a multi-line response). */
-static int read_block(int fd, char *buf, size_t size)
-{
-    size_t len = 0;
-    while (len + 1 < size) {
-        ssize_t r = read(fd, buf + len, size - 1 - len);
-        if (r <= 0)
-            return -1;
-        len += (size_t)r;
-        if (len >= 2 && buf[len - 1] == '\n' && buf[len - 2] == '\n')
-            return 0;
-    }
-    return -1;
-}
-
 /* A command with a multi-line response (metrics, groups in text mode), one
  * client reading until the blank line. */
 static void measure_block(const char *label, const char *path,
@@ -183,7 +175,7 @@ static void measure_block(const char *label, const char *path,
     for (size_t i = 0; i < n; i++) {
         double t = now();
         if (write(fd, request, rl) != (ssize_t)rl ||
-            read_block(fd, buf, sizeof buf) != 0) {
+            read_response(fd, buf, sizeof buf, true) != 0) {
             failed = 1;
             break;
         }

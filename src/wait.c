@@ -105,9 +105,10 @@ int tp_cond_wait(tp_task *task, pthread_cond_t *cond, pthread_mutex_t *mutex,
      * reaches us. Only a canceller that waited more than tp__wake's bound
      * for those few instructions could miss us; then the slice ends the
      * wait. */
-    int rc = atomic_load(&task->cancelled)
-                 ? 0
-                 : pthread_cond_timedwait(cond, mutex, last ? &deadline : &slice);
+    int rc =
+        atomic_load(&task->cancelled)
+            ? 0
+            : pthread_cond_timedwait(cond, mutex, last ? &deadline : &slice);
     int result = atomic_load(&task->cancelled) ? TP_ECANCELED
                  : rc == ETIMEDOUT && last     ? TP_ETIMEDOUT
                                                : TP_OK;

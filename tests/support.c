@@ -100,6 +100,12 @@ int gate_pass(gate *g, tp_task *task)
     return rc;
 }
 
+int pass_gate_arg(tp_task *task, void *gate_arg)
+{
+    gate_pass(gate_arg, task);
+    return 0;
+}
+
 bool wait_until(bool (*pred)(void *), void *arg)
 {
     long limit = (long)(10000 * time_multiplier());

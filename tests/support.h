@@ -38,6 +38,8 @@ void gate_destroy(gate *g);
 void gate_open(gate *g);
 /* TP_OK once the gate is open, TP_ECANCELED if task is cancelled. */
 int gate_pass(gate *g, tp_task *task);
+/* A task function that passes the gate given as its argument; returns 0. */
+int pass_gate_arg(tp_task *task, void *gate_arg);
 
 /* Waits until pred(arg) holds, polling the pool state at 1 ms; for states
  * no callback announces (for example a worker thread retiring). Returns

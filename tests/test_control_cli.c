@@ -383,13 +383,6 @@ END_TEST
  * with room for 3. */
 static gate hold;
 
-static int held(tp_task *task, void *arg)
-{
-    (void)arg;
-    gate_pass(&hold, task);
-    return 0;
-}
-
 static bool three_running(void *arg)
 {
     (void)arg;
@@ -419,7 +412,8 @@ START_TEST(stat_prints_lines_and_headers)
 {
     start_server(NULL);
     gate_init(&hold);
-    ck_assert_int_eq(tp_apply(pool, held, NULL, 5, NULL, NULL), TP_OK);
+    ck_assert_int_eq(tp_apply(pool, pass_gate_arg, &hold, 5, NULL, NULL),
+                     TP_OK);
     ck_assert(wait_until(three_running, NULL));
     const char *a[] = {"--stat=0.01", "unix", sock, NULL};
     int fo, fe;

@@ -115,13 +115,6 @@ END_TEST
 
 static gate hold;
 
-static int held(tp_task *task, void *arg)
-{
-    (void)arg;
-    gate_pass(&hold, task);
-    return 0;
-}
-
 static bool two_running(void *arg)
 {
     return tp_num_running(arg) == 2;
@@ -135,7 +128,7 @@ START_TEST(cancelled_tasks_log_in_order)
     tp_log_set(collect, NULL, TP_LOG_DEBUG);
     tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 2, .name = "c"});
     char g[TP_NAME_MAX];
-    ck_assert_int_eq(tp_apply(p, held, NULL, 4, NULL, g), TP_OK);
+    ck_assert_int_eq(tp_apply(p, pass_gate_arg, &hold, 4, NULL, g), TP_OK);
     ck_assert_int_eq(tp_apply(p, work, NULL, 6, NULL, NULL), TP_OK);
     /* Wait until 0 and 1 run, then cancel them; 2 and 3 never start once
      * the group is cancelled, and 2.. are the other group's. */
