@@ -6,6 +6,7 @@
 #include "support.h"
 
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -295,17 +296,16 @@ START_TEST(cancel_fd_is_reset_between_tasks)
 }
 END_TEST
 
-static tp_task *seen_task;
-static tp_pool *seen_pool;
-static tp_id seen_id;
+/* Each of three concurrent tasks checks what it sees of itself (tasks of
+ * one apply run on several threads at once: no shared slot to write). */
+static atomic_int identified, misidentified;
 
-static int identifies(tp_task *task, void *arg)
+static int identifies(tp_task *task, void *pool)
 {
-    (void)arg;
-    seen_task = tp_current_task();
-    seen_pool = tp_task_pool(task);
-    seen_id = tp_task_id(task);
-    result[0] = tp_cancelled(task);
+    tp_id id = tp_task_id(task);
+    bool ok = tp_current_task() == task && tp_task_pool(task) == pool &&
+              id >= 0 && id < 3 && !tp_cancelled(task);
+    atomic_fetch_add(ok ? &identified : &misidentified, 1);
     return 0;
 }
 
@@ -313,12 +313,10 @@ START_TEST(task_knows_its_id_pool_and_thread)
 {
     ck_assert_ptr_null(tp_current_task());
     tp_pool *p = tp_pool_new(NULL);
-    ck_assert_int_eq(tp_apply(p, identifies, NULL, 3, NULL, NULL), TP_OK);
+    ck_assert_int_eq(tp_apply(p, identifies, p, 3, NULL, NULL), TP_OK);
     ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
-    ck_assert_ptr_nonnull(seen_task);
-    ck_assert_ptr_eq(seen_pool, p);
-    ck_assert(seen_id >= 0 && seen_id < 3);
-    ck_assert_int_eq(result[0], 0);
+    ck_assert_int_eq(atomic_load(&identified), 3);
+    ck_assert_int_eq(atomic_load(&misidentified), 0);
     ck_assert_int_eq(tp_task_id(NULL), -1);
     ck_assert_ptr_null(tp_task_pool(NULL));
     ck_assert(!tp_cancelled(NULL));
