@@ -397,7 +397,8 @@ void tp__group_retire_if_empty(tp_pool *pool, tp__group *g)
         return;
     tp__group_unindex(pool, g);
     tp__list_remove(&g->node);
-    pool->n_iter_groups -= g->src == TP__SRC_ITER;
+    /* A compact record ends before `src`; compact groups are APPLY. */
+    pool->n_iter_groups -= !g->compact && g->src == TP__SRC_ITER;
     tp__changed(pool);
     tp__group_unref(pool, g);
 }
