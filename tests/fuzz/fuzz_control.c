@@ -23,6 +23,12 @@
 
 static tp_pool *pool;
 static tp__ctl_registry reg;
+/* Help texts, as the server keeps them (one cache per kind of pool; its
+ * slot for the top-level help is not keyed by the kind). Emptied after
+ * each input, so that every input still builds each text it asks for
+ * once, but an input of many empty lines (each one asks for the top-level
+ * help) does not build it again for every line. */
+static tp__ctl_help_cache help[2];
 
 static int noop(tp_task *task, void *arg)
 {
@@ -63,7 +69,8 @@ static void request(char *line, size_t len, int width, bool json)
                            .simple = simple,
                            .reg = &reg,
                            .width = width,
-                           .max_spawn = MAX_SPAWN};
+                           .max_spawn = MAX_SPAWN,
+                           .help = &help[simple]};
         const tp__ctl_command *cmd;
         tp__ctl_args args;
         tp__ctl_reply r = {0};
@@ -113,6 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tp_cancel_all(pool);
     tp_unlock(pool);
     tp_flush(pool); /* forget the groups: the pool stays small */
+    tp__ctl_help_cache_free(&help[0]);
+    tp__ctl_help_cache_free(&help[1]);
     free(buf);
     return 0;
 }

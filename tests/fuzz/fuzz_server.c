@@ -271,9 +271,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (turns = 0; !tp__ctl_manual_idle(ctl); turns++) {
         if (turns > MAX_TURNS)
             abort();
-        tp__ctl_manual_turn(ctl, 10);
+        /* Read first: a turn that finds the socket full of unread
+         * responses would wait its whole 10 ms for room. */
         if (sv[1] >= 0)
             drain(sv[1], &o, 0);
+        tp__ctl_manual_turn(ctl, 10);
     }
     if (sv[1] >= 0) {
         drain(sv[1], &o, 0);
