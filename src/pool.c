@@ -201,6 +201,7 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
                 walked += g->nargs - g->next_arg;
         }
     assert(!TP_DEBUG_CHECKS || walked == pool->pending_args);
+    (void)walked; /* read only by the assert */
     *out = (tp_stats){
         .pool_size = pool->size,
         .running = pool->n_running,
