@@ -285,6 +285,15 @@ static void send_error(tp__ctl_session *s, const char *name, const char *msg)
     tp__ctl_reply_clear(&r);
 }
 
+/* Answers with an error, then closes the session once the client has had
+ * the handshake grace to read it: the end of every refused connection. */
+static void close_with_error(tp__ctl_session *s, const char *name,
+                             const char *msg)
+{
+    send_error(s, name, msg);
+    close_after_output(s, s->ctl->handshake_timeout);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -319,8 +328,7 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
         return;
     }
     if (!ok) {
-        send_error(s, TP__CTL_EPROTO, why);
-        close_after_output(s, s->ctl->handshake_timeout);
+        close_with_error(s, TP__CTL_EPROTO, why);
         return;
     }
     size_t ready, hs;
@@ -330,8 +338,7 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
         snprintf(msg, sizeof msg, "too many clients (at most %zu)",
                  s->ctl->max_clients);
         tp__ctl_log("%s refused: %s", who(s, name, sizeof name), msg);
-        send_error(s, TP__CTL_EBUSY, msg);
-        close_after_output(s, s->ctl->handshake_timeout);
+        close_with_error(s, TP__CTL_EBUSY, msg);
         return;
     }
     s->st = S_READY;
@@ -779,8 +786,7 @@ void tp__ctl_session_expire(tp__ctl_session *s)
         snprintf(msg, sizeof msg, "no handshake within %g seconds",
                  s->ctl->handshake_timeout);
         tp__ctl_log("%s closed: %s", who(s, name, sizeof name), msg);
-        send_error(s, TP__CTL_EPROTO, msg);
-        close_after_output(s, s->ctl->handshake_timeout);
+        close_with_error(s, TP__CTL_EPROTO, msg);
         if (s->st == S_CLOSING && s->out_off < s->out_len)
             return; /* the client gets until close_by to read it */
     } else if (s->st == S_REFUSED) {
