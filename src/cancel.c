@@ -36,7 +36,7 @@ int tp_task_status(tp_pool *pool, tp_id id)
 {
     if (!pool)
         return TP_EINVAL;
-    tp__lock(pool);
+    tp__enter(pool);
     int rc = status(pool, id);
     tp__unlock(pool);
     return rc;
@@ -46,7 +46,7 @@ int tp_cancel(tp_pool *pool, const tp_id ids[], size_t n)
 {
     if (!pool || (!ids && n))
         return TP_EINVAL;
-    tp__lock(pool);
+    tp__enter(pool);
     for (size_t i = 0; i < n; i++) {
         int rc = status(pool, ids[i]);
         if (rc != TP_OK) {
@@ -84,7 +84,7 @@ int tp_cancel_group(tp_pool *pool, const char *group)
     if (!pool || !group)
         return TP_EINVAL;
     tp__wakes wakes = {0};
-    tp__lock(pool);
+    tp__enter(pool);
     tp__group *g = tp__group_find(pool, group), *drops = NULL;
     if (g)
         cancel_group(pool, g, &drops, &wakes);
@@ -100,7 +100,7 @@ void tp_cancel_all(tp_pool *pool)
         return;
     tp__log(TP_LOG_WARNING, "%s cancelling all tasks!", pool->name);
     tp__wakes wakes = {0};
-    tp__lock(pool);
+    tp__enter(pool);
     tp__group *drops = NULL;
     tp__list_each(n, next, &pool->groups)
     {
@@ -121,7 +121,7 @@ int tp_stop(tp_pool *pool, size_t num, tp_ids *stopped)
         return TP_EINVAL;
     if (pool->kind != TP__SIMPLE)
         return TP_EWRONG_POOL;
-    tp__lock(pool);
+    tp__enter(pool);
     size_t k = num < pool->n_running ? num : pool->n_running;
     tp_id *ids = NULL;
     if (stopped && k && !(ids = malloc(k * sizeof *ids))) {
@@ -175,7 +175,7 @@ int tp_get_group_ids(tp_pool *pool, const char *const groups[], size_t n,
     for (size_t i = 0; i < n; i++)
         if (!groups[i])
             return TP_EINVAL;
-    tp__lock(pool);
+    tp__enter(pool);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         tp__group *g = tp__group_find(pool, groups[i]);

@@ -156,11 +156,12 @@ static int index_grow(tp_pool *pool)
     return TP_OK;
 }
 
-/* The counter for (prefix, func), made if new; the last used comes first,
- * so a service submitting one kind of task finds it at once. */
-static tp__counter *counter_for(tp_pool *pool, const char *prefix,
-                                const char *func)
+/* The last used counter comes first, so a service submitting one kind of
+ * task finds it at once. */
+tp__counter *tp__group_counter(tp_pool *pool, const char *prefix,
+                               const char *func)
 {
+    TP_ASSERT_HELD(pool);
     for (tp__counter **pc = &pool->counters; *pc; pc = &(*pc)->link) {
         tp__counter *c = *pc;
         bool same_prefix =
@@ -197,6 +198,16 @@ static bool taken_explicitly(const tp_pool *pool, const tp__counter *c,
     return find_explicit(pool, name) != NULL;
 }
 
+/* The index grows once it holds two groups per bucket (so that its
+ * buckets cost a finished per-call group 4 to 8 bytes); if it cannot grow,
+ * its chains do. False only if there is no index at all. */
+static bool index_room(tp_pool *pool)
+{
+    if (pool->n_indexed + 1 > 2 * pool->index_cap)
+        (void)index_grow(pool);
+    return pool->index_cap > 0;
+}
+
 /* Names g: its explicit name if free, else "<prefix>-<func>-group-<i>" (or
  * "<prefix>-group-<i>" without func) with i counting per prefix and
  * function, never reused, skipping names taken explicitly. Also makes room
@@ -205,7 +216,7 @@ int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
                    const char *func)
 {
     TP_ASSERT_HELD(pool);
-    if (pool->n_indexed + 1 > pool->index_cap && index_grow(pool))
+    if (!index_room(pool))
         return TP_ENOMEM;
     if (g->xname[0]) {
         size_t len, index;
@@ -217,7 +228,7 @@ int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
         g->lookalike = like;
         return TP_OK;
     }
-    tp__counter *c = counter_for(pool, prefix, func);
+    tp__counter *c = tp__group_counter(pool, prefix, func);
     if (!c)
         return TP_ENOMEM;
     size_t index;
@@ -234,6 +245,19 @@ int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
     g->counter = c;
     g->index = index;
     return TP_OK;
+}
+
+void tp__group_name_next(tp_pool *pool, tp__group *g)
+{
+    TP_ASSERT_HELD(pool);
+    tp__counter *c = g->counter;
+    assert(c && c->key_len + 7 + 20 < TP_NAME_MAX);
+    do
+        g->index = c->next++;
+    while (pool->n_lookalikes && taken_explicitly(pool, c, g->index));
+    bool indexable = index_room(pool);
+    assert(indexable); /* the slow apply that made c made the index */
+    (void)indexable;
 }
 
 tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts)
@@ -323,56 +347,10 @@ void tp__group_unref(tp_pool *pool, tp__group *g)
     assert(g->refs > 0);
     if (--g->refs > 0)
         return;
-    if (g->compact) {
-        g->hnext = pool->compact_free;
-        pool->compact_free = g;
-    } else {
+    if (g->compact)
+        tp__rec_compact_put(pool, g);
+    else
         tp__group_free(g);
-    }
-}
-
-/* A slab of compact records: one allocation for many finished groups. */
-enum { COMPACT_SIZE = offsetof(tp__group, ids), SLAB_MAX = 1024 };
-struct tp__slab {
-    struct tp__slab *next;
-    size_t n;
-    _Alignas(max_align_t) unsigned char records[];
-};
-
-/* A compact record from the pool's free list, or from a new slab (each
- * twice the last, up to SLAB_MAX records); NULL if out of memory. */
-static tp__group *compact_alloc(tp_pool *pool)
-{
-    if (!pool->compact_free) {
-        size_t n = pool->slabs ? pool->slabs->n * 2 : 16;
-        if (n > SLAB_MAX)
-            n = SLAB_MAX;
-        struct tp__slab *slab =
-            malloc(offsetof(struct tp__slab, records) + n * COMPACT_SIZE);
-        if (!slab)
-            return NULL;
-        slab->n = n;
-        slab->next = pool->slabs;
-        pool->slabs = slab;
-        for (size_t i = n; i-- > 0;) {
-            tp__group *r = (tp__group *)(slab->records + i * COMPACT_SIZE);
-            r->hnext = pool->compact_free;
-            pool->compact_free = r;
-        }
-    }
-    tp__group *r = pool->compact_free;
-    pool->compact_free = r->hnext;
-    return r;
-}
-
-void tp__group_slabs_free(tp_pool *pool)
-{
-    for (struct tp__slab *s = pool->slabs, *next; s; s = next) {
-        next = s->next;
-        free(s);
-    }
-    pool->slabs = NULL;
-    pool->compact_free = NULL;
 }
 
 bool tp__group_pending(const tp__group *g)
@@ -579,7 +557,7 @@ tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
         return g;
     assert(tp__list_empty(&g->runs) && tp__list_empty(&g->tasks));
     /* Out of memory, the group just stays as it is, not compact. */
-    tp__group *c = compact_alloc(pool);
+    tp__group *c = tp__rec_compact_get(pool);
     if (!c)
         return g;
     for (tp__run *run = g->spare, *next; run; run = next) {
@@ -599,7 +577,7 @@ tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
     /* A slab record rather than realloc: shrinking in place would leave a
      * hole between compact records that no full group fits in, while the
      * freed full record is what the next call allocates. */
-    memcpy(c, g, COMPACT_SIZE);
+    memcpy(c, g, offsetof(tp__group, ids));
     free(g);
     tp__list_insert_before(prev->next, &c->node);
     if (indexed)

@@ -145,6 +145,7 @@ typedef struct tp__group {
     size_t next_arg; /* APPLY, ARRAY: starts claimed so far */
     void *block;     /* owned copies behind args */
     tp_iter iter;
+    uint64_t born_ns; /* a per-call group: when it was drained, or 0 */
     bool iter_over; /* ITER: exhausted or cancelled: next never again */
     bool iter_busy; /* ITER: a worker is inside next() */
     bool done_called;
@@ -239,6 +240,7 @@ struct tp_pool {
     tp__list fifo; /* runs of pending starts (sem.c) */
     size_t queued_total;
 
+
     size_t threads, n_idle, waking;
     tp__list idle;      /* parked workers, most recently parked first */
     tp__worker *zombie; /* the last retired worker, to be joined */
@@ -255,6 +257,16 @@ struct tp_pool {
     tp_opts simple_opts;
     char func_name[TP_NAME_MAX];
     size_t start_calls;
+
+    /* Per-call submissions (inbox.c) read and written without the lock:
+     * last, on cache lines of their own, apart from what the lock
+     * guards. */
+    _Alignas(64) _Atomic uintptr_t inbox; /* a stack of groups (via hnext),
+                                             bit 0: the fast path is shut */
+    _Alignas(64) _Atomic(tp__counter *) fast_counter; /* "apply" counter of
+                                            the last apply named slowly */
+    atomic_bool full;     /* occupied >= size, published by sem.c */
+    atomic_bool watching; /* a worker spins and will look at the inbox */
 };
 
 #ifndef NDEBUG
@@ -304,13 +316,20 @@ tp__group *tp__group_find(tp_pool *pool, const char *name);
  * fail. TP_EGROUP_EXISTS, TP_EINVAL (generated name too long), TP_ENOMEM. */
 int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
                    const char *func);
+/* The counter of generated names for (prefix, func), made if new; NULL if
+ * out of memory. */
+tp__counter *tp__group_counter(tp_pool *pool, const char *prefix,
+                               const char *func);
+/* Gives g, whose counter is set, its counter's next index; cannot fail
+ * (the caller checked that the longest index fits in a name). The index
+ * grows if it can, and otherwise its chains grow. */
+void tp__group_name_next(tp_pool *pool, tp__group *g);
 void tp__group_attach(tp_pool *pool, tp__group *g);
 void tp__group_unref(tp_pool *pool, tp__group *g);
 /* Frees a group that is not compact (compact ones go back to the pool's
- * slabs when their last reference goes, tp__group_unref). */
+ * slabs when their last reference goes, tp__group_unref). Without the
+ * lock. */
 void tp__group_free(tp__group *g);
-/* Frees the pool's slabs of compact records (tp_pool_free). */
-void tp__group_slabs_free(tp_pool *pool);
 void tp__group_admit(tp_pool *pool, tp__group *g);
 bool tp__group_pending(const tp__group *g);
 void tp__group_retire_if_empty(tp_pool *pool, tp__group *g);
@@ -365,6 +384,32 @@ void tp__fifo_take(tp_pool *pool, tp__run *run);
 void tp__sem_release(tp_pool *pool);
 /* Removes every queued start of g from the FIFO: O(runs of g). */
 void tp__fifo_remove_group(tp_pool *pool, tp__group *g);
+
+/* inbox.c: per-call submissions that skip the lock. A one-task apply
+ * without a name to return is pushed onto pool->inbox by its caller; the
+ * next thread to take the lock through tp__enter moves what the inbox
+ * holds, in submission order, into the pool (names, index, FIFO) before
+ * it looks at anything. */
+/* Pushes g (its counter set, its index not yet): false if the fast path
+ * is shut (the pool is locked, closed or simple): then use the lock. */
+bool tp__inbox_push(tp_pool *pool, tp__group *g);
+/* True if submissions wait in the inbox (read without the lock). */
+bool tp__inbox_waiting(const tp_pool *pool);
+/* Moves the inbox's submissions into the pool. With pool->mu held. */
+void tp__inbox_drain(tp_pool *pool);
+/* Shuts the fast path (TP_OK from now on only under the lock) or opens
+ * it, then drains. With pool->mu held. */
+void tp__inbox_shut(tp_pool *pool, bool shut);
+/* Takes pool->mu and drains: how every API call and worker enters the
+ * pool, so that they all see the submissions that returned before. */
+void tp__enter(tp_pool *pool);
+
+/* records.c: memory for compact group records. */
+/* A compact record; NULL if out of memory. With pool->mu held. */
+tp__group *tp__rec_compact_get(tp_pool *pool);
+void tp__rec_compact_put(tp_pool *pool, tp__group *r);
+/* Frees what the pool keeps for records (tp_pool_free). */
+void tp__rec_pool_free(tp_pool *pool);
 
 /* worker.c */
 /* Wakes parked workers, or creates threads (at most one from an API call,

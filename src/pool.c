@@ -45,9 +45,11 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     if (opts->idle_timeout != opts->idle_timeout) /* NaN */
         return NULL;
 
-    tp_pool *pool = calloc(1, sizeof *pool);
+    /* Aligned for the inbox's cache lines (internal.h). */
+    tp_pool *pool = aligned_alloc(_Alignof(tp_pool), sizeof *pool);
     if (!pool)
         return NULL;
+    memset(pool, 0, sizeof *pool);
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
@@ -68,6 +70,8 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     else
         snprintf(pool->name, sizeof pool->name, "%s-%zu", prefix, index);
     pool->kind = kind;
+    /* A simple pool's tp_start always takes the lock. */
+    atomic_init(&pool->inbox, kind == TP__SIMPLE);
     pool->deferred_level = -1;
     tp__list_init(&pool->tasks);
     tp__list_init(&pool->groups);
@@ -135,7 +139,7 @@ bool tp__in_pool(const tp_pool *pool)
         tp_pool *pool = (tp_pool *)cpool;                                      \
         if (!pool)                                                             \
             return 0;                                                          \
-        tp__lock(pool);                                                        \
+        tp__enter(pool);                                                        \
         type v = (expr);                                                       \
         tp__unlock(pool);                                                      \
         return v;                                                              \
@@ -152,20 +156,31 @@ int tp_set_pool_size(tp_pool *pool, size_t size)
 {
     if (!pool)
         return TP_EINVAL;
-    tp__lock(pool);
+    tp__enter(pool);
     tp__sem_resize(pool, size);
+    /* A per-call submitter that saw the pool full before the resize left
+     * its push to the workers: drain it now that there is room. */
+    tp__inbox_drain(pool);
     int rc = tp__dispatch(pool);
     tp__unlock(pool);
     return rc;
+}
+
+/* While the pool refuses spawns, every spawn takes the lock (inbox.c). */
+static void shut_fast_path(tp_pool *pool)
+{
+    tp__inbox_shut(pool, pool->locked || pool->closed || pool->freeing ||
+                             pool->kind == TP__SIMPLE);
 }
 
 static void set_locked(tp_pool *pool, bool locked, const char *message)
 {
     if (!pool)
         return;
-    tp__lock(pool);
+    tp__enter(pool);
     bool changed = pool->locked != locked;
     pool->locked = locked;
+    shut_fast_path(pool);
     tp__unlock(pool);
     if (changed)
         tp__log(TP_LOG_INFO, message, pool->name);
@@ -186,7 +201,7 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
     tp_pool *pool = (tp_pool *)cpool;
     if (!pool || !out)
         return TP_EINVAL;
-    tp__lock(pool);
+    tp__enter(pool);
     /* O(1) unless the pool has map_iter groups (see pool->pending_args). */
     size_t pending = pool->pending_args, walked = 0;
     if (pool->n_iter_groups || TP_DEBUG_CHECKS)
@@ -246,7 +261,7 @@ int tp_flush(tp_pool *pool)
         return TP_EINVAL;
     if (tp__in_pool(pool))
         return TP_EDEADLK;
-    tp__lock(pool);
+    tp__enter(pool);
     /* The tasks to wait for: cancelled or ended, callbacks not yet done. */
     size_t n = 0, cap = 0;
     tp_id *ids = NULL;
@@ -296,14 +311,14 @@ int tp_gather_and_close(tp_pool *pool)
         return TP_EINVAL;
     if (tp__in_pool(pool))
         return TP_EDEADLK;
-    tp__lock(pool);
+    tp__enter(pool);
     bool closed = pool->closed;
     tp__unlock(pool);
     if (closed)
         return TP_ECLOSED;
     tp_lock(pool);
 
-    tp__lock(pool);
+    tp__enter(pool);
     while (!pool->closed && (pool->live.len || any_pending(pool))) {
         /* Starts may have been left without a thread when one could not
          * be created: ask again, and if that fails retry shortly. The
@@ -338,7 +353,7 @@ int tp_until_closed(tp_pool *pool, double timeout)
     if (tp__in_pool(pool))
         return TP_EDEADLK;
     struct timespec deadline = tp__deadline(CLOCK_MONOTONIC, timeout);
-    tp__lock(pool);
+    tp__enter(pool);
     bool ok = true;
     while (!pool->closed && ok)
         ok = tp__wait_changed(pool, timeout < 0 ? NULL : &deadline);
@@ -355,9 +370,10 @@ void tp_pool_free(tp_pool *pool)
         tp__log(TP_LOG_ERROR, "%s cannot be freed by its own task", pool->name);
         return;
     }
-    tp__lock(pool);
+    tp__enter(pool);
     pool->locked = true;
     pool->freeing = true;
+    shut_fast_path(pool);
     tp__group *drops = NULL;
     tp__list_each(n, next, &pool->groups)
     {
@@ -374,7 +390,7 @@ void tp_pool_free(tp_pool *pool)
     tp__wake_all(&wakes);
     tp__drops_run(pool, drops);
 
-    tp__lock(pool);
+    tp__enter(pool);
     /* Idle workers retire when woken with freeing set; busy ones retire
      * once their task has ended and nothing is left to claim. */
     tp__list_each(n, next, &pool->idle)
@@ -398,7 +414,7 @@ void tp_pool_free(tp_pool *pool)
         free(c);
     }
     tp__idmap_free(&pool->live);
-    tp__group_slabs_free(pool);
+    tp__rec_pool_free(pool);
     free(pool->index);
     tp__logq_destroy(&pool->logq);
     pthread_cond_destroy(&pool->changed);
@@ -413,7 +429,7 @@ int tp_get_timings(const tp_pool *cpool, tp_timings *out)
     tp_pool *pool = (tp_pool *)cpool;
     if (!pool || !out)
         return TP_EINVAL;
-    tp__lock(pool);
+    tp__enter(pool);
     *out = pool->timings;
     tp__unlock(pool);
     return TP_OK;
@@ -460,7 +476,7 @@ int tp_get_groups(tp_pool *pool, tp_groups *out)
     size_t n, bytes, cap_n = 0, cap_bytes = 0;
     char *block = NULL;
     later_name *later = NULL;
-    tp__lock(pool);
+    tp__enter(pool);
     for (;;) {
         groups_size(pool, &n, &bytes);
         if (n <= cap_n && bytes <= cap_bytes)
@@ -477,7 +493,7 @@ int tp_get_groups(tp_pool *pool, tp_groups *out)
             free(later);
             return TP_ENOMEM;
         }
-        tp__lock(pool);
+        tp__enter(pool);
     }
     tp_group_info *v = (tp_group_info *)block;
     char *text = block + cap_n * sizeof(tp_group_info);

@@ -19,12 +19,19 @@ size_t tp__sem_room(const tp_pool *pool)
 }
 
 /* Publishes whether a start may be claimed, for a worker that spins
- * before parking (worker.c); exact whenever pool->mu is free. */
+ * before parking (worker.c), and whether every slot is occupied, for a
+ * per-call submitter deciding who drains its push (inbox.c); both exact
+ * whenever pool->mu is free. `full` is written only when it changes, and
+ * sequentially consistent: a submitter that read it set pushed before the
+ * writer's next drain. */
 static void publish(tp_pool *pool)
 {
     atomic_store_explicit(&pool->claimable,
                           pool->queued_total && pool->occupied < pool->size,
                           memory_order_relaxed);
+    bool full = pool->occupied >= pool->size;
+    if (atomic_load_explicit(&pool->full, memory_order_relaxed) != full)
+        atomic_store(&pool->full, full);
 }
 
 void tp__sem_resize(tp_pool *pool, size_t size)
@@ -64,7 +71,11 @@ void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count)
         tp__run *run = spare_pop(g);
         run->group = g;
         run->count = count;
-        run->admitted_ns = pool->timings_on ? tp__now_ns() : 0;
+        /* A per-call group was timed when it was submitted. */
+        run->admitted_ns = g->born_ns      ? g->born_ns
+                           : pool->timings_on ? tp__now_ns()
+                                              : 0;
+        g->born_ns = 0;
         tp__list_push_back(&pool->fifo, &run->fifo);
         tp__list_push_back(&g->runs, &run->in_group);
     }

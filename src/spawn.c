@@ -26,13 +26,53 @@ static int check(tp_pool *pool, const void *fn, int kind, const tp_opts *opts)
     return TP_OK;
 }
 
+static const char apply_prefix[] = "apply";
+
+/* True if some worker will drain the inbox without being woken: one spins
+ * for work, or every slot is occupied and the worker that frees one
+ * drains before it claims (see inbox.c). */
+static bool drain_is_due(tp_pool *pool)
+{
+    return atomic_load(&pool->watching) || atomic_load(&pool->full);
+}
+
+/* The per-call fast path (inbox.c): a one-task apply, no name asked for,
+ * of a function the pool has named slowly before (its counter, so that the
+ * name is made in the pool's order when drained), while some worker will
+ * drain without being woken. TP_OK once pushed; otherwise g is unchanged
+ * and the caller takes the lock. */
+static bool apply_fast(tp_pool *pool, tp__group *g, const tp_opts *opts)
+{
+    tp__counter *c =
+        atomic_load_explicit(&pool->fast_counter, memory_order_acquire);
+    const char *func = opts && opts->func_name ? opts->func_name : "func";
+    if (!c || strcmp(c->func, func) != 0 || !drain_is_due(pool))
+        return false;
+    g->counter = c;
+    if (!tp__inbox_push(pool, g)) {
+        g->counter = NULL;
+        return false;
+    }
+    /* g may be running, or gone, by now. If the worker that was due to
+     * drain stopped meanwhile, it may have drained before the push: then
+     * drain and make sure a worker heads for the start. The workers that
+     * were due still exist (idle ones are woken first), so dispatching
+     * cannot leave the start without one. */
+    if (!drain_is_due(pool)) {
+        tp__enter(pool);
+        (void)tp__dispatch(pool);
+        tp__unlock(pool);
+    }
+    return true;
+}
+
 int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
               const char *prefix, char group_out[TP_NAME_MAX])
 {
     const char *func = NULL;
     if (pool->kind == TP__GENERAL)
         func = opts && opts->func_name ? opts->func_name : "func";
-    tp__lock(pool);
+    tp__enter(pool);
     int rc = pool->closed ? TP_ECLOSED : pool->locked ? TP_ELOCKED : TP_OK;
     pool->total_refused += rc != TP_OK;
     if (rc == TP_OK)
@@ -42,6 +82,11 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
         tp__group_free(g);
         return rc;
     }
+    /* Later one-task applies of this function may take the fast path. */
+    if (prefix == apply_prefix && g->counter &&
+        g->counter->key_len + 7 + 20 < TP_NAME_MAX)
+        atomic_store_explicit(&pool->fast_counter, g->counter,
+                              memory_order_release);
     tp__group_attach(pool, g);
     tp__group_admit(pool, g);
     /* Dispatching may unlock, and meanwhile the group may run, end and be
@@ -82,7 +127,10 @@ int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
     g->f.fn = fn;
     g->arg = arg;
     g->nargs = num;
-    return tp__spawn(pool, g, opts, "apply", group_out);
+    if (num == 1 && !group_out && !(opts && opts->group_name) &&
+        apply_fast(pool, g, opts))
+        return TP_OK;
+    return tp__spawn(pool, g, opts, apply_prefix, group_out);
 }
 
 int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])

@@ -252,6 +252,7 @@ static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
 {
     TP_ASSERT_HELD(pool);
     for (;;) {
+        tp__inbox_drain(pool);
         tp__run *run = tp__fifo_peek(pool);
         if (!run)
             return NULL;
@@ -285,10 +286,12 @@ static void log_in_turn(tp_pool *pool, uint64_t turn, tp_log_level level,
     tp__logq_done(&pool->logq, turn);
 }
 
-static int run(tp_pool *pool, tp_task *t)
+/* Runs t; clock_ns is the worker's last clock reading if nothing ran
+ * since (the end of its previous task, claimed right after), or 0. */
+static int run(tp_pool *pool, tp_task *t, uint64_t clock_ns)
 {
     if (pool->timings_on) /* timings read the clock unlocked */
-        t->started_ns = tp__now_ns();
+        t->started_ns = clock_ns ? clock_ns : tp__now_ns();
     if (t->log_ticket != UINT64_MAX)
         log_in_turn(pool, t->log_ticket, TP_LOG_INFO, "Started", t->id);
     if (atomic_load(&t->cancelled))
@@ -418,8 +421,11 @@ static void unlive_task(tp_pool *pool, tp_task *t)
     tp__group_unref(pool, g);
     if (only_listed)
         tp__group_compact(pool, g);
-    /* Only these ends can satisfy a waiter (flush, gather, free). */
-    if (pool->live.len == 0 || t->flush_wait) {
+    /* Only these ends can satisfy a waiter (flush, gather, free): a
+     * gather cannot be while starts wait in the FIFO, and waking it after
+     * every task of a pool with one worker made it contend for the lock
+     * once per task. */
+    if ((pool->live.len == 0 && pool->queued_total == 0) || t->flush_wait) {
         t->flush_wait = false;
         tp__changed(pool);
     }
@@ -441,12 +447,14 @@ static bool spin_for_work(tp_pool *pool)
         return false;
     pool->spinning = true;
     pool->waking++;
+    atomic_store(&pool->watching, true); /* per-call pushes are ours */
     tp__unlock(pool);
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     bool seen = false;
     for (unsigned i = 1; !seen; i++) {
-        seen = atomic_load_explicit(&pool->claimable, memory_order_relaxed);
+        seen = atomic_load_explicit(&pool->claimable, memory_order_relaxed) ||
+               tp__inbox_waiting(pool);
         if (seen || i % 64)
             continue;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -454,10 +462,13 @@ static bool spin_for_work(tp_pool *pool)
                 (now.tv_nsec - start.tv_nsec) >
             SPIN_NS)
             break;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        /* On a machine with fewer CPUs than busy threads, the submitter
+         * this worker waits for may be waiting for this CPU. */
+        sched_yield();
     }
+    /* A push from now on is drained by its submitter, or by this worker
+     * below: pushes before this store are in the inbox when it looks. */
+    atomic_store(&pool->watching, false);
     if (tp__spin_hook)
         tp__spin_hook();
     tp__lock(pool);
@@ -465,7 +476,9 @@ static bool spin_for_work(tp_pool *pool)
     pool->waking--;
     /* Exact under the lock: a start queued after the spin gave up was
      * left to this worker (it counted in waking), so it must not park. */
-    return seen || atomic_load_explicit(&pool->claimable, memory_order_relaxed);
+    return seen ||
+           atomic_load_explicit(&pool->claimable, memory_order_relaxed) ||
+           tp__inbox_waiting(pool);
 }
 
 /* Parks w until it is woken for work (true) or should retire (false). */
@@ -495,6 +508,7 @@ static void *worker_main(void *arg)
     tp_pool *pool = w->pool;
     w->thread = pthread_self();
     tp__self = w;
+    uint64_t clock_ns = 0; /* see run() */
     tp__lock(pool);
     for (;;) {
         if (w->wake) {
@@ -515,6 +529,7 @@ static void *worker_main(void *arg)
             continue;
         }
         if (!t) {
+            clock_ns = 0;
             if (spin_for_work(pool) || park(pool, w))
                 continue;
             break;
@@ -525,15 +540,26 @@ static void *worker_main(void *arg)
                            "a running task to end",
                            pool->name);
         tp__unlock(pool);
-        int rc = run(pool, t);
+        int rc = run(pool, t, clock_ns);
         tp__timing timing, *timed = NULL;
+        clock_ns = 0;
         if (pool->timings_on) {
-            timing = tp__timing_of(t->admitted_ns, t->started_ns, tp__now_ns());
+            uint64_t ended = tp__now_ns();
+            timing = tp__timing_of(t->admitted_ns, t->started_ns, ended);
             timed = &timing;
+            /* The end is the next task's start if the worker claims it
+             * right away, with no callback or message in between. */
+            tp__group *g = t->group;
+            if (!g->end_cb && !g->cancel_cb && !g->discard &&
+                t->log_ticket == UINT64_MAX)
+                clock_ns = ended;
         }
         tp__lock(pool);
+        bool quiet = t->state == TP__RUNNING;
         end_task(pool, t, rc, timed);
         unlive_task(pool, t);
+        if (!quiet) /* its cancel was logged or called back */
+            clock_ns = 0;
     }
     pool->threads--;
     tp__worker *prev = pool->zombie;

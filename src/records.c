@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Memory for compact group records: what a finished one-task group
+ * shrinks to (tp__group_compact, group.c). They come from slabs the pool
+ * owns, so that a finished group costs its record's bytes and no malloc
+ * chunk; freed records are reused. Everything here runs with pool->mu
+ * held, except tp__rec_pool_free.
+ */
+#include "internal.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+
+/* A slab of compact records: one allocation for many finished groups. */
+enum { COMPACT_SIZE = offsetof(tp__group, ids), SLAB_MAX = 1024 };
+struct tp__slab {
+    struct tp__slab *next;
+    size_t n;
+    _Alignas(max_align_t) unsigned char records[];
+};
+
+tp__group *tp__rec_compact_get(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    if (!pool->compact_free) {
+        /* Each slab twice the last, up to SLAB_MAX records. */
+        size_t n = pool->slabs ? pool->slabs->n * 2 : 16;
+        if (n > SLAB_MAX)
+            n = SLAB_MAX;
+        struct tp__slab *slab =
+            malloc(offsetof(struct tp__slab, records) + n * COMPACT_SIZE);
+        if (!slab)
+            return NULL;
+        slab->n = n;
+        slab->next = pool->slabs;
+        pool->slabs = slab;
+        for (size_t i = n; i-- > 0;) {
+            tp__group *r = (tp__group *)(slab->records + i * COMPACT_SIZE);
+            r->hnext = pool->compact_free;
+            pool->compact_free = r;
+        }
+    }
+    tp__group *r = pool->compact_free;
+    pool->compact_free = r->hnext;
+    return r;
+}
+
+void tp__rec_compact_put(tp_pool *pool, tp__group *r)
+{
+    TP_ASSERT_HELD(pool);
+    r->hnext = pool->compact_free;
+    pool->compact_free = r;
+}
+
+void tp__rec_pool_free(tp_pool *pool)
+{
+    for (struct tp__slab *s = pool->slabs, *next; s; s = next) {
+        next = s->next;
+        free(s);
+    }
+    pool->slabs = NULL;
+    pool->compact_free = NULL;
+}
