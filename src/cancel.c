@@ -183,7 +183,7 @@ int tp_get_group_ids(tp_pool *pool, const char *const groups[], size_t n,
             tp__unlock(pool);
             return TP_ENOGROUP;
         }
-        total += g->nids;
+        total += tp__group_nids(g);
     }
     tp_id *v = total ? malloc(total * sizeof *v) : NULL;
     if (total && !v) {
@@ -193,7 +193,7 @@ int tp_get_group_ids(tp_pool *pool, const char *const groups[], size_t n,
     size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         tp__group *g = tp__group_find(pool, groups[i]);
-        for (size_t j = 0; j < g->nids; j++)
+        for (size_t j = 0; j < tp__group_nids(g); j++)
             v[len++] = tp__group_ids(g)[j];
     }
     tp__unlock(pool);

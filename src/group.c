@@ -335,7 +335,8 @@ void tp__group_free(tp__group *g)
         if (run != &g->run0)
             free(run);
     }
-    free(g->block);
+    if (g->src == TP__SRC_ARRAY)
+        free(g->from.array.block);
     if (g->ids != &g->id0)
         free(g->ids);
     free(g);
@@ -357,11 +358,11 @@ bool tp__group_pending(const tp__group *g)
 {
     if (g->compact)
         return false;
-    if (g->dropping || g->discard_due)
+    if (g->drop == TP__DISCARD_DUE || g->drop == TP__DROPPING)
         return true;
     if (g->src == TP__SRC_ITER)
         /* A worker inside next() holds a claim. */
-        return !g->iter_over || g->queued || g->claims;
+        return !g->from.iter.over || g->queued || g->from.iter.claims;
     return g->next_arg < g->nargs;
 }
 
@@ -370,7 +371,7 @@ bool tp__group_pending(const tp__group *g)
 void tp__group_retire_if_empty(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
-    if (!tp__list_linked(&g->node) || g->nids ||
+    if (!tp__list_linked(&g->node) || tp__group_nids(g) ||
         (!g->compact && (g->live || tp__group_pending(g))))
         return;
     tp__group_unindex(pool, g);
@@ -388,7 +389,7 @@ void tp__group_admit(tp_pool *pool, tp__group *g)
         return;
     size_t room = g->limit - g->active, count;
     if (g->src == TP__SRC_ITER) {
-        count = g->iter_over ? 0 : room;
+        count = g->from.iter.over ? 0 : room;
     } else {
         size_t unadmitted = g->nargs - g->next_arg - g->queued;
         count = unadmitted < room ? unadmitted : room;
@@ -407,7 +408,7 @@ static bool admits_later(const tp__group *g)
 
 bool tp__group_reserve(tp__group *g, bool run_frees)
 {
-    size_t ids = g->nids + g->claims + 1;
+    size_t claims = tp__group_claims(g), ids = g->nids + claims + 1;
     if (ids == 1 && !g->ids) {
         g->ids = &g->id0; /* a one-task group allocates no id array */
         g->idcap = 1;
@@ -424,7 +425,7 @@ bool tp__group_reserve(tp__group *g, bool run_frees)
     }
     if (!admits_later(g))
         return true;
-    size_t need = g->live + g->claims + 1, have = g->n_spare + run_frees;
+    size_t need = g->live + claims + 1, have = g->n_spare + run_frees;
     while (have < need) {
         tp__run *run = malloc(sizeof *run);
         if (!run)
@@ -440,7 +441,7 @@ bool tp__group_reserve(tp__group *g, bool run_frees)
 void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
 {
     TP_ASSERT_HELD(pool);
-    if (g->compact || g->dropping || g->discard_due || !tp__group_pending(g))
+    if (g->compact || g->drop != TP__UNDROPPED || !tp__group_pending(g))
         return;
     if (g->src == TP__SRC_ITER)
         pool->total_dropped += g->queued;
@@ -450,10 +451,10 @@ void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
     g->drop_from = g->drop_to = 0;
     g->drop_done = false;
     if (g->src == TP__SRC_ITER) {
-        g->iter_over = true;
+        g->from.iter.over = true;
         /* A worker inside next() calls done when it returns. */
-        g->drop_done = !g->iter_busy && !g->done_called;
-        g->done_called |= g->drop_done;
+        g->drop_done = !g->from.iter.busy && !g->from.iter.done_called;
+        g->from.iter.done_called |= g->drop_done;
     } else {
         g->drop_from = g->next_arg;
         g->drop_to = g->nargs;
@@ -464,11 +465,11 @@ void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
         g->drop_from < g->drop_to) {
         /* Its running tasks use the shared argument: the last one to end
          * discards it (tp__group_settle). */
-        g->discard_due = true;
+        g->drop = TP__DISCARD_DUE;
         return;
     }
     g->refs++;
-    g->dropping = true;
+    g->drop = TP__DROPPING;
     g->drop_next = *drops;
     *drops = g;
 }
@@ -477,19 +478,19 @@ void tp__drops_run(tp_pool *pool, tp__group *drops)
 {
     for (tp__group *g = drops; g; g = g->drop_next) {
         if (g->discard && g->src == TP__SRC_APPLY && g->drop_from < g->drop_to)
-            g->discard(g->arg, g->cb_arg); /* once, whatever the count */
+            g->discard(g->from.arg, g->cb_arg); /* once, whatever the count */
         else
             for (size_t i = g->drop_from; g->discard && i < g->drop_to; i++)
-                g->discard(g->args[i], g->cb_arg);
-        if (g->drop_done && g->iter.done)
-            g->iter.done(g->iter.state);
+                g->discard(g->from.array.args[i], g->cb_arg);
+        if (g->drop_done && g->from.iter.it.done)
+            g->from.iter.it.done(g->from.iter.it.state);
     }
     if (!drops)
         return;
     tp__lock(pool);
     for (tp__group *g = drops, *next; g; g = next) {
         next = g->drop_next;
-        g->dropping = false;
+        g->drop = TP__DROPPED;
         tp__group_retire_if_empty(pool, g);
         tp__group_unref(pool, g);
     }
@@ -500,21 +501,20 @@ void tp__drops_run(tp_pool *pool, tp__group *drops)
 void tp__group_settle(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
-    if (!g->discard_due || g->live)
+    if (g->drop != TP__DISCARD_DUE || g->live)
         return;
-    g->discard_due = false;
-    g->dropping = true;
+    g->drop = TP__DROPPING;
     tp__unlock(pool);
-    g->discard(g->arg, g->cb_arg);
+    g->discard(g->from.arg, g->cb_arg);
     tp__lock(pool);
-    g->dropping = false;
+    g->drop = TP__DROPPED;
     tp__group_retire_if_empty(pool, g);
     tp__changed(pool);
 }
 
 void *tp__group_arg(const tp__group *g, size_t i)
 {
-    return g->src == TP__SRC_APPLY ? g->arg : g->args[i];
+    return g->src == TP__SRC_APPLY ? g->from.arg : g->from.array.args[i];
 }
 
 void tp__group_add_id(tp__group *g, tp_id id)
@@ -537,7 +537,7 @@ void tp__group_del_id(tp__group *g, tp_id id)
 bool tp__group_has_id(const tp__group *g, tp_id id)
 {
     const tp_id *ids = tp__group_ids(g);
-    size_t lo = 0, hi = g->nids;
+    size_t n = tp__group_nids(g), lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (ids[mid] < id)
@@ -545,14 +545,14 @@ bool tp__group_has_id(const tp__group *g, tp_id id)
         else
             hi = mid;
     }
-    return lo < g->nids && ids[lo] == id;
+    return lo < n && ids[lo] == id;
 }
 
 tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
     if (g->compact || g->refs != 1 || !tp__list_linked(&g->node) ||
-        !g->counter || g->nids != 1 || g->live || g->claims ||
+        !g->counter || g->nids != 1 || g->live || tp__group_claims(g) ||
         g->src != TP__SRC_APPLY || tp__group_pending(g))
         return g;
     assert(tp__list_empty(&g->runs) && tp__list_empty(&g->tasks));
@@ -574,10 +574,11 @@ tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
     if (g->ids != &g->id0)
         free(g->ids);
     g->compact = true;
+    g->has_id = true;
     /* A slab record rather than realloc: shrinking in place would leave a
      * hole between compact records that no full group fits in, while the
      * freed full record is what the next call allocates. */
-    memcpy(c, g, offsetof(tp__group, ids));
+    memcpy(c, g, TP__COMPACT_SIZE);
     free(g);
     tp__list_insert_before(prev->next, &c->node);
     if (indexed)
@@ -598,12 +599,12 @@ void tp__group_counts(const tp__group *g, tp_group_info *info)
     }
     size_t pending = 0;
     if (!g->compact)
-        pending = g->src == TP__SRC_ITER ? g->queued + g->claims
+        pending = g->src == TP__SRC_ITER ? g->queued + g->from.iter.claims
                                          : g->nargs - g->next_arg;
     *info = (tp_group_info){
         .running = running,
         .cancelled = cancelled,
-        .ended = g->nids - running - cancelled,
+        .ended = tp__group_nids(g) - running - cancelled,
         .pending = pending,
         .num_concurrent = g->compact ? TP_UNLIMITED : g->limit,
     };

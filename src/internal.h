@@ -11,6 +11,7 @@
 #include "taskpool.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -88,6 +89,11 @@ typedef struct tp__worker {
 /* ---- groups (group.c) ---- */
 
 enum tp__src { TP__SRC_APPLY, TP__SRC_ARRAY, TP__SRC_ITER };
+/* A group's drop, in order: never dropped; dropped with its discard owed
+ * until its last live task ends (APPLY: the running tasks still use the
+ * shared argument); discard/done calls under way, unlocked (the group
+ * counts as pending meanwhile); dropped and settled. */
+enum tp__drop { TP__UNDROPPED, TP__DISCARD_DUE, TP__DROPPING, TP__DROPPED };
 enum tp__call { TP__CALL_FN, TP__CALL_STAR, TP__CALL_KW };
 
 /* A run of consecutive starts of one group in the pool's FIFO (sem.c).
@@ -113,14 +119,15 @@ typedef struct tp__group {
     struct tp__group *hnext; /* name index chain */
     tp__list node;           /* pool->groups while listed */
     tp_id id0;      /* the only id of a one-task group (see tp__group_ids) */
-    size_t nids;    /* known task ids */
     int refs;       /* listed + live tasks + in-flight claims + drops */
     bool indexed;   /* findable by name */
     bool lookalike; /* explicit, but reads like a generated name */
     bool compact;   /* shrunk to this prefix */
+    bool has_id;    /* compact: id0 is known (see tp__group_nids) */
 
     /* ---- The rest: only while not compact. ---- */
-    tp_id *ids; /* known task ids, ascending (&id0 while at most one) */
+    size_t nids; /* known task ids (the first field not kept compact) */
+    tp_id *ids;  /* known task ids, ascending (&id0 while at most one) */
     size_t idcap;
     tp__list runs;  /* its runs in the pool FIFO */
     tp__list tasks; /* its live tasks, in start order */
@@ -138,30 +145,36 @@ typedef struct tp__group {
     void (*discard)(void *arg, void *callback_arg);
     void *cb_arg;
 
+    /* Where its arguments come from: one of these, as src says. */
     int src;
-    void *arg;       /* APPLY: the shared argument */
-    void **args;     /* ARRAY: argument i of nargs */
+    union {
+        void *arg; /* APPLY: the one argument every start shares */
+        struct {   /* ARRAY: argument i, owned copies behind them */
+            void **args;
+            void *block;
+        } array;
+        struct { /* ITER */
+            tp_iter it;
+            size_t claims;    /* claimed, waiting for next() */
+            bool over;        /* exhausted or cancelled: no next() again */
+            bool busy;        /* a worker is inside next() */
+            bool done_called; /* it.done called, or about to be */
+        } iter;
+    } from;
     size_t nargs;    /* APPLY, ARRAY: how many starts in all */
     size_t next_arg; /* APPLY, ARRAY: starts claimed so far */
-    void *block;     /* owned copies behind args */
-    tp_iter iter;
     uint64_t born_ns; /* a per-call group: when it was drained, or 0 */
-    bool iter_over; /* ITER: exhausted or cancelled: next never again */
-    bool iter_busy; /* ITER: a worker is inside next() */
-    bool done_called;
 
     size_t limit;  /* num_concurrent */
     size_t active; /* queued + claimed + live tasks, at most limit */
     size_t queued; /* starts waiting in the pool FIFO */
-    size_t claims; /* ITER: claimed, waiting for next() */
     size_t live;   /* tasks started and not fully ended */
 
-    /* Dropped starts whose discard/done calls are still to be made after
-     * unlocking (see tp__group_drop); a group is dropped at most once. */
+    /* Dropping its pending starts (tp__group_drop), at most once: */
+    int drop; /* enum tp__drop */
+    /* The discard/done calls still to be made after unlocking. */
     size_t drop_from, drop_to;
     bool drop_done;
-    bool dropping;    /* the calls are under way: the group is pending */
-    bool discard_due; /* APPLY: discard(arg) once its last live task ended */
     struct tp__group *drop_next;
     char xname[]; /* an explicit name, or "" */
 } tp__group;
@@ -346,7 +359,19 @@ void tp__drops_run(tp_pool *pool, tp__group *drops);
  * nothing is claimed and the caller retries later. */
 bool tp__group_reserve(tp__group *g, bool run_frees);
 void tp__group_add_id(tp__group *g, tp_id id);
-/* g's known ids, ascending (g->nids of them); valid while compact too. */
+/* Starts of g claimed and waiting for its iterator's next(). */
+static inline size_t tp__group_claims(const tp__group *g)
+{
+    return g->src == TP__SRC_ITER ? g->from.iter.claims : 0;
+}
+/* The bytes a compact group keeps. */
+#define TP__COMPACT_SIZE offsetof(tp__group, nids)
+/* How many ids g knows; valid while compact too. */
+static inline size_t tp__group_nids(const tp__group *g)
+{
+    return g->compact ? g->has_id : g->nids;
+}
+/* g's known ids, ascending (tp__group_nids of them). */
 static inline const tp_id *tp__group_ids(const tp__group *g)
 {
     return g->compact ? &g->id0 : g->ids;
@@ -363,7 +388,7 @@ void tp__group_del_id(tp__group *g, tp_id id);
 bool tp__group_has_id(const tp__group *g, tp_id id);
 void *tp__group_arg(const tp__group *g, size_t i);
 /* Called by the worker whose task was g's last live one: makes a discard
- * owed by a drop (discard_due), unlocking for it. */
+ * owed by a drop (TP__DISCARD_DUE), unlocking for it. */
 void tp__group_settle(tp_pool *pool, tp__group *g);
 
 /* sem.c: the pool-size semaphore (pool->size, pool->occupied) and its FIFO

@@ -211,7 +211,7 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
             if (g->compact)
                 continue;
             if (g->src == TP__SRC_ITER)
-                pending += g->queued + g->claims;
+                pending += g->queued + g->from.iter.claims;
             else
                 walked += g->nargs - g->next_arg;
         }
@@ -249,8 +249,11 @@ static void forget_ended(tp_pool *pool)
         for (size_t i = 0; !g->compact && i < g->nids; i++)
             if (tp__idmap_get(&pool->live, g->ids[i]))
                 g->ids[kept++] = g->ids[i];
-        pool->n_ended -= g->nids - kept;
-        g->nids = kept;
+        pool->n_ended -= tp__group_nids(g) - kept;
+        if (g->compact)
+            g->has_id = false;
+        else
+            g->nids = kept;
         tp__group_retire_if_empty(pool, g);
     }
 }

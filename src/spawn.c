@@ -93,14 +93,15 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
      * flushed: keep it alive until we are done with it. */
     g->refs++;
     rc = tp__dispatch(pool);
-    if (rc != TP_OK && g->nids == 0 && g->claims == 0) {
+    if (rc != TP_OK && g->nids == 0 && tp__group_claims(g) == 0) {
         /* No thread could be had and nothing of this call started:
          * withdraw the whole call. */
         tp__fifo_remove_group(pool, g);
-        if (g->src != TP__SRC_ITER)
+        if (g->src == TP__SRC_ITER)
+            g->from.iter.over = true;
+        else
             pool->pending_args -= g->nargs - g->next_arg;
         g->next_arg = g->nargs;
-        g->iter_over = true;
         tp__group_retire_if_empty(pool, g);
         tp__group_unref(pool, g);
         tp__unlock(pool);
@@ -125,7 +126,7 @@ int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
     if (!g)
         return TP_ENOMEM;
     g->f.fn = fn;
-    g->arg = arg;
+    g->from.arg = arg;
     g->nargs = num;
     if (num == 1 && !group_out && !(opts && opts->group_name) &&
         apply_fast(pool, g, opts))
@@ -146,7 +147,7 @@ int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
     if (!g)
         return TP_ENOMEM;
     g->f.fn = pool->simple_fn;
-    g->arg = pool->simple_arg;
+    g->from.arg = pool->simple_arg;
     g->nargs = num;
     return tp__spawn(pool, g, NULL, "start", group_out);
 }
@@ -161,12 +162,12 @@ static tp__group *array_group(int call, size_t n, size_t num_concurrent,
     tp__group *g = tp__group_new(call, TP__SRC_ARRAY, num_concurrent, opts);
     if (!g)
         return NULL;
-    g->block = malloc(n * sizeof(void *) + extra);
-    if (!g->block) {
+    g->from.array.block = malloc(n * sizeof(void *) + extra);
+    if (!g->from.array.block) {
         free(g);
         return NULL;
     }
-    g->args = g->block;
+    g->from.array.args = g->from.array.block;
     g->nargs = n;
     return g;
 }
@@ -192,7 +193,7 @@ int tp_map(tp_pool *pool, tp_fn fn, void *const args[], size_t nargs,
     if (!g)
         return TP_ENOMEM;
     g->f.fn = fn;
-    memcpy(g->args, args, nargs * sizeof *args);
+    memcpy(g->from.array.args, args, nargs * sizeof *args);
     return tp__spawn(pool, g, opts, "map", group_out);
 }
 
@@ -209,7 +210,7 @@ int tp_map_iter(tp_pool *pool, tp_fn fn, tp_iter iter, size_t num_concurrent,
     }
     if (rc == TP_OK) {
         g->f.fn = fn;
-        g->iter = iter;
+        g->from.iter.it = iter;
         rc = tp__spawn(pool, g, opts, "map", group_out);
     }
     if (rc != TP_OK && iter.done)
@@ -235,14 +236,14 @@ int tp_starmap(tp_pool *pool, tp_star_fn fn, const tp_args args[], size_t n,
     if (!g)
         return TP_ENOMEM;
     g->f.star = fn;
-    tp_args *copies = (tp_args *)(g->args + n);
+    tp_args *copies = (tp_args *)(g->from.array.args + n);
     void **values = (void **)(copies + n);
     for (size_t i = 0; i < n; i++) {
         if (args[i].argc)
             memcpy(values, args[i].argv, args[i].argc * sizeof *values);
         copies[i] = (tp_args){args[i].argc, values};
         values += args[i].argc;
-        g->args[i] = &copies[i];
+        g->from.array.args[i] = &copies[i];
     }
     return tp__spawn(pool, g, opts, "starmap", group_out);
 }
@@ -280,7 +281,7 @@ int tp_doublestarmap(tp_pool *pool, tp_kw_fn fn, const tp_kwargs kwargs[],
     if (!g)
         return TP_ENOMEM;
     g->f.kw = fn;
-    tp_kwargs *copies = (tp_kwargs *)(g->args + n);
+    tp_kwargs *copies = (tp_kwargs *)(g->from.array.args + n);
     tp_kwarg *item = (tp_kwarg *)(copies + n);
     char *text = (char *)(item + items);
     for (size_t i = 0; i < n; i++) {
@@ -291,7 +292,7 @@ int tp_doublestarmap(tp_pool *pool, tp_kw_fn fn, const tp_kwargs kwargs[],
             *item = (tp_kwarg){text, kwargs[i].items[j].value};
             text += len;
         }
-        g->args[i] = &copies[i];
+        g->from.array.args[i] = &copies[i];
     }
     return tp__spawn(pool, g, opts, "doublestarmap", group_out);
 }

@@ -193,25 +193,25 @@ static tp_task *begin(tp_pool *pool, tp__worker *w, tp__group *g, void *arg,
 static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
 {
     TP_ASSERT_HELD(pool);
-    g->claims++;
+    g->from.iter.claims++;
     g->refs++;
-    while (g->iter_busy && !g->iter_over)
+    while (g->from.iter.busy && !g->from.iter.over)
         tp__wait_changed(pool, NULL);
     int rc = 0;
     bool got = false, done = false;
-    if (!g->iter_over) {
-        g->iter_busy = true;
+    if (!g->from.iter.over) {
+        g->from.iter.busy = true;
         tp__unlock(pool);
-        rc = g->iter.next(g->iter.state, arg);
+        rc = g->from.iter.it.next(g->from.iter.it.state, arg);
         tp__lock(pool);
-        g->iter_busy = false;
-        got = rc == 1 && !g->iter_over;
+        g->from.iter.busy = false;
+        got = rc == 1 && !g->from.iter.over;
         if (rc != 1) {
-            g->iter_over = true;
+            g->from.iter.over = true;
             tp__fifo_remove_group(pool, g);
         }
-        done = g->iter_over && !g->done_called;
-        g->done_called |= done;
+        done = g->from.iter.over && !g->from.iter.done_called;
+        g->from.iter.done_called |= done;
         tp__changed(pool);
     }
     if (!got) {
@@ -230,12 +230,12 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
             }
             if (rc == 1 && g->discard)
                 g->discard(*arg, g->cb_arg);
-            if (done && g->iter.done)
-                g->iter.done(g->iter.state);
+            if (done && g->from.iter.it.done)
+                g->from.iter.it.done(g->from.iter.it.state);
             tp__lock(pool);
         }
     }
-    g->claims--;
+    g->from.iter.claims--;
     if (!got) {
         tp__group_retire_if_empty(pool, g);
         tp__changed(pool);
