@@ -504,6 +504,7 @@ void tp__group_settle(tp_pool *pool, tp__group *g)
     if (g->drop != TP__DISCARD_DUE || g->live)
         return;
     g->drop = TP__DROPPING;
+    tp__sem_publish(pool); /* a slot freed by the caller shows meanwhile */
     tp__unlock(pool);
     g->discard(g->from.arg, g->cb_arg);
     tp__lock(pool);
@@ -554,22 +555,18 @@ tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
     if (g->compact || g->refs != 1 || !tp__list_linked(&g->node) ||
         !g->counter || g->nids != 1 || g->live || tp__group_claims(g) ||
         g->src != TP__SRC_APPLY || tp__group_pending(g))
-        return g;
+        return NULL;
     assert(tp__list_empty(&g->runs) && tp__list_empty(&g->tasks));
     /* Out of memory, the group just stays as it is, not compact. */
     tp__group *c = tp__rec_compact_get(pool);
     if (!c)
-        return g;
+        return NULL;
     for (tp__run *run = g->spare, *next; run; run = next) {
         next = run->fifo.next ? tp__container(run->fifo.next, tp__run, fifo)
                               : NULL;
         if (run != &g->run0)
             free(run);
     }
-    bool indexed = g->indexed;
-    tp__group_unindex(pool, g);
-    tp__list *prev = g->node.prev;
-    tp__list_remove(&g->node);
     g->id0 = g->ids[0];
     if (g->ids != &g->id0)
         free(g->ids);
@@ -577,13 +574,18 @@ tp__group *tp__group_compact(tp_pool *pool, tp__group *g)
     g->has_id = true;
     /* A slab record rather than realloc: shrinking in place would leave a
      * hole between compact records that no full group fits in, while the
-     * freed full record is what the next call allocates. */
+     * freed full record is what the next call allocates. The copy takes
+     * g's place in its index chain and in the group list. */
     memcpy(c, g, TP__COMPACT_SIZE);
-    free(g);
-    tp__list_insert_before(prev->next, &c->node);
-    if (indexed)
-        index_insert(pool, c);
-    return c;
+    if (g->indexed) {
+        tp__group **p = &pool->index[hash_of(g) & (pool->index_cap - 1)];
+        while (*p != g)
+            p = &(*p)->hnext;
+        *p = c;
+    }
+    c->node.prev->next = &c->node;
+    c->node.next->prev = &c->node;
+    return g;
 }
 
 void tp__group_counts(const tp__group *g, tp_group_info *info)

@@ -50,9 +50,9 @@ bool tp__inbox_push(tp_pool *pool, tp__group *g)
 
 bool tp__inbox_waiting(const tp_pool *pool)
 {
-    return atomic_load_explicit(&((tp_pool *)pool)->inbox,
-                                memory_order_relaxed) &
-           ~(uintptr_t)SHUT;
+    /* Sequentially consistent: it follows stores of pool->watching and
+     * pool->full that pushers read after pushing (see above). */
+    return atomic_load(&((tp_pool *)pool)->inbox) & ~(uintptr_t)SHUT;
 }
 
 void tp__inbox_drain(tp_pool *pool)

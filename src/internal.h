@@ -83,6 +83,7 @@ typedef struct tp__worker {
     tp__list idle_node;  /* on pool->idle (linked) while parked */
     bool wake;           /* counted in pool->waking */
     atomic_int pins;     /* deferred cancel wake-ups not yet delivered */
+    void *garbage;       /* to free once unlocked (a compacted group) */
     tp_task task;
 } tp__worker;
 
@@ -380,8 +381,9 @@ static inline const tp_id *tp__group_ids(const tp__group *g)
 void tp__group_counts(const tp__group *g, tp_group_info *info);
 /* The length of g's name, without formatting it. */
 size_t tp__group_name_len(const tp__group *g);
-/* Shrinks a finished one-task group to its compact prefix if nothing but
- * the pool's lists refers to it; returns the group as it now is. */
+/* Shrinks a finished one-task group to a compact copy if nothing but the
+ * pool's lists refers to it. Returns the full record it replaced, for the
+ * caller to free once it has unlocked, or NULL if g stays as it is. */
 tp__group *tp__group_compact(tp_pool *pool, tp__group *g);
 /* Forgets one of g's ids (forget_ended pools). */
 void tp__group_del_id(tp__group *g, tp_id id);
@@ -405,8 +407,13 @@ void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count);
 tp__run *tp__fifo_peek(const tp_pool *pool);
 /* Claims one start of the head run (from tp__fifo_peek): occupies a slot. */
 void tp__fifo_take(tp_pool *pool, tp__run *run);
-/* Frees the slot of a claimed start. */
+/* Frees the slot of a claimed start. pool->full shows it only once
+ * tp__sem_publish is called: the caller does so before it unlocks or
+ * stops claiming, and looks at the inbox again if it returns true. */
 void tp__sem_release(tp_pool *pool);
+/* Publishes pool->full (and claimable); true if the pool just stopped
+ * being full. */
+bool tp__sem_publish(tp_pool *pool);
 /* Removes every queued start of g from the FIFO: O(runs of g). */
 void tp__fifo_remove_group(tp_pool *pool, tp__group *g);
 

@@ -19,25 +19,40 @@ size_t tp__sem_room(const tp_pool *pool)
 }
 
 /* Publishes whether a start may be claimed, for a worker that spins
- * before parking (worker.c), and whether every slot is occupied, for a
- * per-call submitter deciding who drains its push (inbox.c); both exact
- * whenever pool->mu is free. `full` is written only when it changes, and
- * sequentially consistent: a submitter that read it set pushed before the
- * writer's next drain. */
-static void publish(tp_pool *pool)
+ * before parking (worker.c); exact whenever pool->mu is free. Written only
+ * when it changes: its cache line is read by the spinner. */
+static void publish_claimable(tp_pool *pool)
 {
-    atomic_store_explicit(&pool->claimable,
-                          pool->queued_total && pool->occupied < pool->size,
-                          memory_order_relaxed);
+    bool v = pool->queued_total && pool->occupied < pool->size;
+    if (atomic_load_explicit(&pool->claimable, memory_order_relaxed) != v)
+        atomic_store_explicit(&pool->claimable, v, memory_order_relaxed);
+}
+
+/* Publishes whether every slot is occupied, for a per-call submitter that
+ * decides who drains its push (inbox.c). Written only when it changes, and
+ * sequentially consistent: a submitter that read it set pushed before the
+ * writer's next look at the inbox. True if the pool just stopped being
+ * full. */
+static bool publish(tp_pool *pool)
+{
+    publish_claimable(pool);
     bool full = pool->occupied >= pool->size;
-    if (atomic_load_explicit(&pool->full, memory_order_relaxed) != full)
-        atomic_store(&pool->full, full);
+    if (atomic_load_explicit(&pool->full, memory_order_relaxed) == full)
+        return false;
+    atomic_store(&pool->full, full);
+    return !full;
+}
+
+bool tp__sem_publish(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    return publish(pool);
 }
 
 void tp__sem_resize(tp_pool *pool, size_t size)
 {
     pool->size = size;
-    publish(pool);
+    (void)publish(pool);
 }
 
 static tp__run *run_of(tp__list *n)
@@ -82,7 +97,7 @@ void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count)
     g->queued += count;
     g->active += count;
     pool->queued_total += count;
-    publish(pool);
+    (void)publish(pool);
 }
 
 tp__run *tp__fifo_peek(const tp_pool *pool)
@@ -112,7 +127,7 @@ void tp__fifo_take(tp_pool *pool, tp__run *run)
     g->queued--;
     pool->queued_total--;
     pool->occupied++;
-    publish(pool);
+    (void)publish(pool);
 }
 
 void tp__sem_release(tp_pool *pool)
@@ -120,7 +135,10 @@ void tp__sem_release(tp_pool *pool)
     TP_ASSERT_HELD(pool);
     assert(pool->occupied > 0);
     pool->occupied--;
-    publish(pool);
+    /* pool->full waits for tp__sem_publish: a worker that ends a task and
+     * claims the next in one critical section leaves the pool full, and
+     * the flag's cache line alone. */
+    publish_claimable(pool);
 }
 
 void tp__fifo_remove_group(tp_pool *pool, tp__group *g)
@@ -134,5 +152,5 @@ void tp__fifo_remove_group(tp_pool *pool, tp__group *g)
     }
     g->active -= g->queued;
     g->queued = 0;
-    publish(pool);
+    (void)publish(pool);
 }

@@ -216,6 +216,7 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
     }
     if (!got) {
         tp__sem_release(pool);
+        tp__sem_publish(pool);
         g->active--;
         /* Still counted in claims, so the group stays pending (and gather
          * waits) until these calls are done. */
@@ -254,6 +255,10 @@ static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
     for (;;) {
         tp__inbox_drain(pool);
         tp__run *run = tp__fifo_peek(pool);
+        /* A slot this worker freed shows now; a submitter that saw the
+         * pool full until then left its push to us. */
+        if (!run && tp__sem_publish(pool) && tp__inbox_waiting(pool))
+            continue;
         if (!run)
             return NULL;
         tp__group *g = run->group;
@@ -367,6 +372,7 @@ static void end_task(tp_pool *pool, tp_task *t, int rc,
     if (turn == UINT64_MAX && !g->end_cb)
         return;
     /* Let another worker use the slot during the callback. */
+    tp__sem_publish(pool);
     if (g->end_cb)
         tp__dispatch(pool);
     tp__unlock(pool);
@@ -391,6 +397,7 @@ static void unlive_task(tp_pool *pool, tp_task *t)
      * promised to it (rare: a canceller between marking and waking), so
      * that none lands on the worker's next task. */
     if (atomic_load_explicit(&t->worker->pins, memory_order_acquire)) {
+        tp__sem_publish(pool); /* before unlocking: see tp__sem_release */
         tp__unlock(pool);
         while (atomic_load_explicit(&t->worker->pins, memory_order_acquire))
             sched_yield();
@@ -420,7 +427,7 @@ static void unlive_task(tp_pool *pool, tp_task *t)
     t->group = NULL;
     tp__group_unref(pool, g);
     if (only_listed)
-        tp__group_compact(pool, g);
+        t->worker->garbage = tp__group_compact(pool, g);
     /* Only these ends can satisfy a waiter (flush, gather, free): a
      * gather cannot be while starts wait in the FIFO, and waking it after
      * every task of a pool with one worker made it contend for the lock
@@ -540,6 +547,8 @@ static void *worker_main(void *arg)
                            "a running task to end",
                            pool->name);
         tp__unlock(pool);
+        free(w->garbage);
+        w->garbage = NULL;
         int rc = run(pool, t, clock_ns);
         tp__timing timing, *timed = NULL;
         clock_ns = 0;
@@ -561,6 +570,8 @@ static void *worker_main(void *arg)
         if (!quiet) /* its cancel was logged or called back */
             clock_ns = 0;
     }
+    free(w->garbage); /* under the lock, once per thread */
+    w->garbage = NULL;
     pool->threads--;
     tp__worker *prev = pool->zombie;
     pool->zombie = w;
