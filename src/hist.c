@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The timing histograms' buckets (tp_hist_bounds) and adding an
- * observation: a leaf, called with the pool lock held by the files that
- * time a start's wait and a task's run (worker.c), read by pool.c.
+ * The timing histograms' buckets (tp_hist_bounds), and the histograms
+ * each worker keeps of the tasks it ran: recorded by the worker with no
+ * lock held (worker.c), summed by tp_get_timings (pool.c). A leaf.
  */
 #include "internal.h"
 
@@ -26,23 +26,42 @@ static unsigned bucket_of(double s)
     return i;
 }
 
-tp__timing tp__timing_of(uint64_t admitted_ns, uint64_t started_ns,
-                         uint64_t ended_ns)
+static void observe(tp__hist *h, uint64_t ns)
 {
-    tp__timing t;
-    t.wait = (double)(started_ns - admitted_ns) / 1e9;
-    t.run = (double)(ended_ns - started_ns) / 1e9;
-    t.wait_bucket = bucket_of(t.wait);
-    t.run_bucket = bucket_of(t.run);
-    return t;
+    double seconds = (double)ns / 1e9;
+    _Atomic uint64_t *b = &h->buckets[bucket_of(seconds)];
+    /* One writer: plain loads and stores, atomic only for the readers. */
+    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(
+        &h->count, atomic_load_explicit(&h->count, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    atomic_store_explicit(
+        &h->sum, atomic_load_explicit(&h->sum, memory_order_relaxed) + seconds,
+        memory_order_relaxed);
 }
 
-void tp__timing_add(tp_timings *timings, const tp__timing *t)
+void tp__timing_add(tp__timings *w, uint64_t admitted_ns, uint64_t started_ns,
+                    uint64_t ended_ns)
 {
-    timings->wait.buckets[t->wait_bucket]++;
-    timings->wait.count++;
-    timings->wait.sum += t->wait;
-    timings->run.buckets[t->run_bucket]++;
-    timings->run.count++;
-    timings->run.sum += t->run;
+    observe(&w->wait, started_ns - admitted_ns);
+    observe(&w->run, ended_ns - started_ns);
+}
+
+static void sum_hist(tp_histogram *out, const tp__hist *h)
+{
+    /* The count is the buckets' sum, so that a histogram read while its
+     * worker records stays coherent (count = the +Inf bucket). */
+    for (unsigned i = 0; i < TP_HIST_BUCKETS; i++) {
+        uint64_t n = atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+        out->buckets[i] += n;
+        out->count += n;
+    }
+    out->sum += atomic_load_explicit(&h->sum, memory_order_relaxed);
+}
+
+void tp__timings_sum(tp_timings *out, const tp__timings *w)
+{
+    sum_hist(&out->wait, &w->wait);
+    sum_hist(&out->run, &w->run);
 }

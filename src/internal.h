@@ -76,9 +76,22 @@ struct tp_task {
     bool efd_signalled; /* efd holds a count to drain */
 };
 
+/* A worker's own timing histograms (hist.c): written by the worker alone,
+ * unlocked; read by tp_get_timings, which sums every worker's. */
+typedef struct tp__hist {
+    _Atomic uint64_t buckets[TP_HIST_BUCKETS];
+    _Atomic uint64_t count;
+    _Atomic double sum;
+} tp__hist;
+typedef struct tp__timings {
+    tp__hist wait, run;
+} tp__timings;
+
 typedef struct tp__worker {
     tp_pool *pool;
     pthread_t thread;
+    tp__list all_node;   /* pool->workers, while it runs worker_main */
+    tp__timings timings; /* of the tasks it ran */
     pthread_cond_t park; /* CLOCK_MONOTONIC; waited on with pool->mu */
     tp__list idle_node;  /* on pool->idle (linked) while parked */
     bool wake;           /* counted in pool->waking */
@@ -206,64 +219,59 @@ typedef struct tp__counter {
 } tp__counter;
 
 struct tp_pool {
+    /* ---- What starting and ending a task touch under the lock, packed
+     * into few cache lines: each critical section pulls them from the
+     * core that ran the last one. ---- */
     pthread_mutex_t mu;
-    pthread_cond_t changed; /* CLOCK_MONOTONIC; see tp__changed */
-    size_t waiters;         /* threads waiting on changed */
-
-    int kind;
-    char name[TP_NAME_MAX + 32];
-    size_t stack_size;
-    double idle_timeout;
-    bool forget_ended; /* tp_pool_opts.forget_ended */
-    bool timings_on;   /* !tp_pool_opts.no_timings */
-
-    size_t size;           /* pool size (capacity); set with tp__sem_resize */
-    atomic_bool claimable; /* a start may be claimed now: read without the
-                              lock by a spinning worker (sem.c) */
-    bool spinning;         /* a worker spins for work before parking */
-    size_t spin_threads;   /* only while the pool has at most this many
-                              threads: 4 per online CPU */
-    size_t occupied;       /* claimed starts whose function has not returned */
-    bool locked, closed, freeing;
-
+    size_t size;     /* pool size (capacity); set with tp__sem_resize */
+    size_t occupied; /* claimed starts whose function has not returned */
+    size_t queued_total; /* starts in the FIFO (sem.c) */
     tp_id next_id;
     size_t n_running, n_cancelled, n_ended;
-    uint64_t total_started, total_ended, total_cancelled, total_failed;
-    uint64_t total_refused, total_dropped;
+    uint64_t total_started, total_ended, total_failed;
     /* What tp_get_stats reports as pending without a walk over every
      * group: the starts of APPLY and ARRAY groups not yet claimed (the sum
      * of nargs - next_arg over the listed groups), and the number of listed
      * ITER groups, whose queued starts and claims are summed by a walk only
      * when there are some. */
     size_t pending_args, n_iter_groups;
-    tp_timings timings; /* see tp__timing_add */
-    tp__idmap live;     /* live.len: tasks started and not fully ended */
-    tp__list tasks;     /* live tasks in start order */
-
+    tp__idmap live; /* live.len: tasks started and not fully ended */
+    tp__list tasks; /* live tasks in start order */
+    tp__list fifo;  /* runs of pending starts (sem.c) */
     tp__group **index; /* name -> group, chained */
     size_t index_cap, n_indexed;
-    tp__list groups; /* listed groups, newest first */
-    tp__counter *counters;
     size_t n_lookalikes; /* indexed explicit names that read as generated */
+    tp__list groups;     /* listed groups, newest first */
     /* Compact group records (tp__group_compact) come from slabs the pool
-     * owns, so a finished one-task group costs its 64 bytes and no malloc
-     * chunk; freed records are reused (linked through hnext). */
-    struct tp__slab *slabs;
+     * owns (records.c); freed records are reused (linked through hnext). */
     tp__group *compact_free;
+    size_t threads, waking;
+    size_t waiters; /* threads waiting on changed */
+    int kind;
+    int deferred_level; /* -1: none; see deferred_log */
+    bool spinning;      /* a worker spins for work before parking */
+    bool locked, closed, freeing;
+    bool forget_ended; /* tp_pool_opts.forget_ended */
+    bool timings_on;   /* !tp_pool_opts.no_timings */
 
-    tp__list fifo; /* runs of pending starts (sem.c) */
-    size_t queued_total;
-
-
-    size_t threads, n_idle, waking;
+    /* ---- The rest: configuration and what changes rarely. ---- */
+    pthread_cond_t changed; /* CLOCK_MONOTONIC; see tp__changed */
+    char name[TP_NAME_MAX + 32];
+    size_t stack_size;
+    double idle_timeout;
+    size_t spin_threads; /* spin only while the pool has at most this many
+                            threads: 4 per online CPU */
+    uint64_t total_cancelled, total_refused, total_dropped;
+    tp_timings timings; /* of retired workers (tp__timings_sum) */
+    tp__list workers;   /* every worker in worker_main */
+    tp__counter *counters;
+    struct tp__slab *slabs;
+    size_t n_idle;
     tp__list idle;      /* parked workers, most recently parked first */
     tp__worker *zombie; /* the last retired worker, to be joined */
-
     tp__logq logq;
-
     /* A message logged under the lock, emitted by tp__unlock. */
     char deferred_log[200];
-    int deferred_level; /* -1: none */
 
     /* SimpleTaskPool */
     tp_fn simple_fn;
@@ -272,15 +280,18 @@ struct tp_pool {
     char func_name[TP_NAME_MAX];
     size_t start_calls;
 
-    /* Per-call submissions (inbox.c) read and written without the lock:
-     * last, on cache lines of their own, apart from what the lock
-     * guards. */
+    /* ---- Read and written without the lock, last, on cache lines of
+     * their own. Per-call submissions (inbox.c): ---- */
     _Alignas(64) _Atomic uintptr_t inbox; /* a stack of groups (via hnext),
                                              bit 0: the fast path is shut */
+    /* Read by every submitter and the spinning worker; written only when
+     * they change. */
     _Alignas(64) _Atomic(tp__counter *) fast_counter; /* "apply" counter of
                                             the last apply named slowly */
-    atomic_bool full;     /* occupied >= size, published by sem.c */
-    atomic_bool watching; /* a worker spins and will look at the inbox */
+    atomic_bool full;      /* occupied >= size, published by sem.c */
+    atomic_bool watching;  /* a worker spins and will look at the inbox */
+    atomic_bool claimable; /* a start may be claimed now: what the
+                              spinning worker watches (sem.c) */
 };
 
 #ifndef NDEBUG
@@ -532,15 +543,13 @@ static inline uint64_t tp__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* A task's two observations (hist.c): computed with no lock held, added
- * to the pool's histograms under pool->mu by tp__timing_add. */
-typedef struct tp__timing {
-    double wait, run; /* seconds */
-    unsigned wait_bucket, run_bucket;
-} tp__timing;
-tp__timing tp__timing_of(uint64_t admitted_ns, uint64_t started_ns,
-                         uint64_t ended_ns);
-void tp__timing_add(tp_timings *timings, const tp__timing *t);
+/* Adds a task's two observations to its worker's histograms, with no lock
+ * held (only that worker writes them). */
+void tp__timing_add(tp__timings *w, uint64_t admitted_ns, uint64_t started_ns,
+                    uint64_t ended_ns);
+/* Adds what w recorded to *out (with pool->mu held, for a coherent set of
+ * workers). */
+void tp__timings_sum(tp_timings *out, const tp__timings *w);
 
 static inline struct timespec tp__deadline(clockid_t clock, double seconds)
 {

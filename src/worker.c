@@ -86,6 +86,7 @@ static int spawn_thread(tp_pool *pool)
     w->pool = pool;
     w->wake = true;
     tp__list_init(&w->idle_node);
+    tp__list_init(&w->all_node);
     tp__list_init(&w->task.live_node);
     tp__list_init(&w->task.group_node);
     w->task.pool = pool;
@@ -333,19 +334,15 @@ static void mark_ended(tp_pool *pool, tp_task *t)
     t->state = TP__ENDED;
 }
 
-/* Ends t, whose function returned rc (timing: its observations, or NULL
- * without timings), in the reference's order: a task
+/* Ends t, whose function returned rc, in the reference's order: a task
  * that was not cancelled has ended at once; a cancelled one logs
  * "Cancelling"/"Cancelled" and runs its cancel callback, then ends. Then
  * "Ended" is logged (its turn taken as the slot is freed, so before any
  * Started that the slot allows) and the end callback runs. Callbacks and
  * logging run unlocked. */
-static void end_task(tp_pool *pool, tp_task *t, int rc,
-                     const tp__timing *timing)
+static void end_task(tp_pool *pool, tp_task *t, int rc)
 {
     TP_ASSERT_HELD(pool);
-    if (timing)
-        tp__timing_add(&pool->timings, timing);
     tp__group *g = t->group;
     if (rc)
         pool->total_failed++;
@@ -517,6 +514,7 @@ static void *worker_main(void *arg)
     tp__self = w;
     uint64_t clock_ns = 0; /* see run() */
     tp__lock(pool);
+    tp__list_push_back(&pool->workers, &w->all_node);
     for (;;) {
         if (w->wake) {
             w->wake = false;
@@ -550,12 +548,10 @@ static void *worker_main(void *arg)
         free(w->garbage);
         w->garbage = NULL;
         int rc = run(pool, t, clock_ns);
-        tp__timing timing, *timed = NULL;
         clock_ns = 0;
         if (pool->timings_on) {
             uint64_t ended = tp__now_ns();
-            timing = tp__timing_of(t->admitted_ns, t->started_ns, ended);
-            timed = &timing;
+            tp__timing_add(&w->timings, t->admitted_ns, t->started_ns, ended);
             /* The end is the next task's start if the worker claims it
              * right away, with no callback or message in between. */
             tp__group *g = t->group;
@@ -565,13 +561,15 @@ static void *worker_main(void *arg)
         }
         tp__lock(pool);
         bool quiet = t->state == TP__RUNNING;
-        end_task(pool, t, rc, timed);
+        end_task(pool, t, rc);
         unlive_task(pool, t);
         if (!quiet) /* its cancel was logged or called back */
             clock_ns = 0;
     }
     free(w->garbage); /* under the lock, once per thread */
     w->garbage = NULL;
+    tp__list_remove(&w->all_node);
+    tp__timings_sum(&pool->timings, &w->timings);
     pool->threads--;
     tp__worker *prev = pool->zombie;
     pool->zombie = w;
