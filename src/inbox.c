@@ -4,7 +4,8 @@
  *
  * A service submits one task per request from many threads; taking
  * pool->mu for each made the submitters and the workers convoy on it. So a
- * per-call tp_apply that needs no answer but TP_OK (spawn.c decides) makes
+ * per-call tp_apply or tp_start that needs no answer but TP_OK (spawn.c
+ * decides) makes
  * its group outside the lock and pushes it onto pool->inbox, a lock-free
  * stack linked through the groups' hnext (a group is not in the name index
  * yet). Pushes only ever add, and the drain takes the whole stack at once,
@@ -19,7 +20,7 @@
  * submissions that returned before it looked.
  *
  * Bit 0 of pool->inbox shuts the fast path: set (under the lock) while the
- * pool is locked, closed, being freed, or is a simple pool. A push is a
+ * pool is locked, closed or being freed. A push is a
  * compare-and-swap against an open inbox, so pushes either happen before
  * the shutting (and are drained right after it) or fail and take the lock.
  *

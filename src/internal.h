@@ -286,8 +286,8 @@ struct tp_pool {
                                              bit 0: the fast path is shut */
     /* Read by every submitter and the spinning worker; written only when
      * they change. */
-    _Alignas(64) _Atomic(tp__counter *) fast_counter; /* "apply" counter of
-                                            the last apply named slowly */
+    _Alignas(64) _Atomic(tp__counter *) fast_counter; /* the counter of
+                     the last one-task apply or start named under the lock */
     atomic_bool full;      /* occupied >= size, published by sem.c */
     atomic_bool watching;  /* a worker spins and will look at the inbox */
     atomic_bool claimable; /* a start may be claimed now: what the
@@ -428,13 +428,13 @@ bool tp__sem_publish(tp_pool *pool);
 /* Removes every queued start of g from the FIFO: O(runs of g). */
 void tp__fifo_remove_group(tp_pool *pool, tp__group *g);
 
-/* inbox.c: per-call submissions that skip the lock. A one-task apply
- * without a name to return is pushed onto pool->inbox by its caller; the
+/* inbox.c: per-call submissions that skip the lock. A one-task apply or
+ * start without a name to return is pushed onto pool->inbox by its caller; the
  * next thread to take the lock through tp__enter moves what the inbox
  * holds, in submission order, into the pool (names, index, FIFO) before
  * it looks at anything. */
 /* Pushes g (its counter set, its index not yet): false if the fast path
- * is shut (the pool is locked, closed or simple): then use the lock. */
+ * is shut (the pool is locked, closed or being freed): then use the lock. */
 bool tp__inbox_push(tp_pool *pool, tp__group *g);
 /* True if submissions wait in the inbox (read without the lock). */
 bool tp__inbox_waiting(const tp_pool *pool);

@@ -70,8 +70,6 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     else
         snprintf(pool->name, sizeof pool->name, "%s-%zu", prefix, index);
     pool->kind = kind;
-    /* A simple pool's tp_start always takes the lock. */
-    atomic_init(&pool->inbox, kind == TP__SIMPLE);
     pool->deferred_level = -1;
     tp__list_init(&pool->tasks);
     tp__list_init(&pool->groups);
@@ -170,8 +168,7 @@ int tp_set_pool_size(tp_pool *pool, size_t size)
 /* While the pool refuses spawns, every spawn takes the lock (inbox.c). */
 static void shut_fast_path(tp_pool *pool)
 {
-    tp__inbox_shut(pool, pool->locked || pool->closed || pool->freeing ||
-                             pool->kind == TP__SIMPLE);
+    tp__inbox_shut(pool, pool->locked || pool->closed || pool->freeing);
 }
 
 static void set_locked(tp_pool *pool, bool locked, const char *message)

@@ -26,7 +26,7 @@ static int check(tp_pool *pool, const void *fn, int kind, const tp_opts *opts)
     return TP_OK;
 }
 
-static const char apply_prefix[] = "apply";
+static const char apply_prefix[] = "apply", start_prefix[] = "start";
 
 /* True if some worker will drain the inbox without being woken: one spins
  * for work, or every slot is occupied and the worker that frees one
@@ -36,17 +36,19 @@ static bool drain_is_due(tp_pool *pool)
     return atomic_load(&pool->watching) || atomic_load(&pool->full);
 }
 
-/* The per-call fast path (inbox.c): a one-task apply, no name asked for,
- * of a function the pool has named slowly before (its counter, so that the
- * name is made in the pool's order when drained), while some worker will
- * drain without being woken. TP_OK once pushed; otherwise g is unchanged
- * and the caller takes the lock. */
-static bool apply_fast(tp_pool *pool, tp__group *g, const tp_opts *opts)
+/* The per-call fast path (inbox.c): a one-task tp_apply or tp_start, no
+ * name asked for, whose counter of generated names (prefix, func) the
+ * pool used last under the lock (the name itself is made in the pool's
+ * order when drained), while some worker will drain without being woken.
+ * True once pushed; otherwise g is unchanged and the caller takes the
+ * lock. */
+static bool spawn_fast(tp_pool *pool, tp__group *g, const char *prefix,
+                       const char *func)
 {
     tp__counter *c =
         atomic_load_explicit(&pool->fast_counter, memory_order_acquire);
-    const char *func = opts && opts->func_name ? opts->func_name : "func";
-    if (!c || strcmp(c->func, func) != 0 || !drain_is_due(pool))
+    if (!c || c->prefix != prefix || !c->func != !func ||
+        (func && strcmp(c->func, func) != 0) || !drain_is_due(pool))
         return false;
     g->counter = c;
     if (!tp__inbox_push(pool, g)) {
@@ -82,8 +84,8 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
         tp__group_free(g);
         return rc;
     }
-    /* Later one-task applies of this function may take the fast path. */
-    if (prefix == apply_prefix && g->counter &&
+    /* Later one-task calls like this one may take the fast path. */
+    if ((prefix == apply_prefix || prefix == start_prefix) && g->counter &&
         g->counter->key_len + 7 + 20 < TP_NAME_MAX)
         atomic_store_explicit(&pool->fast_counter, g->counter,
                               memory_order_release);
@@ -129,7 +131,8 @@ int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
     g->from.arg = arg;
     g->nargs = num;
     if (num == 1 && !group_out && !(opts && opts->group_name) &&
-        apply_fast(pool, g, opts))
+        spawn_fast(pool, g, apply_prefix,
+                   opts && opts->func_name ? opts->func_name : "func"))
         return TP_OK;
     return tp__spawn(pool, g, opts, apply_prefix, group_out);
 }
@@ -149,7 +152,9 @@ int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
     g->f.fn = pool->simple_fn;
     g->from.arg = pool->simple_arg;
     g->nargs = num;
-    return tp__spawn(pool, g, NULL, "start", group_out);
+    if (num == 1 && !group_out && spawn_fast(pool, g, start_prefix, NULL))
+        return TP_OK;
+    return tp__spawn(pool, g, NULL, start_prefix, group_out);
 }
 
 /* A group over n arguments whose pointer array lives in a block of

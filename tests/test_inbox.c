@@ -241,18 +241,29 @@ START_TEST(resizing_starts_the_inbox)
 }
 END_TEST
 
-/* A simple pool's tp_start never uses the inbox. */
-START_TEST(simple_pools_keep_the_lock)
+/* A simple pool's tp_start(pool, 1) takes the fast path too, with its
+ * names ("start-group-<i>") and order kept. */
+START_TEST(simple_pool_starts_take_the_fast_path)
 {
     tp_pool *p = tp_simple_pool_new(record, (void *)7, NULL, NULL);
     ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK);
+    char name[TP_NAME_MAX];
+    ck_assert_int_eq(tp_start(p, 1, name), TP_OK); /* a name: the lock */
+    ck_assert_str_eq(name, "start-group-0");
+    ck_assert(!tp__inbox_waiting(p));
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(tp_start(p, 1, NULL), TP_OK);
-    ck_assert(!tp__inbox_waiting(p));
+    ck_assert(tp__inbox_waiting(p));
+    ck_assert_int_eq(tp_start(p, 1, name), TP_OK);
+    ck_assert_str_eq(name, "start-group-4");
     ck_assert_int_eq(tp_apply(p, record, NULL, 1, NULL, NULL), TP_EWRONG_POOL);
+    tp_ids ids;
+    const char *three[] = {"start-group-3"};
+    ck_assert_int_eq(tp_get_group_ids(p, three, 1, &ids), TP_OK);
+    tp_ids_free(&ids);
     ck_assert_int_eq(tp_set_pool_size(p, 1), TP_OK);
     ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
-    ck_assert_int_eq(counter_get(&ran), 3);
+    ck_assert_int_eq(counter_get(&ran), 5);
     tp_pool_free(p);
 }
 END_TEST
@@ -323,7 +334,7 @@ int main(void)
     tcase_add_test(tc, a_locked_pool_refuses_fast_applies);
     tcase_add_test(tc, freeing_drops_the_inbox);
     tcase_add_test(tc, resizing_starts_the_inbox);
-    tcase_add_test(tc, simple_pools_keep_the_lock);
+    tcase_add_test(tc, simple_pool_starts_take_the_fast_path);
     tcase_add_test(tc, concurrent_submitters_lose_nothing);
     suite_add_tcase(s, tc);
     return run_suite(s);
