@@ -466,10 +466,12 @@ void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
         /* Its running tasks use the shared argument: the last one to end
          * discards it (tp__group_settle). */
         g->drop = TP__DISCARD_DUE;
+        pool->n_unsettled++;
         return;
     }
     g->refs++;
     g->drop = TP__DROPPING;
+    pool->n_unsettled++;
     g->drop_next = *drops;
     *drops = g;
 }
@@ -491,6 +493,7 @@ void tp__drops_run(tp_pool *pool, tp__group *drops)
     for (tp__group *g = drops, *next; g; g = next) {
         next = g->drop_next;
         g->drop = TP__DROPPED;
+        pool->n_unsettled--;
         tp__group_retire_if_empty(pool, g);
         tp__group_unref(pool, g);
     }
@@ -509,6 +512,7 @@ void tp__group_settle(tp_pool *pool, tp__group *g)
     g->discard(g->from.arg, g->cb_arg);
     tp__lock(pool);
     g->drop = TP__DROPPED;
+    pool->n_unsettled--;
     tp__group_retire_if_empty(pool, g);
     tp__changed(pool);
 }

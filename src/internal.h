@@ -235,6 +235,7 @@ struct tp_pool {
      * ITER groups, whose queued starts and claims are summed by a walk only
      * when there are some. */
     size_t pending_args, n_iter_groups;
+    size_t n_unsettled; /* groups dropped whose calls are not all made */
     tp__idmap live; /* live.len: tasks started and not fully ended */
     tp__list tasks; /* live tasks in start order */
     tp__list fifo;  /* runs of pending starts (sem.c) */

@@ -296,7 +296,9 @@ int tp_flush(tp_pool *pool)
     return TP_OK;
 }
 
-static bool any_pending(tp_pool *pool)
+/* True if some group has starts still to come: O(1) from the counters,
+ * unless map_iter groups need a look. */
+static bool walk_pending(tp_pool *pool)
 {
     tp__list_each(n, next, &pool->groups)
     {
@@ -304,6 +306,14 @@ static bool any_pending(tp_pool *pool)
             return true;
     }
     return false;
+}
+
+static bool any_pending(tp_pool *pool)
+{
+    bool pending = pool->pending_args || pool->n_unsettled ||
+                   (pool->n_iter_groups && walk_pending(pool));
+    assert(!TP_DEBUG_CHECKS || pending == walk_pending(pool));
+    return pending;
 }
 
 int tp_gather_and_close(tp_pool *pool)

@@ -386,13 +386,14 @@ static void unlive_task(tp_pool *pool, tp_task *t)
 {
     TP_ASSERT_HELD(pool);
     tp__group *g = t->group;
-    tp__idmap_del(&pool->live, t->id);
-    tp__list_remove(&t->live_node);
-    tp__list_remove(&t->group_node);
     /* Pins come only with a cancel of a running task, and t stopped
      * running when its function returned; wait for the wakes already
      * promised to it (rare: a canceller between marking and waking), so
-     * that none lands on the worker's next task. */
+     * that none lands on the worker's next task. t stays live meanwhile:
+     * a flush or gather that took the lock in this window saw it gone
+     * from the live tasks with its id still in its group, and counted it
+     * as an ended task the pool kept (num_ended wrapped below zero under
+     * forget_ended; tests/test_percall.c). */
     if (atomic_load_explicit(&t->worker->pins, memory_order_acquire)) {
         tp__sem_publish(pool); /* before unlocking: see tp__sem_release */
         tp__unlock(pool);
@@ -400,6 +401,9 @@ static void unlive_task(tp_pool *pool, tp_task *t)
             sched_yield();
         tp__lock(pool);
     }
+    tp__idmap_del(&pool->live, t->id);
+    tp__list_remove(&t->live_node);
+    tp__list_remove(&t->group_node);
     if (t->efd >= 0) { /* made by this thread, in tp_cancel_fd */
         pthread_mutex_lock(&t->wmu);
         if (t->efd_signalled) {
