@@ -29,19 +29,28 @@
  * gather_and_close: ThreadSanitizer reports it if the engine does not order
  * a submission before its start, or a task's end before gather returns.
  *
- * TP_PERCALL_N sets the calls per submitting thread (default 10,000, a
+ * TP_PERCALL_N sets the calls per submitting thread (default 25,000, a
  * quarter of that in sanitizer builds, where CK_TIMEOUT_MULTIPLIER > 1).
  *
- * KNOWN ENGINE BUG (main at df09822), gated so that CI stays green: with
- * forget_ended, a tp_flush that runs while an ending task's worker waits
- * in unlive_task (src/worker.c) for its canceller's pin -- the pool lock
- * released, the id already out of the live map but still in its group --
- * takes that id for an ended task the pool kept, and subtracts it from
- * num_ended, which forget_ended never counted: tp_num_ended and
- * tp_get_stats().ended read SIZE_MAX from then on. By default the
- * forget_ended cases below do not flush while tasks end, and
- * forget_ended_flush_races_pinned_ends is not run; TP_PERCALL_KNOWN_BUGS=1
- * runs both (each fails in most runs on the engine as it is).
+ * KNOWN ENGINE BUG (main at df09822), gated so that CI stays green. A
+ * worker ending a task that was cancelled while it ran, whose canceller has
+ * not yet delivered its wake, waits in unlive_task (src/worker.c) for the
+ * pin with the pool lock released -- the task already out of the live map
+ * and the pool's lists, its id still in its group, the group's live count
+ * not yet decremented. A tp_flush or tp_gather_and_close that takes the
+ * lock then (forget_ended() in src/pool.c) takes the id for an ended task
+ * that the pool kept, and gather sees live.len == 0 and closes. Seen here:
+ *  - forget_ended: num_ended, which never counted the task, is decremented
+ *    and wraps: tp_num_ended and tp_get_stats().ended read SIZE_MAX (or
+ *    SIZE_MAX - 1) from then on, also after gather_and_close;
+ *  - default: the flush leaves the group indexed with no id and, once the
+ *    worker goes on, nothing live: tp_get_groups lists it with all counts 0
+ *    and it counts in stats.groups until the next flush.
+ * By default the tests below avoid it: under forget_ended the controller
+ * does not flush and the pool is gathered only once every worker is idle,
+ * the group check accepts an empty one-start group, and
+ * forget_ended_flush_races_pinned_ends is not run. TP_PERCALL_KNOWN_BUGS=1
+ * lifts all of that (on the engine as it is, most runs then fail).
  */
 #include "support.h"
 
@@ -55,9 +64,29 @@
 enum {
     SUBMITTERS = 4,
     MAX_SIZE = 2, /* the largest pool size the tests ever set */
-    DEFAULT_CALLS = 10000,
-    RECENT = 64 /* the canceller picks among each thread's latest calls */
+    DEFAULT_CALLS = 25000,
+    RECENT = 64, /* the canceller picks among each thread's latest calls */
+    CANCEL_ALL_EVERY = 2000 /* accepted calls between two cancel_all */
 };
+
+/* Assertions without Check's cost when they hold: ck_assert and its kin
+ * write a checkpoint (a system call) on every success, which would
+ * serialise the threads this suite wants to race; these call Check only
+ * on failure, with the failing line. */
+#define REQUIRE_MSG(cond, ...)                                                 \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            ck_abort_msg(__VA_ARGS__);                                         \
+    } while (0)
+#define REQUIRE(cond) REQUIRE_MSG(cond, "%s", #cond)
+#define REQUIRE_CMP(type, fmt, a, op, b)                                       \
+    do {                                                                       \
+        type a_ = (type)(a), b_ = (type)(b);                                   \
+        if (!(a_ op b_))                                                       \
+            ck_abort_msg("%s %s %s: " fmt " vs " fmt, #a, #op, #b, a_, b_);    \
+    } while (0)
+#define REQUIRE_U(a, op, b) REQUIRE_CMP(unsigned long long, "%llu", a, op, b)
+#define REQUIRE_I(a, op, b) REQUIRE_CMP(long long, "%lld", a, op, b)
 
 static bool known_bugs(void)
 {
@@ -78,6 +107,53 @@ static long calls_per_thread(void)
 /* The books shared by every test                                           */
 /* ------------------------------------------------------------------------ */
 
+/* Cancelling actions of one kind (cancel_all; cancel_group in the simple
+ * pool), in the order one thread made them: each spans the tickets taken
+ * just before and just after its call. */
+typedef struct action_log {
+    long *begin, *end;
+    long n, cap;
+} action_log;
+
+static void log_action(action_log *l, long begin, long end)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->begin = realloc(l->begin, (size_t)l->cap * sizeof *l->begin);
+        l->end = realloc(l->end, (size_t)l->cap * sizeof *l->end);
+        REQUIRE(l->begin && l->end);
+    }
+    l->begin[l->n] = begin;
+    l->end[l->n] = end;
+    l->n++;
+}
+
+/* True if an action that began before ticket `at` (at < 0: at any time)
+ * ended after ticket `since`: one that may have cancelled a task that
+ * existed from `since` and whose cancellation was seen at `at`. The
+ * actions do not overlap, so the latest one to begin before `at` is the
+ * one to look at. */
+static bool log_covers(const action_log *l, long since, long at)
+{
+    long lo = 0, hi = l->n; /* find the first action beginning at or after at */
+    while (at >= 0 && lo < hi) {
+        long mid = lo + (hi - lo) / 2;
+        if (l->begin[mid] < at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    long k = (at >= 0 ? lo : l->n) - 1;
+    return k >= 0 && l->end[k] > since;
+}
+
+static void log_free(action_log *l)
+{
+    free(l->begin);
+    free(l->end);
+    *l = (action_log){0};
+}
+
 /* What the submitters did, counted around each call so that a stats
  * snapshot can be bracketed: accepted and refused are bumped after the call
  * returned, initiated before it began. */
@@ -87,9 +163,10 @@ static struct books {
     bool flush; /* the controller flushes (see KNOWN ENGINE BUG above) */
     long n; /* calls per submitting thread */
     atomic_long initiated, accepted, refused;
-    /* A ticket orders submissions against cancel_all: a submission takes
-     * one before its call, cancel_all one after it returned. */
-    atomic_long ticket, last_cancel_all;
+    /* Tickets order submissions, callbacks and cancelling actions. */
+    atomic_long ticket;
+    action_log cancel_alls; /* written by the canceller alone */
+    long next_cancel_all;   /* the canceller's: accepted calls */
     atomic_bool stop;
     /* How much the chaos threads did, for the failure messages. */
     atomic_long n_cancel_group_ok, n_cancel_id_ok, n_cancel_all, n_flush,
@@ -102,7 +179,8 @@ static void books_init(long n, bool forget)
     B.n = n;
     B.forget = forget;
     B.flush = !forget || known_bugs();
-    atomic_init(&B.last_cancel_all, -1);
+    B.next_cancel_all = CANCEL_ALL_EVERY;
+    atomic_init(&B.ticket, 1); /* 0 reads "no ticket" */
 }
 
 static void books_print(const char *what)
@@ -126,48 +204,78 @@ static void check_stats(tp_stats *prev)
     long ok_before = atomic_load(&B.accepted);
     long refused_before = atomic_load(&B.refused);
     tp_stats st;
-    ck_assert_int_eq(tp_get_stats(B.pool, &st), TP_OK);
+    REQUIRE_I(tp_get_stats(B.pool, &st), ==, TP_OK);
     long initiated_after = atomic_load(&B.initiated);
     atomic_fetch_add(&B.n_stats, 1);
 
     /* One start per accepted call: started, dropped or pending. */
     uint64_t settled = st.total_started + st.total_dropped + st.pending;
-    ck_assert_msg(settled >= (uint64_t)ok_before,
+    REQUIRE_MSG(settled >= (uint64_t)ok_before,
                   "started %llu + dropped %llu + pending %zu < %ld accepted",
                   (unsigned long long)st.total_started,
                   (unsigned long long)st.total_dropped, st.pending, ok_before);
-    ck_assert_msg(settled + st.total_refused <= (uint64_t)initiated_after,
+    REQUIRE_MSG(settled + st.total_refused <= (uint64_t)initiated_after,
                   "started %llu + dropped %llu + pending %zu + refused %llu > "
                   "%ld calls made",
                   (unsigned long long)st.total_started,
                   (unsigned long long)st.total_dropped, st.pending,
                   (unsigned long long)st.total_refused, initiated_after);
-    ck_assert_uint_ge(st.total_refused, (uint64_t)refused_before);
-    ck_assert_uint_le(st.total_ended, st.total_started);
-    ck_assert_msg(st.total_started - st.total_ended ==
+    REQUIRE_U(st.total_refused, >=, (uint64_t)refused_before);
+    REQUIRE_U(st.total_ended, <=, st.total_started);
+    REQUIRE_MSG(st.total_started - st.total_ended ==
                       (uint64_t)(st.running + st.cancelled),
                   "started %llu - ended %llu != running %zu + cancelled %zu",
                   (unsigned long long)st.total_started,
                   (unsigned long long)st.total_ended, st.running,
                   st.cancelled);
-    ck_assert_uint_le(st.running + st.cancelled, MAX_SIZE);
-    ck_assert_uint_le(st.running + st.cancelled, st.threads);
-    ck_assert_uint_le(st.idle_threads, st.threads);
-    ck_assert_uint_le(st.pool_size, MAX_SIZE);
-    ck_assert_uint_le(st.total_cancelled, st.total_started);
-    ck_assert_uint_le(st.total_failed, st.total_ended);
-    ck_assert_uint_le(st.groups, settled);
-    ck_assert_uint_le(st.ended, st.total_ended);
+    REQUIRE_U(st.running + st.cancelled, <=, MAX_SIZE);
+    REQUIRE_U(st.running + st.cancelled, <=, st.threads);
+    REQUIRE_U(st.idle_threads, <=, st.threads);
+    REQUIRE_U(st.pool_size, <=, MAX_SIZE);
+    REQUIRE_U(st.total_cancelled, <=, st.total_started);
+    REQUIRE_U(st.total_failed, <=, st.total_ended);
+    REQUIRE_U(st.groups, <=, settled);
+    REQUIRE_U(st.ended, <=, st.total_ended);
     if (B.forget)
-        ck_assert_uint_eq(st.ended, 0);
+        REQUIRE_U(st.ended, ==, 0);
     /* Lifetime totals never go down. */
-    ck_assert_uint_ge(st.total_started, prev->total_started);
-    ck_assert_uint_ge(st.total_ended, prev->total_ended);
-    ck_assert_uint_ge(st.total_cancelled, prev->total_cancelled);
-    ck_assert_uint_ge(st.total_failed, prev->total_failed);
-    ck_assert_uint_ge(st.total_refused, prev->total_refused);
-    ck_assert_uint_ge(st.total_dropped, prev->total_dropped);
+    REQUIRE_U(st.total_started, >=, prev->total_started);
+    REQUIRE_U(st.total_ended, >=, prev->total_ended);
+    REQUIRE_U(st.total_cancelled, >=, prev->total_cancelled);
+    REQUIRE_U(st.total_failed, >=, prev->total_failed);
+    REQUIRE_U(st.total_refused, >=, prev->total_refused);
+    REQUIRE_U(st.total_dropped, >=, prev->total_dropped);
     *prev = st;
+}
+
+/* A closed pool holds nothing. */
+static void check_quiet(const tp_stats *st)
+{
+    REQUIRE_MSG(st->running + st->cancelled + st->ended + st->pending +
+                        st->groups ==
+                    0,
+                "closed, yet running %zu cancelled %zu ended %zu pending %zu "
+                "groups %zu",
+                st->running, st->cancelled, st->ended, st->pending,
+                st->groups);
+}
+
+static bool workers_idle(void *arg)
+{
+    (void)arg;
+    tp_stats st;
+    tp_get_stats(B.pool, &st);
+    return st.running + st.cancelled + st.pending == 0 &&
+           st.idle_threads == st.threads;
+}
+
+/* Before gathering: under forget_ended, unless the known bug is to be
+ * shown, wait until no worker is still inside a task's end (see KNOWN
+ * ENGINE BUG above). */
+static void before_gather(void)
+{
+    if (B.forget && !known_bugs())
+        REQUIRE(wait_until(workers_idle, NULL));
 }
 
 /* The index of a generated name "<prefix>-<func>-group-<i>" (func NULL for
@@ -196,82 +304,97 @@ static int by_name(const void *a, const void *b)
                   ((const tp_group_info *)b)->name);
 }
 
-/* tp_get_groups: every group is a one-start group with at most one thing
- * in it, a well-formed name (accepted by `valid`), and no two alike. */
+/* tp_get_groups: every group is a one-start group with exactly one thing
+ * in it (its start pending, its task running, cancelled or ended), a
+ * well-formed name (accepted by `valid`), and no two alike. */
 static void check_groups(bool (*valid)(const char *name))
 {
     tp_groups gs;
-    ck_assert_int_eq(tp_get_groups(B.pool, &gs), TP_OK);
+    REQUIRE_I(tp_get_groups(B.pool, &gs), ==, TP_OK);
     atomic_fetch_add(&B.n_groups, 1);
-    ck_assert_uint_le(gs.len, (uint64_t)atomic_load(&B.initiated));
+    REQUIRE_U(gs.len, <=, (uint64_t)atomic_load(&B.initiated));
     for (size_t i = 0; i < gs.len; i++) {
         const tp_group_info *g = &gs.v[i];
-        ck_assert_msg(valid(g->name), "bad group name '%s'", g->name);
-        ck_assert_msg(g->running + g->cancelled + g->ended + g->pending <= 1,
+        REQUIRE_MSG(valid(g->name), "bad group name '%s'", g->name);
+        size_t in_it = g->running + g->cancelled + g->ended + g->pending;
+        /* An empty group: the KNOWN ENGINE BUG above. */
+        REQUIRE_MSG(in_it == 1 || (in_it == 0 && !known_bugs()),
                       "group %s: running %zu cancelled %zu ended %zu pending "
                       "%zu in a one-start group",
                       g->name, g->running, g->cancelled, g->ended, g->pending);
-        ck_assert_uint_eq(g->num_concurrent, TP_UNLIMITED);
+        REQUIRE_U(g->num_concurrent, ==, TP_UNLIMITED);
     }
     if (gs.len)
         qsort(gs.v, gs.len, sizeof *gs.v, by_name);
     for (size_t i = 1; i < gs.len; i++)
-        ck_assert_msg(strcmp(gs.v[i - 1].name, gs.v[i].name) != 0,
+        REQUIRE_MSG(strcmp(gs.v[i - 1].name, gs.v[i].name) != 0,
                       "group %s listed twice", gs.v[i].name);
     tp_groups_free(&gs);
 }
 
 /* The controller: stats and groups all the time; now and then a flush, a
- * pause (size 0 or 1 for a while, then back to MAX_SIZE), or a lock for a
- * while. Its "while" is counted in its own iterations. */
+ * pause (size 0 or 1) until the submitters made 64 more calls, then back to
+ * MAX_SIZE, or a lock until they made 32 more calls (some of them then
+ * refused), checking the stats all the while. */
 typedef struct controller_args {
     bool (*valid_name)(const char *name);
 } controller_args;
 
+static void hold_for_calls(long calls, tp_stats *prev)
+{
+    long until = atomic_load(&B.initiated) + calls;
+    while (atomic_load(&B.initiated) < until && !atomic_load(&B.stop))
+        check_stats(prev);
+}
+
 static void *controller(void *arg)
 {
     controller_args *a = arg;
-    unsigned seed = 0xc0ffee;
     tp_stats prev = {0};
-    int paused_for = 0, locked_for = 0;
-    while (!atomic_load(&B.stop)) {
+    for (unsigned i = 0; !atomic_load(&B.stop); i++) {
         check_stats(&prev);
-        if (paused_for && --paused_for == 0)
-            ck_assert_int_eq(tp_set_pool_size(B.pool, MAX_SIZE), TP_OK);
-        if (locked_for && --locked_for == 0) {
-            tp_unlock(B.pool);
-            ck_assert(!tp_is_locked(B.pool));
-        }
-        int op = rand_r(&seed) % 64;
-        if (op < 4) {
+        switch (i % 16) {
+        case 0:
             check_groups(a->valid_name);
-        } else if (op < 6 && B.flush) {
-            ck_assert_int_eq(tp_flush(B.pool), TP_OK);
-            atomic_fetch_add(&B.n_flush, 1);
-        } else if (op == 6 && !paused_for) {
-            size_t size = (size_t)(rand_r(&seed) % 2);
-            ck_assert_int_eq(tp_set_pool_size(B.pool, size), TP_OK);
-            ck_assert_uint_eq(tp_pool_size(B.pool), size);
-            paused_for = 1 + rand_r(&seed) % 32;
+            break;
+        case 4:
+            if (B.flush) {
+                REQUIRE_I(tp_flush(B.pool), ==, TP_OK);
+                atomic_fetch_add(&B.n_flush, 1);
+            }
+            break;
+        case 8: {
+            size_t size = (i / 16) % 2;
+            REQUIRE_I(tp_set_pool_size(B.pool, size), ==, TP_OK);
+            REQUIRE_U(tp_pool_size(B.pool), ==, size);
             atomic_fetch_add(&B.n_pause, 1);
-        } else if (op == 7 && !locked_for) {
+            hold_for_calls(64, &prev);
+            REQUIRE_I(tp_set_pool_size(B.pool, MAX_SIZE), ==, TP_OK);
+            break;
+        }
+        case 12:
             tp_lock(B.pool);
-            ck_assert(tp_is_locked(B.pool));
-            locked_for = 1 + rand_r(&seed) % 16;
+            REQUIRE(tp_is_locked(B.pool));
             atomic_fetch_add(&B.n_lock, 1);
+            hold_for_calls(16, &prev);
+            tp_unlock(B.pool);
+            REQUIRE(!tp_is_locked(B.pool));
+            break;
         }
     }
-    if (paused_for)
-        ck_assert_int_eq(tp_set_pool_size(B.pool, MAX_SIZE), TP_OK);
-    if (locked_for)
-        tp_unlock(B.pool);
     return NULL;
 }
 
-static void cancel_all_now(void)
+/* cancel_all once every CANCEL_ALL_EVERY accepted calls, so that most
+ * cancel callbacks can be traced to a narrower cause. */
+static void maybe_cancel_all(void)
 {
+    if (atomic_load(&B.accepted) < B.next_cancel_all)
+        return;
+    B.next_cancel_all += CANCEL_ALL_EVERY;
+    long begin = atomic_fetch_add(&B.ticket, 1);
     tp_cancel_all(B.pool);
-    atomic_store(&B.last_cancel_all, atomic_fetch_add(&B.ticket, 1));
+    log_action(&B.cancel_alls, begin, atomic_fetch_add(&B.ticket, 1));
     atomic_fetch_add(&B.n_cancel_all, 1);
 }
 
@@ -321,6 +444,7 @@ typedef struct rec {
     long result;
     atomic_int ran, returned, ends, cancels, discards, bad;
     atomic_llong fn_id, cb_id, listed_id;
+    atomic_long cancel_ticket, discard_ticket; /* when the callback ran */
     atomic_bool group_cancelled, id_cancelled;
 } rec;
 
@@ -380,6 +504,7 @@ static void on_cancel(tp_pool *pool, tp_id id, void *arg)
         atomic_fetch_or(&r->bad, BAD_CANCEL_DURING_RUN);
     if (atomic_fetch_add(&r->cancels, 1))
         atomic_fetch_or(&r->bad, BAD_CANCEL_TWICE);
+    atomic_store(&r->cancel_ticket, atomic_fetch_add(&B.ticket, 1));
     long long prev = atomic_exchange(&r->cb_id, (long long)id);
     if (prev >= 0 && prev != id)
         atomic_fetch_or(&r->bad, BAD_CALLBACK_ID);
@@ -394,6 +519,7 @@ static void on_discard(void *arg, void *callback_arg)
         atomic_fetch_or(&r->bad, BAD_DISCARD_STARTED);
     if (atomic_fetch_add(&r->discards, 1))
         atomic_fetch_or(&r->bad, BAD_DISCARD_TWICE);
+    atomic_store(&r->discard_ticket, atomic_fetch_add(&B.ticket, 1));
 }
 
 static bool has_end_cb(const rec *r)
@@ -416,7 +542,7 @@ static void *apply_submitter(void *arg)
         int pick = rand_r(&seed) % 8;
         r->v = pick < 3 ? V_BARE : pick < 5 ? V_FULL : pick < 7 ? V_OWN
                                                                 : V_SHARED;
-        r->sleeps = rand_r(&seed) % 16 == 0;
+        r->sleeps = rand_r(&seed) % 8 == 0;
         r->fails = seq % 5 == 0;
         r->index = -1;
         atomic_init(&r->fn_id, -1);
@@ -447,26 +573,30 @@ static void *apply_submitter(void *arg)
             out = name;
             break;
         }
-        r->ticket = atomic_fetch_add(&B.ticket, 1);
-        atomic_fetch_add(&B.initiated, 1);
-        int rc = tp_apply(B.pool, work, r, 1, opts, out);
-        r->rc = rc;
-        if (rc == TP_OK) {
-            if (out) {
-                ck_assert_uint_lt(strlen(name), sizeof r->name);
-                strcpy(r->name, name);
-                r->index = name_index(name, "apply", func);
-                ck_assert_msg(r->index >= 0, "thread %d call %ld: name '%s'",
-                              t, seq, name);
-            }
-            if (r->v == V_OWN)
-                atomic_store(&G.own_accepted[t], ++own_accepted);
-            atomic_fetch_add(&B.accepted, 1);
-        } else {
-            ck_assert_msg(rc == TP_ELOCKED, "thread %d call %ld: %s", t, seq,
-                          tp_err_name(rc));
+        /* A call refused while the pool is locked is made again. */
+        int rc;
+        for (;;) {
+            r->ticket = atomic_fetch_add(&B.ticket, 1);
+            atomic_fetch_add(&B.initiated, 1);
+            rc = tp_apply(B.pool, work, r, 1, opts, out);
+            if (rc != TP_ELOCKED)
+                break;
             atomic_fetch_add(&B.refused, 1);
+            sched_yield(); /* the controller may be waiting for a CPU */
         }
+        r->rc = rc;
+        REQUIRE_MSG(rc == TP_OK, "thread %d call %ld: %s", t, seq,
+                    tp_err_name(rc));
+        if (out) {
+            REQUIRE_U(strlen(name), <, sizeof r->name);
+            strcpy(r->name, name);
+            r->index = name_index(name, "apply", func);
+            REQUIRE_MSG(r->index >= 0, "thread %d call %ld: name '%s'", t,
+                        seq, name);
+        }
+        if (r->v == V_OWN)
+            atomic_store(&G.own_accepted[t], ++own_accepted);
+        atomic_fetch_add(&B.accepted, 1);
         atomic_store_explicit(&G.published[t], seq + 1, memory_order_release);
     }
     return NULL;
@@ -494,7 +624,7 @@ static void *apply_canceller(void *arg)
         int op = rand_r(&seed) % 256;
         if (op < 64 && named) {
             int rc = tp_cancel_group(B.pool, r->name);
-            ck_assert_msg(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", r->name,
+            REQUIRE_MSG(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", r->name,
                           tp_err_name(rc));
             if (rc == TP_OK) {
                 atomic_store(&r->group_cancelled, true);
@@ -506,22 +636,20 @@ static void *apply_canceller(void *arg)
                 continue;
             snprintf(name, sizeof name, "apply-t%d-group-%ld", t, i);
             int rc = tp_cancel_group(B.pool, name);
-            ck_assert_msg(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", name,
+            REQUIRE_MSG(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", name,
                           tp_err_name(rc));
             if (rc == TP_OK) {
                 atomic_store(&G.own_cancelled[t][i], 1);
                 atomic_fetch_add(&B.n_cancel_group_ok, 1);
             }
         } else if (op < 176) {
-            if (op % 2) { /* the task most likely running */
-                rec *s = atomic_load(&G.sleeping);
-                r = s ? s : r;
-            }
+            rec *s = atomic_load(&G.sleeping); /* most likely running */
+            r = s ? s : r;
             tp_id id = (tp_id)atomic_load(&r->fn_id);
             if (id < 0)
                 continue;
             int rc = tp_cancel(B.pool, &id, 1);
-            ck_assert_msg(rc == TP_OK || rc == TP_EALREADY_CANCELLED ||
+            REQUIRE_MSG(rc == TP_OK || rc == TP_EALREADY_CANCELLED ||
                               rc == TP_EALREADY_ENDED || rc == TP_ENOTASK,
                           "cancel %lld: %s", (long long)id, tp_err_name(rc));
             if (rc == TP_OK) {
@@ -532,18 +660,17 @@ static void *apply_canceller(void *arg)
             const char *groups[] = {r->name};
             tp_ids ids;
             int rc = tp_get_group_ids(B.pool, groups, 1, &ids);
-            ck_assert_msg(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", r->name,
+            REQUIRE_MSG(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", r->name,
                           tp_err_name(rc));
             if (rc == TP_OK) {
-                ck_assert_msg(ids.len <= 1, "%s: %zu ids", r->name, ids.len);
+                REQUIRE_MSG(ids.len <= 1, "%s: %zu ids", r->name, ids.len);
                 if (ids.len)
                     atomic_store(&r->listed_id, (long long)ids.v[0]);
                 tp_ids_free(&ids);
             }
             atomic_fetch_add(&B.n_group_ids, 1);
-        } else if (op >= 254 && rand_r(&seed) % 8 == 0) {
-            cancel_all_now();
         }
+        maybe_cancel_all();
     }
     return NULL;
 }
@@ -557,14 +684,15 @@ static bool valid_apply_name(const char *name)
     return false;
 }
 
-/* Someone cancelled r's group or its task, or called cancel_all after r
- * was submitted. */
-static bool cancelled_by_someone(const rec *r)
+/* Someone cancelled r's group or its task, or a cancel_all that began
+ * before ticket `at` (the callback that says so; -1: unknown) ended after
+ * r was submitted. */
+static bool cancelled_by_someone(const rec *r, long at)
 {
     return atomic_load(&r->group_cancelled) || atomic_load(&r->id_cancelled) ||
            (r->v == V_OWN && r->index >= 0 &&
             atomic_load(&G.own_cancelled[r->thread][r->index])) ||
-           r->ticket < atomic_load(&B.last_cancel_all);
+           log_covers(&B.cancel_alls, r->ticket, at);
 }
 
 /* A closed pool refuses every spawning call with TP_ECLOSED and calls
@@ -583,23 +711,19 @@ static long check_closed_apply(void)
     void *args[] = {&probe};
     long refused = 0;
     for (int round = 0; round < 2; round++) {
-        ck_assert_int_eq(tp_apply(B.pool, work, &probe, 1, NULL, NULL),
-                         TP_ECLOSED);
-        ck_assert_int_eq(tp_apply(B.pool, work, &probe, 1, &o, name),
-                         TP_ECLOSED);
-        ck_assert_int_eq(tp_map(B.pool, work, args, 1, 1, &o, name),
-                         TP_ECLOSED);
+        REQUIRE_I(tp_apply(B.pool, work, &probe, 1, NULL, NULL), ==, TP_ECLOSED);
+        REQUIRE_I(tp_apply(B.pool, work, &probe, 1, &o, name), ==, TP_ECLOSED);
+        REQUIRE_I(tp_map(B.pool, work, args, 1, 1, &o, name), ==, TP_ECLOSED);
         refused += 3;
-        ck_assert_int_eq(tp_gather_and_close(B.pool), TP_ECLOSED);
+        REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_ECLOSED);
         /* Unlocking and resizing do not reopen it. */
         tp_unlock(B.pool);
-        ck_assert_int_eq(tp_set_pool_size(B.pool, MAX_SIZE), TP_OK);
+        REQUIRE_I(tp_set_pool_size(B.pool, MAX_SIZE), ==, TP_OK);
     }
-    ck_assert_int_eq(tp_flush(B.pool), TP_OK);
-    ck_assert_int_eq(atomic_load(&probe.ran) + atomic_load(&probe.ends) +
+    REQUIRE_I(tp_flush(B.pool), ==, TP_OK);
+    REQUIRE_I(atomic_load(&probe.ran) + atomic_load(&probe.ends) +
                          atomic_load(&probe.cancels) +
-                         atomic_load(&probe.discards),
-                     0);
+                         atomic_load(&probe.discards), ==, 0);
     return refused;
 }
 
@@ -617,7 +741,7 @@ static void check_rec(const rec *r, tally *tl)
     long long fn_id = atomic_load(&r->fn_id), cb_id = atomic_load(&r->cb_id);
     long long listed = atomic_load(&r->listed_id);
 #define REC_OK(cond)                                                           \
-    ck_assert_msg(cond,                                                        \
+    REQUIRE_MSG(cond,                                                        \
                   "thread %d call %ld (variant %d, rc %s, name '%s'): %s; "    \
                   "ran %d ends %d cancels %d discards %d fn_id %lld cb_id "    \
                   "%lld listed %lld bad %#x",                                  \
@@ -642,10 +766,12 @@ static void check_rec(const rec *r, tally *tl)
         REC_OK(!atomic_load(&r->id_cancelled) || cancels == 1);
         REC_OK(fn_id < 0 || cb_id == fn_id);
     }
-    REC_OK(!cancels || cancelled_by_someone(r));
-    REC_OK(!discards || cancelled_by_someone(r));
+    REC_OK(!cancels ||
+           cancelled_by_someone(r, atomic_load(&r->cancel_ticket)));
+    REC_OK(!discards ||
+           cancelled_by_someone(r, atomic_load(&r->discard_ticket)));
     /* Neither ran nor discarded: dropped or cancelled, never lost. */
-    REC_OK(ran || discards || cancelled_by_someone(r));
+    REC_OK(ran || discards || cancelled_by_someone(r, -1));
     long long id = fn_id >= 0 ? fn_id : cb_id;
     REC_OK(listed < 0 || id < 0 || listed == id);
     tl->ran += ran;
@@ -661,17 +787,16 @@ static void check_rec(const rec *r, tally *tl)
 static void check_general_books(long closed_refused)
 {
     tp_stats st;
-    ck_assert_int_eq(tp_get_stats(B.pool, &st), TP_OK);
+    REQUIRE_I(tp_get_stats(B.pool, &st), ==, TP_OK);
     long accepted = atomic_load(&B.accepted);
-    ck_assert_uint_eq(st.running + st.cancelled + st.ended + st.pending, 0);
-    ck_assert_uint_eq(st.groups, 0);
-    ck_assert_uint_eq(st.total_ended, st.total_started);
-    ck_assert_uint_eq(st.total_started + st.total_dropped, (uint64_t)accepted);
-    ck_assert_uint_eq(st.total_refused,
-                      (uint64_t)(atomic_load(&B.refused) + closed_refused));
+    check_quiet(&st);
+    REQUIRE_U(st.groups, ==, 0);
+    REQUIRE_U(st.total_ended, ==, st.total_started);
+    REQUIRE_U(st.total_started + st.total_dropped, ==, (uint64_t)accepted);
+    REQUIRE_U(st.total_refused, ==, (uint64_t)(atomic_load(&B.refused) + closed_refused));
     /* The chaos did something. */
-    ck_assert_uint_gt(st.total_cancelled, 0);
-    ck_assert_uint_gt(st.total_dropped, 0);
+    REQUIRE_U(st.total_cancelled, >, 0);
+    REQUIRE_U(st.total_dropped, >, 0);
 
     tally tl = {0};
     uint64_t cancel_cbs = 0;
@@ -679,7 +804,7 @@ static void check_general_books(long closed_refused)
     /* Index bitmaps for the shared function names. */
     unsigned char *func_seen = calloc((size_t)accepted + 1, 1);
     unsigned char *shared_seen = calloc((size_t)accepted + 1, 1);
-    ck_assert(id_seen && func_seen && shared_seen);
+    REQUIRE(id_seen && func_seen && shared_seen);
     for (int t = 0; t < SUBMITTERS; t++) {
         long long last_id = -1;
         long last_func = -1, last_shared = -1, own_next = 0;
@@ -693,12 +818,12 @@ static void check_general_books(long closed_refused)
             if (id < 0)
                 id = atomic_load(&r->cb_id);
             if (id >= 0) {
-                ck_assert_msg((uint64_t)id < st.total_started,
+                REQUIRE_MSG((uint64_t)id < st.total_started,
                               "id %lld of %llu started", id,
                               (unsigned long long)st.total_started);
-                ck_assert_msg(!id_seen[id], "id %lld twice", id);
+                REQUIRE_MSG(!id_seen[id], "id %lld twice", id);
                 id_seen[id] = 1;
-                ck_assert_msg(id > last_id,
+                REQUIRE_MSG(id > last_id,
                               "thread %d call %ld got id %lld after %lld: "
                               "not FIFO",
                               t, seq, id, last_id);
@@ -707,7 +832,7 @@ static void check_general_books(long closed_refused)
             if (r->index < 0)
                 continue;
             if (r->v == V_OWN) {
-                ck_assert_msg(r->index == own_next,
+                REQUIRE_MSG(r->index == own_next,
                               "thread %d: own name %s, expected index %ld", t,
                               r->name, own_next);
                 own_next++;
@@ -716,24 +841,24 @@ static void check_general_books(long closed_refused)
             bool shared = r->v == V_SHARED;
             long *last = shared ? &last_shared : &last_func;
             unsigned char *seen = shared ? shared_seen : func_seen;
-            ck_assert_msg(r->index < accepted, "%s: index beyond %ld calls",
+            REQUIRE_MSG(r->index < accepted, "%s: index beyond %ld calls",
                           r->name, accepted);
-            ck_assert_msg(!seen[r->index], "name %s twice", r->name);
+            REQUIRE_MSG(!seen[r->index], "name %s twice", r->name);
             seen[r->index] = 1;
-            ck_assert_msg(r->index > *last, "thread %d: %s after index %ld",
+            REQUIRE_MSG(r->index > *last, "thread %d: %s after index %ld",
                           t, r->name, *last);
             *last = r->index;
         }
-        ck_assert_int_eq(own_next, atomic_load(&G.own_accepted[t]));
+        REQUIRE_I(own_next, ==, atomic_load(&G.own_accepted[t]));
     }
     free(id_seen);
     free(func_seen);
     free(shared_seen);
-    ck_assert_uint_eq(st.total_failed, (uint64_t)tl.failed);
-    ck_assert_uint_ge(st.total_cancelled, cancel_cbs);
-    ck_assert_uint_ge(st.total_dropped, tl.discards);
-    ck_assert_uint_le(tl.known_ids, st.total_started);
-    ck_assert_uint_le(st.total_started, (uint64_t)(tl.known_ids +
+    REQUIRE_U(st.total_failed, ==, (uint64_t)tl.failed);
+    REQUIRE_U(st.total_cancelled, >=, cancel_cbs);
+    REQUIRE_U(st.total_dropped, >=, tl.discards);
+    REQUIRE_U(tl.known_ids, <=, st.total_started);
+    REQUIRE_U(st.total_started, <=, (uint64_t)(tl.known_ids +
                                                    tl.unknown_start));
 }
 
@@ -744,7 +869,7 @@ static void run_apply(bool forget)
     for (int t = 0; t < SUBMITTERS; t++) {
         G.recs[t] = calloc((size_t)B.n, sizeof(rec));
         G.own_cancelled[t] = calloc((size_t)B.n, sizeof(atomic_uchar));
-        ck_assert(G.recs[t] && G.own_cancelled[t]);
+        REQUIRE(G.recs[t] && G.own_cancelled[t]);
     }
     B.pool = tp_pool_new(
         &(tp_pool_opts){.pool_size = MAX_SIZE, .forget_ended = forget});
@@ -753,11 +878,10 @@ static void run_apply(bool forget)
     pthread_t sub[SUBMITTERS], canc, ctl;
     controller_args ca = {valid_apply_name};
     for (int t = 0; t < SUBMITTERS; t++)
-        ck_assert_int_eq(pthread_create(&sub[t], NULL, apply_submitter,
-                                        (void *)(intptr_t)t),
-                         0);
-    ck_assert_int_eq(pthread_create(&canc, NULL, apply_canceller, NULL), 0);
-    ck_assert_int_eq(pthread_create(&ctl, NULL, controller, &ca), 0);
+        REQUIRE_I(pthread_create(&sub[t], NULL, apply_submitter,
+                                        (void *)(intptr_t)t), ==, 0);
+    REQUIRE_I(pthread_create(&canc, NULL, apply_canceller, NULL), ==, 0);
+    REQUIRE_I(pthread_create(&ctl, NULL, controller, &ca), ==, 0);
     for (int t = 0; t < SUBMITTERS; t++)
         pthread_join(sub[t], NULL);
     atomic_store(&B.stop, true);
@@ -765,11 +889,13 @@ static void run_apply(bool forget)
     pthread_join(ctl, NULL);
 
     tp_unlock(B.pool);
-    ck_assert_int_eq(tp_set_pool_size(B.pool, MAX_SIZE), TP_OK);
-    ck_assert_int_eq(tp_gather_and_close(B.pool), TP_OK);
+    REQUIRE_I(tp_set_pool_size(B.pool, MAX_SIZE), ==, TP_OK);
+    before_gather();
+    REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_OK);
     books_print(forget ? "apply, forget_ended" : "apply");
     long closed_refused = check_closed_apply();
     check_general_books(closed_refused);
+    log_free(&B.cancel_alls);
     tp_pool_free(B.pool);
     for (int t = 0; t < SUBMITTERS; t++) {
         free(G.recs[t]);
@@ -808,7 +934,7 @@ static void *closing_submitter(void *arg)
     while (closed_seen < 8) {
         bool out_of_records = seq == B.n;
         if (out_of_records && phase != TP_ECLOSED)
-            ck_assert_int_eq(tp_until_closed(B.pool, -1), TP_OK);
+            REQUIRE_I(tp_until_closed(B.pool, -1), ==, TP_OK);
         rec *r = out_of_records ? &spare : &G.recs[t][seq];
         *r = (rec){.pool = B.pool,
                    .thread = t,
@@ -825,15 +951,15 @@ static void *closing_submitter(void *arg)
         atomic_fetch_add(&B.initiated, 1);
         int rc =
             tp_apply(B.pool, work, r, 1, r->v == V_FULL ? &o : NULL, NULL);
-        ck_assert_msg(rc == TP_OK || rc == TP_ELOCKED || rc == TP_ECLOSED,
+        REQUIRE_MSG(rc == TP_OK || rc == TP_ELOCKED || rc == TP_ECLOSED,
                       "%s", tp_err_name(rc));
         if (out_of_records)
-            ck_assert_int_eq(rc, TP_ECLOSED);
+            REQUIRE_I(rc, ==, TP_ECLOSED);
         /* TP_OK may be followed by anything, TP_ELOCKED by TP_ELOCKED or
          * TP_ECLOSED, TP_ECLOSED by TP_ECLOSED alone. */
         bool in_order = phase == TP_OK || rc == TP_ECLOSED ||
                         (phase == TP_ELOCKED && rc == TP_ELOCKED);
-        ck_assert_msg(in_order, "thread %d: %s after %s", t, tp_err_name(rc),
+        REQUIRE_MSG(in_order, "thread %d: %s after %s", t, tp_err_name(rc),
                       tp_err_name(phase));
         phase = rc;
         if (rc == TP_OK) {
@@ -865,39 +991,37 @@ START_TEST(closing_while_threads_submit)
     ck_assert_ptr_nonnull(B.pool);
     pthread_t sub[SUBMITTERS];
     for (int t = 0; t < SUBMITTERS; t++)
-        ck_assert_int_eq(pthread_create(&sub[t], NULL, closing_submitter,
-                                        (void *)(intptr_t)t),
-                         0);
+        REQUIRE_I(pthread_create(&sub[t], NULL, closing_submitter,
+                                        (void *)(intptr_t)t), ==, 0);
     /* Close once about half of the calls were accepted. */
-    ck_assert(counter_wait(&closing_accepted, B.n * SUBMITTERS / 2));
-    ck_assert_int_eq(tp_gather_and_close(B.pool), TP_OK);
+    REQUIRE(counter_wait(&closing_accepted, B.n * SUBMITTERS / 2));
+    REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_OK);
     tp_stats closed;
-    ck_assert_int_eq(tp_get_stats(B.pool, &closed), TP_OK);
+    REQUIRE_I(tp_get_stats(B.pool, &closed), ==, TP_OK);
     for (int t = 0; t < SUBMITTERS; t++)
         pthread_join(sub[t], NULL);
 
     tp_stats st;
-    ck_assert_int_eq(tp_get_stats(B.pool, &st), TP_OK);
+    REQUIRE_I(tp_get_stats(B.pool, &st), ==, TP_OK);
     long accepted = atomic_load(&B.accepted);
-    ck_assert_uint_eq(st.total_started, closed.total_started);
-    ck_assert_uint_eq(st.total_started, (uint64_t)accepted);
-    ck_assert_uint_eq(st.total_ended, (uint64_t)accepted);
-    ck_assert_uint_eq(st.total_dropped + st.total_cancelled, 0);
-    ck_assert_uint_eq(st.total_refused, (uint64_t)atomic_load(&B.refused));
-    ck_assert_uint_eq(st.running + st.cancelled + st.ended + st.pending, 0);
+    REQUIRE_U(st.total_started, ==, closed.total_started);
+    REQUIRE_U(st.total_started, ==, (uint64_t)accepted);
+    REQUIRE_U(st.total_ended, ==, (uint64_t)accepted);
+    REQUIRE_U(st.total_dropped + st.total_cancelled, ==, 0);
+    REQUIRE_U(st.total_refused, ==, (uint64_t)atomic_load(&B.refused));
+    check_quiet(&st);
     for (int t = 0; t < SUBMITTERS; t++)
         for (long seq = 0; seq < B.n; seq++) {
             const rec *r = &G.recs[t][seq];
             if (r->rc != TP_OK)
                 break;
-            ck_assert_msg(atomic_load(&r->ran) == 1 && r->result == 2 * seq + 1,
+            REQUIRE_MSG(atomic_load(&r->ran) == 1 && r->result == 2 * seq + 1,
                           "thread %d call %ld accepted, ran %d", t, seq,
                           atomic_load(&r->ran));
-            ck_assert_int_eq(atomic_load(&r->ends), r->v == V_FULL);
-            ck_assert_int_eq(atomic_load(&r->cancels) +
+            REQUIRE_I(atomic_load(&r->ends), ==, r->v == V_FULL);
+            REQUIRE_I(atomic_load(&r->cancels) +
                                  atomic_load(&r->discards) +
-                                 atomic_load(&r->bad),
-                             0);
+                                 atomic_load(&r->bad), ==, 0);
         }
     books_print("closing");
     tp_pool_free(B.pool);
@@ -915,6 +1039,8 @@ END_TEST
 static struct simple {
     size_t cap; /* ids below it are tracked */
     atomic_int *ran, *returned, *ends, *cancels, *stopped, bad;
+    atomic_long *cancel_ticket; /* 0: none */
+    action_log group_cancels; /* the canceller's cancel_group with TP_OK */
     atomic_long discards;
     char (*names)[48]; /* [thread * n + seq], once published */
     atomic_long published[SUBMITTERS];
@@ -964,6 +1090,7 @@ static void simple_cancel(tp_pool *pool, tp_id id, void *arg)
         atomic_fetch_or(&S.bad, BAD_CANCEL_DURING_RUN);
     if (atomic_fetch_add(&S.cancels[id], 1))
         atomic_fetch_or(&S.bad, BAD_CANCEL_TWICE);
+    atomic_store(&S.cancel_ticket[id], atomic_fetch_add(&B.ticket, 1));
 }
 
 static void simple_discard(void *arg, void *callback_arg)
@@ -979,16 +1106,19 @@ static void *start_submitter(void *arg)
     char name[TP_NAME_MAX];
     for (long seq = 0; seq < B.n; seq++) {
         char *slot = S.names[t * B.n + seq];
-        atomic_fetch_add(&B.initiated, 1);
-        int rc = tp_start(B.pool, 1, name);
-        if (rc == TP_OK) {
-            ck_assert_uint_lt(strlen(name), sizeof S.names[0]);
-            strcpy(slot, name);
-            atomic_fetch_add(&B.accepted, 1);
-        } else {
-            ck_assert_msg(rc == TP_ELOCKED, "%s", tp_err_name(rc));
+        int rc;
+        for (;;) { /* as in apply_submitter */
+            atomic_fetch_add(&B.initiated, 1);
+            rc = tp_start(B.pool, 1, name);
+            if (rc != TP_ELOCKED)
+                break;
             atomic_fetch_add(&B.refused, 1);
+            sched_yield();
         }
+        REQUIRE_MSG(rc == TP_OK, "%s", tp_err_name(rc));
+        REQUIRE_U(strlen(name), <, sizeof S.names[0]);
+        strcpy(slot, name);
+        atomic_fetch_add(&B.accepted, 1);
         atomic_store_explicit(&S.published[t], seq + 1, memory_order_release);
     }
     return NULL;
@@ -1004,12 +1134,11 @@ static void *start_canceller(void *arg)
         int op = rand_r(&seed) % 64;
         if (op < 24) {
             tp_ids ids;
-            ck_assert_int_eq(tp_stop(B.pool, 1 + (size_t)(rand_r(&seed) % 2),
-                                     &ids),
-                             TP_OK);
+            REQUIRE_I(tp_stop(B.pool, 1 + (size_t)(rand_r(&seed) % 2),
+                                     &ids), ==, TP_OK);
             for (size_t i = 0; i < ids.len; i++) {
-                ck_assert(ids.v[i] >= 0 && (size_t)ids.v[i] < S.cap);
-                ck_assert_msg(i == 0 || ids.v[i] < ids.v[i - 1],
+                REQUIRE(ids.v[i] >= 0 && (size_t)ids.v[i] < S.cap);
+                REQUIRE_MSG(i == 0 || ids.v[i] < ids.v[i - 1],
                               "tp_stop: id %lld after %lld, not LIFO",
                               (long long)ids.v[i], (long long)ids.v[i - 1]);
                 atomic_store(&S.stopped[ids.v[i]], 1);
@@ -1026,13 +1155,16 @@ static void *start_canceller(void *arg)
             const char *name = S.names[t * B.n + pub - 1 - back];
             if (!name[0])
                 continue;
+            long begin = atomic_fetch_add(&B.ticket, 1);
             int rc = tp_cancel_group(B.pool, name);
-            ck_assert_msg(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", name,
+            REQUIRE_MSG(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", name,
                           tp_err_name(rc));
+            if (rc == TP_OK)
+                log_action(&S.group_cancels, begin,
+                           atomic_fetch_add(&B.ticket, 1));
             atomic_fetch_add(&B.n_cancel_group_ok, rc == TP_OK);
-        } else if (op == 63 && rand_r(&seed) % 4 == 0) {
-            cancel_all_now();
         }
+        maybe_cancel_all();
     }
     return NULL;
 }
@@ -1052,9 +1184,10 @@ static void run_start(bool forget)
     S.ends = calloc(S.cap, sizeof *S.ends);
     S.cancels = calloc(S.cap, sizeof *S.cancels);
     S.stopped = calloc(S.cap, sizeof *S.stopped);
+    S.cancel_ticket = calloc(S.cap, sizeof *S.cancel_ticket);
     S.names = calloc(S.cap, sizeof *S.names);
-    ck_assert(S.ran && S.returned && S.ends && S.cancels && S.stopped &&
-              S.names);
+    REQUIRE(S.ran && S.returned && S.ends && S.cancels && S.stopped &&
+            S.cancel_ticket && S.names);
     tp_opts opts = {.func_name = "job",
                     .end_callback = simple_end,
                     .cancel_callback = simple_cancel,
@@ -1068,64 +1201,68 @@ static void run_start(bool forget)
     pthread_t sub[SUBMITTERS], canc, ctl;
     controller_args ca = {valid_start_name};
     for (int t = 0; t < SUBMITTERS; t++)
-        ck_assert_int_eq(pthread_create(&sub[t], NULL, start_submitter,
-                                        (void *)(intptr_t)t),
-                         0);
-    ck_assert_int_eq(pthread_create(&canc, NULL, start_canceller, NULL), 0);
-    ck_assert_int_eq(pthread_create(&ctl, NULL, controller, &ca), 0);
+        REQUIRE_I(pthread_create(&sub[t], NULL, start_submitter,
+                                        (void *)(intptr_t)t), ==, 0);
+    REQUIRE_I(pthread_create(&canc, NULL, start_canceller, NULL), ==, 0);
+    REQUIRE_I(pthread_create(&ctl, NULL, controller, &ca), ==, 0);
     for (int t = 0; t < SUBMITTERS; t++)
         pthread_join(sub[t], NULL);
     atomic_store(&B.stop, true);
     pthread_join(canc, NULL);
     pthread_join(ctl, NULL);
     tp_unlock(B.pool);
-    ck_assert_int_eq(tp_set_pool_size(B.pool, MAX_SIZE), TP_OK);
-    ck_assert_int_eq(tp_gather_and_close(B.pool), TP_OK);
+    REQUIRE_I(tp_set_pool_size(B.pool, MAX_SIZE), ==, TP_OK);
+    before_gather();
+    REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_OK);
     books_print(forget ? "start, forget_ended" : "start");
 
     /* Closed: refused, nothing called. */
     long closed = 0;
     for (int i = 0; i < 3; i++, closed++)
-        ck_assert_int_eq(tp_start(B.pool, 1, NULL), TP_ECLOSED);
-    ck_assert_int_eq(tp_gather_and_close(B.pool), TP_ECLOSED);
+        REQUIRE_I(tp_start(B.pool, 1, NULL), ==, TP_ECLOSED);
+    REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_ECLOSED);
 
     tp_stats st;
-    ck_assert_int_eq(tp_get_stats(B.pool, &st), TP_OK);
+    REQUIRE_I(tp_get_stats(B.pool, &st), ==, TP_OK);
     long accepted = atomic_load(&B.accepted);
-    ck_assert_int_eq(atomic_load(&S.bad), 0);
-    ck_assert_uint_eq(st.running + st.cancelled + st.ended + st.pending, 0);
-    ck_assert_uint_eq(st.groups, 0);
-    ck_assert_uint_eq(st.total_ended, st.total_started);
-    ck_assert_uint_eq(st.total_started + st.total_dropped, (uint64_t)accepted);
-    ck_assert_uint_eq(st.total_refused,
-                      (uint64_t)(atomic_load(&B.refused) + closed));
+    REQUIRE_I(atomic_load(&S.bad), ==, 0);
+    check_quiet(&st);
+    REQUIRE_U(st.groups, ==, 0);
+    REQUIRE_U(st.total_ended, ==, st.total_started);
+    REQUIRE_U(st.total_started + st.total_dropped, ==, (uint64_t)accepted);
+    REQUIRE_U(st.total_refused, ==, (uint64_t)(atomic_load(&B.refused) + closed));
     /* One start per group: one discard per dropped start. */
-    ck_assert_uint_eq(st.total_dropped, (uint64_t)atomic_load(&S.discards));
-    ck_assert_uint_gt(st.total_cancelled, 0);
-    ck_assert_uint_le(st.total_started, S.cap);
+    REQUIRE_U(st.total_dropped, ==, (uint64_t)atomic_load(&S.discards));
+    REQUIRE_U(st.total_cancelled, >, 0);
+    REQUIRE_U(st.total_started, <=, S.cap);
     uint64_t cancels = 0, failed = 0;
     for (size_t id = 0; id < S.cap; id++) {
         int ran = atomic_load(&S.ran[id]), ends = atomic_load(&S.ends[id]);
         int c = atomic_load(&S.cancels[id]);
         if (id >= st.total_started) {
-            ck_assert_msg(ran + ends + c == 0, "id %zu never started", id);
+            REQUIRE_MSG(ran + ends + c == 0, "id %zu never started", id);
             continue;
         }
-        ck_assert_msg(ends == 1 && ran <= 1 && c <= 1,
+        REQUIRE_MSG(ends == 1 && ran <= 1 && c <= 1,
                       "id %zu: ran %d ends %d cancels %d", id, ran, ends, c);
-        ck_assert_msg(ran || c, "id %zu started, never called, not cancelled",
+        REQUIRE_MSG(ran || c, "id %zu started, never called, not cancelled",
                       id);
-        ck_assert_msg(!atomic_load(&S.stopped[id]) || c,
+        REQUIRE_MSG(!atomic_load(&S.stopped[id]) || c,
                       "id %zu stopped, no cancel callback", id);
-        ck_assert_msg(!c || atomic_load(&S.stopped[id]) ||
-                          atomic_load(&B.n_cancel_group_ok) ||
-                          atomic_load(&B.n_cancel_all),
-                      "id %zu: a cancel callback, nobody cancelled", id);
+        /* Stopped, or a cancel_group or cancel_all began before the cancel
+         * callback. (When the task was claimed is not known: a cancel that
+         * lands between the claim and the call may end before the
+         * function's first line.) */
+        long at = atomic_load(&S.cancel_ticket[id]);
+        REQUIRE_MSG(!c || atomic_load(&S.stopped[id]) ||
+                        log_covers(&S.group_cancels, 0, at) ||
+                        log_covers(&B.cancel_alls, 0, at),
+                    "id %zu: a cancel callback, nobody cancelled it", id);
         cancels += (uint64_t)c;
         failed += ran && id % 5 == 0;
     }
-    ck_assert_uint_eq(cancels, st.total_cancelled);
-    ck_assert_uint_eq(failed, st.total_failed);
+    REQUIRE_U(cancels, ==, st.total_cancelled);
+    REQUIRE_U(failed, ==, st.total_failed);
 
     /* Names: unique, increasing per thread, indices below the accepted. */
     unsigned char *seen = calloc((size_t)accepted + 1, 1);
@@ -1137,9 +1274,9 @@ static void run_start(bool forget)
             if (!name[0])
                 continue;
             long i = name_index(name, "start", NULL);
-            ck_assert_msg(i >= 0 && i < accepted, "name %s", name);
-            ck_assert_msg(!seen[i], "name %s twice", name);
-            ck_assert_msg(i > last, "thread %d: %s after index %ld", t, name,
+            REQUIRE_MSG(i >= 0 && i < accepted, "name %s", name);
+            REQUIRE_MSG(!seen[i], "name %s twice", name);
+            REQUIRE_MSG(i > last, "thread %d: %s after index %ld", t, name,
                           last);
             seen[i] = 1;
             last = i;
@@ -1152,7 +1289,10 @@ static void run_start(bool forget)
     free(S.ends);
     free(S.cancels);
     free(S.stopped);
+    free(S.cancel_ticket);
     free(S.names);
+    log_free(&S.group_cancels);
+    log_free(&B.cancel_alls);
 }
 
 START_TEST(per_call_starts_keep_the_books)
@@ -1184,7 +1324,7 @@ static int poll_until_cancelled(tp_task *task, void *started)
 static void *flush_loop(void *pool)
 {
     while (!atomic_load(&flusher_stop))
-        ck_assert_int_eq(tp_flush(pool), TP_OK);
+        REQUIRE_I(tp_flush(pool), ==, TP_OK);
     return NULL;
 }
 
@@ -1210,19 +1350,17 @@ START_TEST(forget_ended_flush_races_pinned_ends)
     counter started;
     counter_init(&started);
     pthread_t flusher, yielder;
-    ck_assert_int_eq(pthread_create(&flusher, NULL, flush_loop, pool), 0);
-    ck_assert_int_eq(pthread_create(&yielder, NULL, yield_loop, NULL), 0);
+    REQUIRE_I(pthread_create(&flusher, NULL, flush_loop, pool), ==, 0);
+    REQUIRE_I(pthread_create(&yielder, NULL, yield_loop, NULL), ==, 0);
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long i = 0; i < 100000; i++) {
-        ck_assert_int_eq(
-            tp_apply(pool, poll_until_cancelled, &started, 1, NULL, NULL),
-            TP_OK);
-        ck_assert(counter_wait(&started, i + 1));
+        REQUIRE_I(tp_apply(pool, poll_until_cancelled, &started, 1, NULL, NULL), ==, TP_OK);
+        REQUIRE(counter_wait(&started, i + 1));
         tp_id id = i; /* one task at a time: ids in order */
-        ck_assert_int_eq(tp_cancel(pool, &id, 1), TP_OK);
+        REQUIRE_I(tp_cancel(pool, &id, 1), ==, TP_OK);
         size_t ended = tp_num_ended(pool);
-        ck_assert_msg(ended == 0, "round %ld: num_ended %zu under forget_ended",
+        REQUIRE_MSG(ended == 0, "round %ld: num_ended %zu under forget_ended",
                       i, ended);
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec - t0.tv_sec >= 5)
@@ -1231,8 +1369,8 @@ START_TEST(forget_ended_flush_races_pinned_ends)
     atomic_store(&flusher_stop, true);
     pthread_join(flusher, NULL);
     pthread_join(yielder, NULL);
-    ck_assert_int_eq(tp_gather_and_close(pool), TP_OK);
-    ck_assert_uint_eq(tp_num_ended(pool), 0);
+    REQUIRE_I(tp_gather_and_close(pool), ==, TP_OK);
+    REQUIRE_U(tp_num_ended(pool), ==, 0);
     tp_pool_free(pool);
     counter_destroy(&started);
 }
