@@ -29,8 +29,8 @@
  * gather_and_close: ThreadSanitizer reports it if the engine does not order
  * a submission before its start, or a task's end before gather returns.
  *
- * TP_PERCALL_N sets the calls per submitting thread (default 25,000, a
- * quarter of that in sanitizer builds, where CK_TIMEOUT_MULTIPLIER > 1).
+ * TP_PERCALL_N sets the calls per submitting thread (default 25,000,
+ * half that in sanitizer builds, where CK_TIMEOUT_MULTIPLIER > 1).
  *
  * KNOWN ENGINE BUG (main at df09822), gated so that CI stays green. A
  * worker ending a task that was cancelled while it ran, whose canceller has
@@ -100,7 +100,7 @@ static long calls_per_thread(void)
     long n = s ? atol(s) : 0;
     if (n > 0)
         return n;
-    return time_multiplier() > 1 ? DEFAULT_CALLS / 4 : DEFAULT_CALLS;
+    return time_multiplier() > 1 ? DEFAULT_CALLS / 2 : DEFAULT_CALLS;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -233,7 +233,7 @@ static void check_stats(tp_stats *prev)
     REQUIRE_U(st.idle_threads, <=, st.threads);
     REQUIRE_U(st.pool_size, <=, MAX_SIZE);
     REQUIRE_U(st.total_cancelled, <=, st.total_started);
-    REQUIRE_U(st.total_failed, <=, st.total_ended);
+    REQUIRE_U(st.total_failed, <=, st.total_started);
     REQUIRE_U(st.groups, <=, settled);
     REQUIRE_U(st.ended, <=, st.total_ended);
     if (B.forget)
