@@ -506,8 +506,7 @@ static void run_w2(void)
 {
     size_t n = cfg.w2_tasks;
     series start = {0}, rss = {0}, drss = {0}, cancel = {0}, freet = {0};
-    series fstart = {0}, fdrss = {0}, frelease = {0}, rstart = {0},
-           rrss = {0};
+    series fstart = {0}, fdrss = {0}, frelease = {0}, rstart = {0}, rrss = {0};
     int runs = cfg.runs < 3 ? cfg.runs : 3; /* each run is heavy */
     for (int r = 0; r < runs; r++) {
         w2_run m = {0};

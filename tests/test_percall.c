@@ -10,8 +10,9 @@
  *  - every accepted call ran its function at most once, and either got
  *    exactly one end callback or was discarded exactly once; a cancel
  *    callback comes only for a task that someone cancelled (its group by
- *    name, its id, or cancel_all after it was submitted), before its end
- *    callback; every tp_cancel that said TP_OK got its cancel callback;
+ *    name, its id, or a cancel_all that began before the callback and
+ *    ended after the call), before its end callback; every tp_cancel that
+ *    said TP_OK got its cancel callback;
  *  - ids are unique and, per submitting thread, increase with submission
  *    order (the FIFO);
  *  - generated names are unique, well formed, and their indices increase
@@ -161,7 +162,7 @@ static struct books {
     tp_pool *pool;
     bool forget;
     bool flush; /* the controller flushes (see KNOWN ENGINE BUG above) */
-    long n; /* calls per submitting thread */
+    long n;     /* calls per submitting thread */
     atomic_long initiated, accepted, refused;
     /* Tickets order submissions, callbacks and cancelling actions. */
     atomic_long ticket;
@@ -211,23 +212,22 @@ static void check_stats(tp_stats *prev)
     /* One start per accepted call: started, dropped or pending. */
     uint64_t settled = st.total_started + st.total_dropped + st.pending;
     REQUIRE_MSG(settled >= (uint64_t)ok_before,
-                  "started %llu + dropped %llu + pending %zu < %ld accepted",
-                  (unsigned long long)st.total_started,
-                  (unsigned long long)st.total_dropped, st.pending, ok_before);
+                "started %llu + dropped %llu + pending %zu < %ld accepted",
+                (unsigned long long)st.total_started,
+                (unsigned long long)st.total_dropped, st.pending, ok_before);
     REQUIRE_MSG(settled + st.total_refused <= (uint64_t)initiated_after,
-                  "started %llu + dropped %llu + pending %zu + refused %llu > "
-                  "%ld calls made",
-                  (unsigned long long)st.total_started,
-                  (unsigned long long)st.total_dropped, st.pending,
-                  (unsigned long long)st.total_refused, initiated_after);
+                "started %llu + dropped %llu + pending %zu + refused %llu > "
+                "%ld calls made",
+                (unsigned long long)st.total_started,
+                (unsigned long long)st.total_dropped, st.pending,
+                (unsigned long long)st.total_refused, initiated_after);
     REQUIRE_U(st.total_refused, >=, (uint64_t)refused_before);
     REQUIRE_U(st.total_ended, <=, st.total_started);
     REQUIRE_MSG(st.total_started - st.total_ended ==
-                      (uint64_t)(st.running + st.cancelled),
-                  "started %llu - ended %llu != running %zu + cancelled %zu",
-                  (unsigned long long)st.total_started,
-                  (unsigned long long)st.total_ended, st.running,
-                  st.cancelled);
+                    (uint64_t)(st.running + st.cancelled),
+                "started %llu - ended %llu != running %zu + cancelled %zu",
+                (unsigned long long)st.total_started,
+                (unsigned long long)st.total_ended, st.running, st.cancelled);
     REQUIRE_U(st.running + st.cancelled, <=, MAX_SIZE);
     REQUIRE_U(st.running + st.cancelled, <=, st.threads);
     REQUIRE_U(st.idle_threads, <=, st.threads);
@@ -251,13 +251,11 @@ static void check_stats(tp_stats *prev)
 /* A closed pool holds nothing. */
 static void check_quiet(const tp_stats *st)
 {
-    REQUIRE_MSG(st->running + st->cancelled + st->ended + st->pending +
-                        st->groups ==
-                    0,
-                "closed, yet running %zu cancelled %zu ended %zu pending %zu "
-                "groups %zu",
-                st->running, st->cancelled, st->ended, st->pending,
-                st->groups);
+    REQUIRE_MSG(
+        st->running + st->cancelled + st->ended + st->pending + st->groups == 0,
+        "closed, yet running %zu cancelled %zu ended %zu pending %zu "
+        "groups %zu",
+        st->running, st->cancelled, st->ended, st->pending, st->groups);
 }
 
 static bool workers_idle(void *arg)
@@ -319,23 +317,23 @@ static void check_groups(bool (*valid)(const char *name))
         size_t in_it = g->running + g->cancelled + g->ended + g->pending;
         /* An empty group: the KNOWN ENGINE BUG above. */
         REQUIRE_MSG(in_it == 1 || (in_it == 0 && !known_bugs()),
-                      "group %s: running %zu cancelled %zu ended %zu pending "
-                      "%zu in a one-start group",
-                      g->name, g->running, g->cancelled, g->ended, g->pending);
+                    "group %s: running %zu cancelled %zu ended %zu pending "
+                    "%zu in a one-start group",
+                    g->name, g->running, g->cancelled, g->ended, g->pending);
         REQUIRE_U(g->num_concurrent, ==, TP_UNLIMITED);
     }
     if (gs.len)
         qsort(gs.v, gs.len, sizeof *gs.v, by_name);
     for (size_t i = 1; i < gs.len; i++)
         REQUIRE_MSG(strcmp(gs.v[i - 1].name, gs.v[i].name) != 0,
-                      "group %s listed twice", gs.v[i].name);
+                    "group %s listed twice", gs.v[i].name);
     tp_groups_free(&gs);
 }
 
-/* The controller: stats and groups all the time; now and then a flush, a
- * pause (size 0 or 1) until the submitters made 64 more calls, then back to
- * MAX_SIZE, or a lock until they made 32 more calls (some of them then
- * refused), checking the stats all the while. */
+/* The controller: stats all the time, and in turn the group list, a flush,
+ * a pause (size 0 or 1) until the submitters made 64 more calls, then back
+ * to MAX_SIZE, and a lock until they made 16 more calls (refused, then
+ * made again), checking the stats all the while. */
 typedef struct controller_args {
     bool (*valid_name)(const char *name);
 } controller_args;
@@ -410,7 +408,8 @@ typedef enum {
     V_SHARED, /* func_name "shared" (all threads), discard only, group_out */
 } variant;
 
-enum { /* bits of rec.bad */
+/* Bits of rec.bad: what a task or callback saw go wrong. */
+enum {
     BAD_RAN_TWICE = 1 << 0,
     BAD_WRONG_POOL = 1 << 1,
     BAD_END_TWICE = 1 << 2,
@@ -540,8 +539,10 @@ static void *apply_submitter(void *arg)
         r->thread = t;
         r->seq = seq;
         int pick = rand_r(&seed) % 8;
-        r->v = pick < 3 ? V_BARE : pick < 5 ? V_FULL : pick < 7 ? V_OWN
-                                                                : V_SHARED;
+        r->v = pick < 3   ? V_BARE
+               : pick < 5 ? V_FULL
+               : pick < 7 ? V_OWN
+                          : V_SHARED;
         r->sleeps = rand_r(&seed) % 8 == 0;
         r->fails = seq % 5 == 0;
         r->index = -1;
@@ -591,8 +592,8 @@ static void *apply_submitter(void *arg)
             REQUIRE_U(strlen(name), <, sizeof r->name);
             strcpy(r->name, name);
             r->index = name_index(name, "apply", func);
-            REQUIRE_MSG(r->index >= 0, "thread %d call %ld: name '%s'", t,
-                        seq, name);
+            REQUIRE_MSG(r->index >= 0, "thread %d call %ld: name '%s'", t, seq,
+                        name);
         }
         if (r->v == V_OWN)
             atomic_store(&G.own_accepted[t], ++own_accepted);
@@ -625,7 +626,7 @@ static void *apply_canceller(void *arg)
         if (op < 64 && named) {
             int rc = tp_cancel_group(B.pool, r->name);
             REQUIRE_MSG(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", r->name,
-                          tp_err_name(rc));
+                        tp_err_name(rc));
             if (rc == TP_OK) {
                 atomic_store(&r->group_cancelled, true);
                 atomic_fetch_add(&B.n_cancel_group_ok, 1);
@@ -637,7 +638,7 @@ static void *apply_canceller(void *arg)
             snprintf(name, sizeof name, "apply-t%d-group-%ld", t, i);
             int rc = tp_cancel_group(B.pool, name);
             REQUIRE_MSG(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", name,
-                          tp_err_name(rc));
+                        tp_err_name(rc));
             if (rc == TP_OK) {
                 atomic_store(&G.own_cancelled[t][i], 1);
                 atomic_fetch_add(&B.n_cancel_group_ok, 1);
@@ -650,8 +651,8 @@ static void *apply_canceller(void *arg)
                 continue;
             int rc = tp_cancel(B.pool, &id, 1);
             REQUIRE_MSG(rc == TP_OK || rc == TP_EALREADY_CANCELLED ||
-                              rc == TP_EALREADY_ENDED || rc == TP_ENOTASK,
-                          "cancel %lld: %s", (long long)id, tp_err_name(rc));
+                            rc == TP_EALREADY_ENDED || rc == TP_ENOTASK,
+                        "cancel %lld: %s", (long long)id, tp_err_name(rc));
             if (rc == TP_OK) {
                 atomic_store(&r->id_cancelled, true);
                 atomic_fetch_add(&B.n_cancel_id_ok, 1);
@@ -661,7 +662,7 @@ static void *apply_canceller(void *arg)
             tp_ids ids;
             int rc = tp_get_group_ids(B.pool, groups, 1, &ids);
             REQUIRE_MSG(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", r->name,
-                          tp_err_name(rc));
+                        tp_err_name(rc));
             if (rc == TP_OK) {
                 REQUIRE_MSG(ids.len <= 1, "%s: %zu ids", r->name, ids.len);
                 if (ids.len)
@@ -711,7 +712,8 @@ static long check_closed_apply(void)
     void *args[] = {&probe};
     long refused = 0;
     for (int round = 0; round < 2; round++) {
-        REQUIRE_I(tp_apply(B.pool, work, &probe, 1, NULL, NULL), ==, TP_ECLOSED);
+        REQUIRE_I(tp_apply(B.pool, work, &probe, 1, NULL, NULL), ==,
+                  TP_ECLOSED);
         REQUIRE_I(tp_apply(B.pool, work, &probe, 1, &o, name), ==, TP_ECLOSED);
         REQUIRE_I(tp_map(B.pool, work, args, 1, 1, &o, name), ==, TP_ECLOSED);
         refused += 3;
@@ -722,8 +724,8 @@ static long check_closed_apply(void)
     }
     REQUIRE_I(tp_flush(B.pool), ==, TP_OK);
     REQUIRE_I(atomic_load(&probe.ran) + atomic_load(&probe.ends) +
-                         atomic_load(&probe.cancels) +
-                         atomic_load(&probe.discards), ==, 0);
+                  atomic_load(&probe.cancels) + atomic_load(&probe.discards),
+              ==, 0);
     return refused;
 }
 
@@ -741,13 +743,13 @@ static void check_rec(const rec *r, tally *tl)
     long long fn_id = atomic_load(&r->fn_id), cb_id = atomic_load(&r->cb_id);
     long long listed = atomic_load(&r->listed_id);
 #define REC_OK(cond)                                                           \
-    REQUIRE_MSG(cond,                                                        \
-                  "thread %d call %ld (variant %d, rc %s, name '%s'): %s; "    \
-                  "ran %d ends %d cancels %d discards %d fn_id %lld cb_id "    \
-                  "%lld listed %lld bad %#x",                                  \
-                  r->thread, r->seq, (int)r->v, tp_err_name(r->rc), r->name,   \
-                  #cond, ran, ends, cancels, discards, fn_id, cb_id, listed,   \
-                  (unsigned)atomic_load(&r->bad))
+    REQUIRE_MSG(cond,                                                          \
+                "thread %d call %ld (variant %d, rc %s, name '%s'): %s; "      \
+                "ran %d ends %d cancels %d discards %d fn_id %lld cb_id "      \
+                "%lld listed %lld bad %#x",                                    \
+                r->thread, r->seq, (int)r->v, tp_err_name(r->rc), r->name,     \
+                #cond, ran, ends, cancels, discards, fn_id, cb_id, listed,     \
+                (unsigned)atomic_load(&r->bad))
     REC_OK(atomic_load(&r->bad) == 0);
     if (r->rc != TP_OK) {
         REC_OK(ran + ends + cancels + discards == 0);
@@ -766,8 +768,7 @@ static void check_rec(const rec *r, tally *tl)
         REC_OK(!atomic_load(&r->id_cancelled) || cancels == 1);
         REC_OK(fn_id < 0 || cb_id == fn_id);
     }
-    REC_OK(!cancels ||
-           cancelled_by_someone(r, atomic_load(&r->cancel_ticket)));
+    REC_OK(!cancels || cancelled_by_someone(r, atomic_load(&r->cancel_ticket)));
     REC_OK(!discards ||
            cancelled_by_someone(r, atomic_load(&r->discard_ticket)));
     /* Neither ran nor discarded: dropped or cancelled, never lost. */
@@ -793,10 +794,13 @@ static void check_general_books(long closed_refused)
     REQUIRE_U(st.groups, ==, 0);
     REQUIRE_U(st.total_ended, ==, st.total_started);
     REQUIRE_U(st.total_started + st.total_dropped, ==, (uint64_t)accepted);
-    REQUIRE_U(st.total_refused, ==, (uint64_t)(atomic_load(&B.refused) + closed_refused));
-    /* The chaos did something. */
-    REQUIRE_U(st.total_cancelled, >, 0);
-    REQUIRE_U(st.total_dropped, >, 0);
+    REQUIRE_U(st.total_refused, ==,
+              (uint64_t)(atomic_load(&B.refused) + closed_refused));
+    /* The chaos did something (it has room to at the default size). */
+    if (accepted >= 2 * CANCEL_ALL_EVERY) {
+        REQUIRE_U(st.total_cancelled, >, 0);
+        REQUIRE_U(st.total_dropped, >, 0);
+    }
 
     tally tl = {0};
     uint64_t cancel_cbs = 0;
@@ -819,22 +823,22 @@ static void check_general_books(long closed_refused)
                 id = atomic_load(&r->cb_id);
             if (id >= 0) {
                 REQUIRE_MSG((uint64_t)id < st.total_started,
-                              "id %lld of %llu started", id,
-                              (unsigned long long)st.total_started);
+                            "id %lld of %llu started", id,
+                            (unsigned long long)st.total_started);
                 REQUIRE_MSG(!id_seen[id], "id %lld twice", id);
                 id_seen[id] = 1;
                 REQUIRE_MSG(id > last_id,
-                              "thread %d call %ld got id %lld after %lld: "
-                              "not FIFO",
-                              t, seq, id, last_id);
+                            "thread %d call %ld got id %lld after %lld: "
+                            "not FIFO",
+                            t, seq, id, last_id);
                 last_id = id;
             }
             if (r->index < 0)
                 continue;
             if (r->v == V_OWN) {
                 REQUIRE_MSG(r->index == own_next,
-                              "thread %d: own name %s, expected index %ld", t,
-                              r->name, own_next);
+                            "thread %d: own name %s, expected index %ld", t,
+                            r->name, own_next);
                 own_next++;
                 continue;
             }
@@ -842,11 +846,11 @@ static void check_general_books(long closed_refused)
             long *last = shared ? &last_shared : &last_func;
             unsigned char *seen = shared ? shared_seen : func_seen;
             REQUIRE_MSG(r->index < accepted, "%s: index beyond %ld calls",
-                          r->name, accepted);
+                        r->name, accepted);
             REQUIRE_MSG(!seen[r->index], "name %s twice", r->name);
             seen[r->index] = 1;
-            REQUIRE_MSG(r->index > *last, "thread %d: %s after index %ld",
-                          t, r->name, *last);
+            REQUIRE_MSG(r->index > *last, "thread %d: %s after index %ld", t,
+                        r->name, *last);
             *last = r->index;
         }
         REQUIRE_I(own_next, ==, atomic_load(&G.own_accepted[t]));
@@ -858,8 +862,8 @@ static void check_general_books(long closed_refused)
     REQUIRE_U(st.total_cancelled, >=, cancel_cbs);
     REQUIRE_U(st.total_dropped, >=, tl.discards);
     REQUIRE_U(tl.known_ids, <=, st.total_started);
-    REQUIRE_U(st.total_started, <=, (uint64_t)(tl.known_ids +
-                                                   tl.unknown_start));
+    REQUIRE_U(st.total_started, <=,
+              (uint64_t)(tl.known_ids + tl.unknown_start));
 }
 
 static void run_apply(bool forget)
@@ -878,8 +882,9 @@ static void run_apply(bool forget)
     pthread_t sub[SUBMITTERS], canc, ctl;
     controller_args ca = {valid_apply_name};
     for (int t = 0; t < SUBMITTERS; t++)
-        REQUIRE_I(pthread_create(&sub[t], NULL, apply_submitter,
-                                        (void *)(intptr_t)t), ==, 0);
+        REQUIRE_I(
+            pthread_create(&sub[t], NULL, apply_submitter, (void *)(intptr_t)t),
+            ==, 0);
     REQUIRE_I(pthread_create(&canc, NULL, apply_canceller, NULL), ==, 0);
     REQUIRE_I(pthread_create(&ctl, NULL, controller, &ca), ==, 0);
     for (int t = 0; t < SUBMITTERS; t++)
@@ -949,10 +954,9 @@ static void *closing_submitter(void *arg)
                      .discard = on_discard,
                      .callback_arg = r};
         atomic_fetch_add(&B.initiated, 1);
-        int rc =
-            tp_apply(B.pool, work, r, 1, r->v == V_FULL ? &o : NULL, NULL);
-        REQUIRE_MSG(rc == TP_OK || rc == TP_ELOCKED || rc == TP_ECLOSED,
-                      "%s", tp_err_name(rc));
+        int rc = tp_apply(B.pool, work, r, 1, r->v == V_FULL ? &o : NULL, NULL);
+        REQUIRE_MSG(rc == TP_OK || rc == TP_ELOCKED || rc == TP_ECLOSED, "%s",
+                    tp_err_name(rc));
         if (out_of_records)
             REQUIRE_I(rc, ==, TP_ECLOSED);
         /* TP_OK may be followed by anything, TP_ELOCKED by TP_ELOCKED or
@@ -960,7 +964,7 @@ static void *closing_submitter(void *arg)
         bool in_order = phase == TP_OK || rc == TP_ECLOSED ||
                         (phase == TP_ELOCKED && rc == TP_ELOCKED);
         REQUIRE_MSG(in_order, "thread %d: %s after %s", t, tp_err_name(rc),
-                      tp_err_name(phase));
+                    tp_err_name(phase));
         phase = rc;
         if (rc == TP_OK) {
             r->rc = TP_OK;
@@ -992,7 +996,8 @@ START_TEST(closing_while_threads_submit)
     pthread_t sub[SUBMITTERS];
     for (int t = 0; t < SUBMITTERS; t++)
         REQUIRE_I(pthread_create(&sub[t], NULL, closing_submitter,
-                                        (void *)(intptr_t)t), ==, 0);
+                                 (void *)(intptr_t)t),
+                  ==, 0);
     /* Close once about half of the calls were accepted. */
     REQUIRE(counter_wait(&closing_accepted, B.n * SUBMITTERS / 2));
     REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_OK);
@@ -1016,12 +1021,12 @@ START_TEST(closing_while_threads_submit)
             if (r->rc != TP_OK)
                 break;
             REQUIRE_MSG(atomic_load(&r->ran) == 1 && r->result == 2 * seq + 1,
-                          "thread %d call %ld accepted, ran %d", t, seq,
-                          atomic_load(&r->ran));
+                        "thread %d call %ld accepted, ran %d", t, seq,
+                        atomic_load(&r->ran));
             REQUIRE_I(atomic_load(&r->ends), ==, r->v == V_FULL);
-            REQUIRE_I(atomic_load(&r->cancels) +
-                                 atomic_load(&r->discards) +
-                                 atomic_load(&r->bad), ==, 0);
+            REQUIRE_I(atomic_load(&r->cancels) + atomic_load(&r->discards) +
+                          atomic_load(&r->bad),
+                      ==, 0);
         }
     books_print("closing");
     tp_pool_free(B.pool);
@@ -1040,7 +1045,7 @@ static struct simple {
     size_t cap; /* ids below it are tracked */
     atomic_int *ran, *returned, *ends, *cancels, *stopped, bad;
     atomic_long *cancel_ticket; /* 0: none */
-    action_log group_cancels; /* the canceller's cancel_group with TP_OK */
+    action_log group_cancels;   /* the canceller's cancel_group with TP_OK */
     atomic_long discards;
     char (*names)[48]; /* [thread * n + seq], once published */
     atomic_long published[SUBMITTERS];
@@ -1134,13 +1139,13 @@ static void *start_canceller(void *arg)
         int op = rand_r(&seed) % 64;
         if (op < 24) {
             tp_ids ids;
-            REQUIRE_I(tp_stop(B.pool, 1 + (size_t)(rand_r(&seed) % 2),
-                                     &ids), ==, TP_OK);
+            REQUIRE_I(tp_stop(B.pool, 1 + (size_t)(rand_r(&seed) % 2), &ids),
+                      ==, TP_OK);
             for (size_t i = 0; i < ids.len; i++) {
                 REQUIRE(ids.v[i] >= 0 && (size_t)ids.v[i] < S.cap);
                 REQUIRE_MSG(i == 0 || ids.v[i] < ids.v[i - 1],
-                              "tp_stop: id %lld after %lld, not LIFO",
-                              (long long)ids.v[i], (long long)ids.v[i - 1]);
+                            "tp_stop: id %lld after %lld, not LIFO",
+                            (long long)ids.v[i], (long long)ids.v[i - 1]);
                 atomic_store(&S.stopped[ids.v[i]], 1);
             }
             atomic_fetch_add(&B.n_cancel_id_ok, (long)ids.len);
@@ -1158,7 +1163,7 @@ static void *start_canceller(void *arg)
             long begin = atomic_fetch_add(&B.ticket, 1);
             int rc = tp_cancel_group(B.pool, name);
             REQUIRE_MSG(rc == TP_OK || rc == TP_ENOGROUP, "%s: %s", name,
-                          tp_err_name(rc));
+                        tp_err_name(rc));
             if (rc == TP_OK)
                 log_action(&S.group_cancels, begin,
                            atomic_fetch_add(&B.ticket, 1));
@@ -1201,8 +1206,9 @@ static void run_start(bool forget)
     pthread_t sub[SUBMITTERS], canc, ctl;
     controller_args ca = {valid_start_name};
     for (int t = 0; t < SUBMITTERS; t++)
-        REQUIRE_I(pthread_create(&sub[t], NULL, start_submitter,
-                                        (void *)(intptr_t)t), ==, 0);
+        REQUIRE_I(
+            pthread_create(&sub[t], NULL, start_submitter, (void *)(intptr_t)t),
+            ==, 0);
     REQUIRE_I(pthread_create(&canc, NULL, start_canceller, NULL), ==, 0);
     REQUIRE_I(pthread_create(&ctl, NULL, controller, &ca), ==, 0);
     for (int t = 0; t < SUBMITTERS; t++)
@@ -1230,10 +1236,12 @@ static void run_start(bool forget)
     REQUIRE_U(st.groups, ==, 0);
     REQUIRE_U(st.total_ended, ==, st.total_started);
     REQUIRE_U(st.total_started + st.total_dropped, ==, (uint64_t)accepted);
-    REQUIRE_U(st.total_refused, ==, (uint64_t)(atomic_load(&B.refused) + closed));
+    REQUIRE_U(st.total_refused, ==,
+              (uint64_t)(atomic_load(&B.refused) + closed));
     /* One start per group: one discard per dropped start. */
     REQUIRE_U(st.total_dropped, ==, (uint64_t)atomic_load(&S.discards));
-    REQUIRE_U(st.total_cancelled, >, 0);
+    if (accepted >= 2 * CANCEL_ALL_EVERY)
+        REQUIRE_U(st.total_cancelled, >, 0);
     REQUIRE_U(st.total_started, <=, S.cap);
     uint64_t cancels = 0, failed = 0;
     for (size_t id = 0; id < S.cap; id++) {
@@ -1244,11 +1252,11 @@ static void run_start(bool forget)
             continue;
         }
         REQUIRE_MSG(ends == 1 && ran <= 1 && c <= 1,
-                      "id %zu: ran %d ends %d cancels %d", id, ran, ends, c);
+                    "id %zu: ran %d ends %d cancels %d", id, ran, ends, c);
         REQUIRE_MSG(ran || c, "id %zu started, never called, not cancelled",
-                      id);
+                    id);
         REQUIRE_MSG(!atomic_load(&S.stopped[id]) || c,
-                      "id %zu stopped, no cancel callback", id);
+                    "id %zu stopped, no cancel callback", id);
         /* Stopped, or a cancel_group or cancel_all began before the cancel
          * callback. (When the task was claimed is not known: a cancel that
          * lands between the claim and the call may end before the
@@ -1277,7 +1285,7 @@ static void run_start(bool forget)
             REQUIRE_MSG(i >= 0 && i < accepted, "name %s", name);
             REQUIRE_MSG(!seen[i], "name %s twice", name);
             REQUIRE_MSG(i > last, "thread %d: %s after index %ld", t, name,
-                          last);
+                        last);
             seen[i] = 1;
             last = i;
         }
@@ -1355,13 +1363,14 @@ START_TEST(forget_ended_flush_races_pinned_ends)
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long i = 0; i < 100000; i++) {
-        REQUIRE_I(tp_apply(pool, poll_until_cancelled, &started, 1, NULL, NULL), ==, TP_OK);
+        REQUIRE_I(tp_apply(pool, poll_until_cancelled, &started, 1, NULL, NULL),
+                  ==, TP_OK);
         REQUIRE(counter_wait(&started, i + 1));
         tp_id id = i; /* one task at a time: ids in order */
         REQUIRE_I(tp_cancel(pool, &id, 1), ==, TP_OK);
         size_t ended = tp_num_ended(pool);
         REQUIRE_MSG(ended == 0, "round %ld: num_ended %zu under forget_ended",
-                      i, ended);
+                    i, ended);
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec - t0.tv_sec >= 5)
             break;
