@@ -46,6 +46,14 @@ double peer_floor_run(size_t n, bench_work_fn work, void *arg);
 /* The same with n split between `submitters` submitting threads. */
 double peer_floor_run_from(size_t n, int submitters, bench_work_fn work,
                            void *arg);
+/* W2's floor: creates n threads of stack_size bytes (at least
+ * PTHREAD_STACK_MIN) from the calling thread, each of which counts itself
+ * in and blocks until released. Returns the seconds from the first
+ * creation until the last one counted itself in, with the growth of VmRSS
+ * over that time in *rss_growth_mib; then releases and joins them
+ * (*release_seconds). Negative if it could not start. */
+double peer_floor_blocked(size_t n, size_t stack_size, double *rss_growth_mib,
+                          double *release_seconds);
 /* GLib's GThreadPool, max_threads 2; exclusive or shared threads. */
 double peer_glib_run(size_t n, bench_work_fn work, void *arg, bool exclusive);
 double peer_glib_run_from(size_t n, int submitters, bench_work_fn work,

@@ -2,11 +2,14 @@
 /* The peers the benchmarks compare taskpool with, each running n calls of
  * the same work function on 2 threads: a plain mutex + condition variable
  * queue (the floor: the least any thread pool can do), GLib's GThreadPool
- * and libuv's uv_queue_work. GLib and libuv are optional (HAVE_GLIB,
+ * and libuv's uv_queue_work; and W2's floor, one plain thread per blocked
+ * task. GLib and libuv are optional (HAVE_GLIB,
  * HAVE_UV, set by bench/CMakeLists.txt when pkg-config finds them). */
 #include "bench.h"
 
+#include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -132,6 +135,63 @@ double peer_floor_run_from(size_t n, int submitters, bench_work_fn work,
 double peer_floor_run(size_t n, bench_work_fn work, void *arg)
 {
     return peer_floor_run_from(n, 1, work, arg);
+}
+
+/* ---- W2's floor: one plain thread per blocked task ---- */
+
+/* Each thread counts itself in (the last one wakes the creator) and blocks
+ * in sem_wait until released: one futex wait, no shared lock. */
+typedef struct blocked_floor {
+    sem_t release, all_in;
+    atomic_size_t in;
+    size_t n;
+} blocked_floor;
+
+static void *blocked_thread(void *arg)
+{
+    blocked_floor *f = arg;
+    if (atomic_fetch_add(&f->in, 1) + 1 == f->n)
+        sem_post(&f->all_in);
+    while (sem_wait(&f->release) != 0)
+        ; /* EINTR */
+    return NULL;
+}
+
+double peer_floor_blocked(size_t n, size_t stack_size, double *rss_growth_mib,
+                          double *release_seconds)
+{
+    blocked_floor f = {.n = n};
+    atomic_init(&f.in, 0);
+    pthread_t *th = malloc(n * sizeof *th);
+    pthread_attr_t attr;
+    if (!th || n == 0 || sem_init(&f.release, 0, 0) != 0 ||
+        sem_init(&f.all_in, 0, 0) != 0 || pthread_attr_init(&attr) != 0) {
+        free(th);
+        return -1;
+    }
+    if (stack_size < (size_t)PTHREAD_STACK_MIN)
+        stack_size = PTHREAD_STACK_MIN;
+    pthread_attr_setstacksize(&attr, stack_size);
+    double base = bench_rss_mib();
+    double t0 = bench_now();
+    for (size_t i = 0; i < n; i++)
+        if (pthread_create(&th[i], &attr, blocked_thread, &f) != 0)
+            abort();
+    while (sem_wait(&f.all_in) != 0)
+        ;
+    double t = bench_now() - t0;
+    *rss_growth_mib = bench_rss_mib() - base;
+    double t1 = bench_now();
+    for (size_t i = 0; i < n; i++)
+        sem_post(&f.release);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    *release_seconds = bench_now() - t1;
+    pthread_attr_destroy(&attr);
+    sem_destroy(&f.release);
+    sem_destroy(&f.all_in);
+    free(th);
+    return t;
 }
 
 /* ---- GLib ---- */

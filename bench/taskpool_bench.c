@@ -10,7 +10,9 @@
  *       call. W1-mem: RSS growth per ended task over 1,000,000 per-call
  *       applies never flushed, and over 10,000,000 with forget_ended.
  *   W2  10,000 tasks blocked in tp_sleep: time until all run, RSS, and
- *       time for tp_cancel_all + tp_gather_and_close.
+ *       time for tp_cancel_all + tp_gather_and_close; start time and RSS
+ *       growth also as ratios to the floor's (10,000 plain threads with
+ *       the same stack, each blocked until released) in the same run.
  *   W3  200,000 tasks of ~1 us of CPU through tp_map, pool size 2: the
  *       overhead per task over the ideal (the same work done serially,
  *       halved for 2 cores), and the CPU time per task (all threads).
@@ -503,43 +505,93 @@ static int sleeper_task(tp_task *task, void *arg)
     return 0;
 }
 
+/* Taskpool's default worker stack (tp_pool_opts.stack_size 0), given to
+ * the pool and to the floor alike. */
+#define W2_STACK (256 * 1024)
+
+typedef struct w2_run {
+    double start, rss, drss, cancel, free;
+} w2_run;
+
+/* One taskpool run of W2: n tasks blocked in tp_sleep on a default pool. */
+static w2_run tp_w2(size_t n)
+{
+    w2_run m;
+    malloc_trim(0); /* both sides start from a trimmed heap */
+    double base = bench_rss_mib();
+    tp_pool *pool = tp_pool_new(&(tp_pool_opts){.stack_size = W2_STACK});
+    if (!pool)
+        exit(2);
+    latch l;
+    latch_init(&l, n);
+    double t0 = bench_now();
+    CHECK(tp_apply(pool, sleeper_task, &l, n, NULL, NULL));
+    latch_wait(&l);
+    double t1 = bench_now();
+    m.rss = bench_rss_mib();
+    tp_cancel_all(pool);
+    CHECK(tp_gather_and_close(pool));
+    double t2 = bench_now();
+    tp_pool_free(pool);
+    m.free = bench_now() - t2;
+    latch_destroy(&l);
+    m.start = t1 - t0;
+    m.drss = m.rss - base;
+    m.cancel = t2 - t1;
+    return m;
+}
+
+/* W2 and its floor (peers.c: one plain thread per task, created from the
+ * calling thread, each blocked in sem_wait) in the same run, in turns
+ * (taskpool first in even runs, so that the first run also sizes the
+ * process's futex hash before the floor's threads block); start time and
+ * RSS growth as ratios of each pair. */
 static void run_w2(void)
 {
     size_t n = cfg.w2_tasks;
     series start = {0}, rss = {0}, drss = {0}, cancel = {0}, freet = {0};
+    series fstart = {0}, fdrss = {0}, frelease = {0}, rstart = {0}, rrss = {0};
     int runs = cfg.runs < 3 ? cfg.runs : 3; /* each run is heavy */
     for (int r = 0; r < runs; r++) {
-        double base = bench_rss_mib();
-        tp_pool *pool = tp_pool_new(NULL);
-        if (!pool)
-            exit(2);
-        latch l;
-        latch_init(&l, n);
-        double t0 = bench_now();
-        CHECK(tp_apply(pool, sleeper_task, &l, n, NULL, NULL));
-        latch_wait(&l);
-        double t1 = bench_now();
-        double now_rss = bench_rss_mib();
-        tp_cancel_all(pool);
-        CHECK(tp_gather_and_close(pool));
-        double t2 = bench_now();
-        tp_pool_free(pool);
-        double t3 = bench_now();
-        latch_destroy(&l);
-        add(&start, t1 - t0);
-        add(&rss, now_rss);
-        add(&drss, now_rss - base);
-        add(&cancel, t2 - t1);
-        add(&freet, t3 - t2);
+        w2_run m = {0};
+        double fs = -1, fd = 0, fr = 0;
+        for (int side = 0; side < 2; side++) {
+            if ((side == 0) == (r % 2 == 0)) {
+                m = tp_w2(n);
+            } else if (!cfg.no_peers) {
+                malloc_trim(0);
+                fs = peer_floor_blocked(n, W2_STACK, &fd, &fr);
+            }
+        }
+        add(&start, m.start);
+        add(&rss, m.rss);
+        add(&drss, m.drss);
+        add(&cancel, m.cancel);
+        add(&freet, m.free);
+        if (fs > 0) {
+            add(&fstart, fs);
+            add(&fdrss, fd);
+            add(&frelease, fr);
+            add(&rstart, m.start / fs);
+            if (fd > 0)
+                add(&rrss, m.drss / fd);
+        }
     }
     char title[128];
     snprintf(title, sizeof title,
-             "W2: %zu tasks blocked in tp_sleep (default pool and stack)", n);
+             "W2: %zu tasks blocked in tp_sleep (default pool, %d KiB "
+             "stacks), the floor in the same runs",
+             n, W2_STACK / 1024);
     header(title);
-    row("taskpool: all running", "seconds", &start, 0.4, NULL);
-    row("taskpool: VmRSS then", "MiB", &rss, 100, "<= %.0f");
+    row("taskpool: all running", "seconds", &start, 0, NULL);
+    row("floor: 1 pthread per task", "seconds", &fstart, 0, NULL);
+    row("  taskpool / floor", "start ratio", &rstart, 1.1, NULL);
+    row("taskpool: VmRSS then", "MiB", &rss, 0, NULL);
     row("taskpool: VmRSS growth", "MiB", &drss, 0, NULL);
+    row("floor: VmRSS growth", "MiB", &fdrss, 0, NULL);
+    row("  taskpool / floor", "RSS ratio", &rrss, 1.1, NULL);
     row("taskpool: cancel_all+gather", "seconds", &cancel, 0.15, NULL);
+    row("floor: release + join", "seconds", &frelease, 0, NULL);
     row("taskpool: tp_pool_free", "seconds", &freet, 0, NULL);
     printf("  VmHWM (peak of the whole process so far): %.1f MiB\n",
            bench_hwm_mib());
