@@ -33,25 +33,14 @@
  * TP_PERCALL_N sets the calls per submitting thread (default 25,000,
  * half that in sanitizer builds, where CK_TIMEOUT_MULTIPLIER > 1).
  *
- * KNOWN ENGINE BUG (main at df09822), gated so that CI stays green. A
- * worker ending a task that was cancelled while it ran, whose canceller has
- * not yet delivered its wake, waits in unlive_task (src/worker.c) for the
- * pin with the pool lock released -- the task already out of the live map
- * and the pool's lists, its id still in its group, the group's live count
- * not yet decremented. A tp_flush or tp_gather_and_close that takes the
- * lock then (forget_ended() in src/pool.c) takes the id for an ended task
- * that the pool kept, and gather sees live.len == 0 and closes. Seen here:
- *  - forget_ended: num_ended, which never counted the task, is decremented
- *    and wraps: tp_num_ended and tp_get_stats().ended read SIZE_MAX (or
- *    SIZE_MAX - 1) from then on, also after gather_and_close;
- *  - default: the flush leaves the group indexed with no id and, once the
- *    worker goes on, nothing live: tp_get_groups lists it with all counts 0
- *    and it counts in stats.groups until the next flush.
- * By default the tests below avoid it: under forget_ended the controller
- * does not flush and the pool is gathered only once every worker is idle,
- * the group check accepts an empty one-start group, and
- * forget_ended_flush_races_pinned_ends is not run. TP_PERCALL_KNOWN_BUGS=1
- * lifts all of that (on the engine as it is, most runs then fail).
+ * Regression: a worker ending a task that was cancelled while it ran,
+ * whose canceller had not yet delivered its wake, waited for it with the
+ * pool lock released after the task had left the live tasks; a tp_flush
+ * or tp_gather_and_close in that window took its id for an ended task the
+ * pool kept (num_ended wrapped below zero under forget_ended; an empty
+ * group stayed listed otherwise). forget_ended_flush_races_pinned_ends and
+ * the one-thing-per-group check below failed on that engine within a
+ * second.
  */
 #include "support.h"
 
@@ -88,12 +77,6 @@ enum {
     } while (0)
 #define REQUIRE_U(a, op, b) REQUIRE_CMP(unsigned long long, "%llu", a, op, b)
 #define REQUIRE_I(a, op, b) REQUIRE_CMP(long long, "%lld", a, op, b)
-
-static bool known_bugs(void)
-{
-    const char *s = getenv("TP_PERCALL_KNOWN_BUGS");
-    return s && *s && strcmp(s, "0") != 0;
-}
 
 static long calls_per_thread(void)
 {
@@ -161,7 +144,6 @@ static void log_free(action_log *l)
 static struct books {
     tp_pool *pool;
     bool forget;
-    bool flush; /* the controller flushes (see KNOWN ENGINE BUG above) */
     long n;     /* calls per submitting thread */
     atomic_long initiated, accepted, refused;
     /* Tickets order submissions, callbacks and cancelling actions. */
@@ -179,7 +161,6 @@ static void books_init(long n, bool forget)
     memset(&B, 0, sizeof B);
     B.n = n;
     B.forget = forget;
-    B.flush = !forget || known_bugs();
     B.next_cancel_all = CANCEL_ALL_EVERY;
     atomic_init(&B.ticket, 1); /* 0 reads "no ticket" */
 }
@@ -258,24 +239,6 @@ static void check_quiet(const tp_stats *st)
         st->running, st->cancelled, st->ended, st->pending, st->groups);
 }
 
-static bool workers_idle(void *arg)
-{
-    (void)arg;
-    tp_stats st;
-    tp_get_stats(B.pool, &st);
-    return st.running + st.cancelled + st.pending == 0 &&
-           st.idle_threads == st.threads;
-}
-
-/* Before gathering: under forget_ended, unless the known bug is to be
- * shown, wait until no worker is still inside a task's end (see KNOWN
- * ENGINE BUG above). */
-static void before_gather(void)
-{
-    if (B.forget && !known_bugs())
-        REQUIRE(wait_until(workers_idle, NULL));
-}
-
 /* The index of a generated name "<prefix>-<func>-group-<i>" (func NULL for
  * "<prefix>-group-<i>"); -1 if name is not of that form. */
 static long name_index(const char *name, const char *prefix, const char *func)
@@ -315,8 +278,7 @@ static void check_groups(bool (*valid)(const char *name))
         const tp_group_info *g = &gs.v[i];
         REQUIRE_MSG(valid(g->name), "bad group name '%s'", g->name);
         size_t in_it = g->running + g->cancelled + g->ended + g->pending;
-        /* An empty group: the KNOWN ENGINE BUG above. */
-        REQUIRE_MSG(in_it == 1 || (in_it == 0 && !known_bugs()),
+        REQUIRE_MSG(in_it == 1,
                     "group %s: running %zu cancelled %zu ended %zu pending "
                     "%zu in a one-start group",
                     g->name, g->running, g->cancelled, g->ended, g->pending);
@@ -356,10 +318,8 @@ static void *controller(void *arg)
             check_groups(a->valid_name);
             break;
         case 4:
-            if (B.flush) {
-                REQUIRE_I(tp_flush(B.pool), ==, TP_OK);
-                atomic_fetch_add(&B.n_flush, 1);
-            }
+            REQUIRE_I(tp_flush(B.pool), ==, TP_OK);
+            atomic_fetch_add(&B.n_flush, 1);
             break;
         case 8: {
             size_t size = (i / 16) % 2;
@@ -895,7 +855,6 @@ static void run_apply(bool forget)
 
     tp_unlock(B.pool);
     REQUIRE_I(tp_set_pool_size(B.pool, MAX_SIZE), ==, TP_OK);
-    before_gather();
     REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_OK);
     books_print(forget ? "apply, forget_ended" : "apply");
     long closed_refused = check_closed_apply();
@@ -1218,7 +1177,6 @@ static void run_start(bool forget)
     pthread_join(ctl, NULL);
     tp_unlock(B.pool);
     REQUIRE_I(tp_set_pool_size(B.pool, MAX_SIZE), ==, TP_OK);
-    before_gather();
     REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_OK);
     books_print(forget ? "start, forget_ended" : "start");
 
@@ -1395,12 +1353,7 @@ int main(void)
     tcase_add_test(tc, closing_while_threads_submit);
     tcase_add_test(tc, per_call_starts_keep_the_books);
     tcase_add_test(tc, per_call_starts_keep_the_books_forget_ended);
-    if (known_bugs())
-        tcase_add_test(tc, forget_ended_flush_races_pinned_ends);
-    else
-        fprintf(stderr, "test_percall: KNOWN ENGINE BUG (forget_ended + "
-                        "flush while a cancelled task ends: num_ended wraps) "
-                        "not exercised; TP_PERCALL_KNOWN_BUGS=1 runs it\n");
+    tcase_add_test(tc, forget_ended_flush_races_pinned_ends);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
