@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The timing histograms' buckets (tp_hist_bounds), and the histograms
- * each worker keeps of the tasks it ran: recorded by the worker with no
- * lock held (worker.c), summed by tp_get_timings (pool.c). A leaf.
+ * The timing histograms' buckets (tp_hist_bounds), and the pool's shards
+ * of histograms: recorded by workers with no lock held (worker.c), summed
+ * by tp_get_timings (pool.c). A leaf.
  */
 #include "internal.h"
 
@@ -28,40 +28,33 @@ static unsigned bucket_of(double s)
 
 static void observe(tp__hist *h, uint64_t ns)
 {
-    double seconds = (double)ns / 1e9;
-    _Atomic uint64_t *b = &h->buckets[bucket_of(seconds)];
-    /* One writer: plain loads and stores, atomic only for the readers. */
-    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(
-        &h->count, atomic_load_explicit(&h->count, memory_order_relaxed) + 1,
-        memory_order_relaxed);
-    atomic_store_explicit(
-        &h->sum, atomic_load_explicit(&h->sum, memory_order_relaxed) + seconds,
-        memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->buckets[bucket_of((double)ns / 1e9)], 1,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
-void tp__timing_add(tp__timings *w, uint64_t admitted_ns, uint64_t started_ns,
-                    uint64_t ended_ns)
+void tp__timing_add(tp__timings *shard, uint64_t admitted_ns,
+                    uint64_t started_ns, uint64_t ended_ns)
 {
-    observe(&w->wait, started_ns - admitted_ns);
-    observe(&w->run, ended_ns - started_ns);
+    observe(&shard->wait, started_ns - admitted_ns);
+    observe(&shard->run, ended_ns - started_ns);
 }
 
 static void sum_hist(tp_histogram *out, const tp__hist *h)
 {
-    /* The count is the buckets' sum, so that a histogram read while its
+    /* The count is the buckets' sum, so that a histogram read while a
      * worker records stays coherent (count = the +Inf bucket). */
     for (unsigned i = 0; i < TP_HIST_BUCKETS; i++) {
         uint64_t n = atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
         out->buckets[i] += n;
         out->count += n;
     }
-    out->sum += atomic_load_explicit(&h->sum, memory_order_relaxed);
+    out->sum +=
+        (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1e9;
 }
 
-void tp__timings_sum(tp_timings *out, const tp__timings *w)
+void tp__timings_sum(tp_timings *out, const tp__timings *shard)
 {
-    sum_hist(&out->wait, &w->wait);
-    sum_hist(&out->run, &w->run);
+    sum_hist(&out->wait, &shard->wait);
+    sum_hist(&out->run, &shard->run);
 }

@@ -76,22 +76,24 @@ struct tp_task {
     bool efd_signalled; /* efd holds a count to drain */
 };
 
-/* A worker's own timing histograms (hist.c): written by the worker alone,
- * unlocked; read by tp_get_timings, which sums every worker's. */
+/* Timing histograms (hist.c) recorded by workers with no lock held: each
+ * pool has TP__SHARDS of them and a worker records into its own shard's
+ * (atomic adds, rarely contended), so that no critical section touches
+ * them; tp_get_timings sums the shards. */
+enum { TP__SHARDS = 8 };
 typedef struct tp__hist {
     _Atomic uint64_t buckets[TP_HIST_BUCKETS];
-    _Atomic uint64_t count;
-    _Atomic double sum;
+    _Atomic uint64_t sum_ns;
 } tp__hist;
 typedef struct tp__timings {
-    tp__hist wait, run;
+    _Alignas(64) tp__hist wait;
+    tp__hist run;
 } tp__timings;
 
 typedef struct tp__worker {
     tp_pool *pool;
     pthread_t thread;
-    tp__list all_node;   /* pool->workers, while it runs worker_main */
-    tp__timings timings; /* of the tasks it ran */
+    unsigned shard; /* its pool->timings shard */
     pthread_cond_t park; /* CLOCK_MONOTONIC; waited on with pool->mu */
     tp__list idle_node;  /* on pool->idle (linked) while parked */
     bool wake;           /* counted in pool->waking */
@@ -262,9 +264,10 @@ struct tp_pool {
     double idle_timeout;
     size_t spin_threads; /* spin only while the pool has at most this many
                             threads: 4 per online CPU */
+    size_t creating;     /* threads being created (tp__dispatch) */
     uint64_t total_cancelled, total_refused, total_dropped;
-    tp_timings timings; /* of retired workers (tp__timings_sum) */
-    tp__list workers;   /* every worker in worker_main */
+    tp__timings timings[TP__SHARDS]; /* see tp__hist */
+    unsigned next_shard;
     tp__counter *counters;
     struct tp__slab *slabs;
     size_t n_idle;
@@ -544,13 +547,11 @@ static inline uint64_t tp__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Adds a task's two observations to its worker's histograms, with no lock
- * held (only that worker writes them). */
-void tp__timing_add(tp__timings *w, uint64_t admitted_ns, uint64_t started_ns,
-                    uint64_t ended_ns);
-/* Adds what w recorded to *out (with pool->mu held, for a coherent set of
- * workers). */
-void tp__timings_sum(tp_timings *out, const tp__timings *w);
+/* Adds a task's two observations to a shard, with no lock held. */
+void tp__timing_add(tp__timings *shard, uint64_t admitted_ns,
+                    uint64_t started_ns, uint64_t ended_ns);
+/* Adds what a shard recorded to *out. */
+void tp__timings_sum(tp_timings *out, const tp__timings *shard);
 
 static inline struct timespec tp__deadline(clockid_t clock, double seconds)
 {

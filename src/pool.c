@@ -75,7 +75,6 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     tp__list_init(&pool->groups);
     tp__list_init(&pool->fifo);
     tp__list_init(&pool->idle);
-    tp__list_init(&pool->workers);
     tp__logq_init(&pool->logq);
     tp__sem_resize(pool, opts->pool_size ? opts->pool_size : TP_UNLIMITED);
     pool->stack_size = opts->stack_size ? opts->stack_size : 256 * 1024;
@@ -440,13 +439,9 @@ int tp_get_timings(const tp_pool *cpool, tp_timings *out)
     tp_pool *pool = (tp_pool *)cpool;
     if (!pool || !out)
         return TP_EINVAL;
-    tp__enter(pool);
-    *out = pool->timings;
-    tp__list_each(n, next, &pool->workers)
-    {
-        tp__timings_sum(out, &tp__container(n, tp__worker, all_node)->timings);
-    }
-    tp__unlock(pool);
+    *out = (tp_timings){0};
+    for (unsigned i = 0; i < TP__SHARDS; i++)
+        tp__timings_sum(out, &pool->timings[i]);
     return TP_OK;
 }
 
