@@ -412,9 +412,10 @@ void tp__rec_compact_put(tp_pool *pool, tp__group *r);
 void tp__rec_pool_free(tp_pool *pool);
 
 /* worker.c */
-/* Wakes parked workers, or creates threads (at most one from an API call,
- * two from a worker), for claimable starts no worker heads for. May
- * unlock. TP_ENOMEM/TP_ESYS if a thread could not be had. */
+/* Drains the inbox, then wakes parked workers, or creates threads (at
+ * most one from an API call, two from a worker), for claimable starts no
+ * worker heads for. May unlock. TP_ENOMEM/TP_ESYS if a thread could not
+ * be had. */
 int tp__dispatch(tp_pool *pool);
 /* Joins the last retired worker (tp_pool_free). */
 void tp__reap(tp_pool *pool);

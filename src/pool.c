@@ -158,9 +158,8 @@ int tp_set_pool_size(tp_pool *pool, size_t size)
         return TP_EINVAL;
     tp__enter(pool);
     tp__sem_resize(pool, size);
-    /* A per-call submitter that saw the pool full before the resize left
-     * its push to the workers: drain it now that there is room. */
-    tp__inbox_drain(pool);
+    /* Drains first: a per-call submitter that saw the pool full before the
+     * resize left its push to the workers. */
     int rc = tp__dispatch(pool);
     tp__unlock(pool);
     return rc;

@@ -114,6 +114,10 @@ static int spawn_thread(tp_pool *pool)
 int tp__dispatch(tp_pool *pool)
 {
     TP_ASSERT_HELD(pool);
+    /* Per-call pushes count among the starts to find workers for: a push
+     * onto a full pool was left to the worker that frees a slot, and that
+     * worker dispatches here before its end callback (end_task). */
+    tp__inbox_drain(pool);
     /* Thread creation fans out: a caller creates at most one thread, and
      * every worker that claims a start creates up to two more while starts
      * still lack a worker. So no API call spends long creating threads. */
