@@ -211,6 +211,7 @@ struct tp_pool {
                               threads: 4 per online CPU */
     size_t occupied;       /* claimed starts whose function has not returned */
     bool locked, closed, freeing;
+    bool gathering; /* a gather began: the pool is closing (pool.c) */
 
     tp_id next_id;
     size_t n_running, n_cancelled, n_ended;
