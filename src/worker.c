@@ -294,8 +294,14 @@ static void log_in_turn(tp_pool *pool, uint64_t turn, tp_log_level level,
  * since (the end of its previous task, claimed right after), or 0. */
 static int run(tp_pool *pool, tp_task *t, uint64_t clock_ns)
 {
-    if (pool->timings_on) /* timings read the clock unlocked */
-        t->started_ns = clock_ns ? clock_ns : tp__now_ns();
+    /* Timings read the clock unlocked. The last reading serves only if
+     * the start was admitted before it: a start admitted after the
+     * previous task's end (a map's next argument, admitted as that task
+     * was unlived; a spawn that took the lock first) would otherwise wait
+     * a negative time, which wraps in tp__timing_of. */
+    if (pool->timings_on)
+        t->started_ns = clock_ns && clock_ns >= t->admitted_ns ? clock_ns
+                                                                : tp__now_ns();
     if (t->log_ticket != UINT64_MAX)
         log_in_turn(pool, t->log_ticket, TP_LOG_INFO, "Started", t->id);
     if (atomic_load(&t->cancelled))
