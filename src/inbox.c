@@ -70,11 +70,9 @@ void tp__inbox_drain(tp_pool *pool)
         g->hnext = oldest;
         oldest = g;
     }
-    /* One clock reading times the queueing of the whole batch. */
-    uint64_t now = pool->timings_on ? tp__now_ns() : 0;
+    /* Each was timed by its pusher (born_ns). */
     for (tp__group *g = oldest, *next; g; g = next) {
         next = g->hnext;
-        g->born_ns = now;
         tp__group_name_next(pool, g);
         tp__group_attach(pool, g);
         tp__group_admit(pool, g);

@@ -145,7 +145,7 @@ typedef struct tp__group {
     size_t next_arg; /* APPLY, ARRAY: starts claimed so far */
     void *block;     /* owned copies behind args */
     tp_iter iter;
-    uint64_t born_ns; /* a per-call group: when it was drained, or 0 */
+    uint64_t born_ns; /* a per-call group: when it was pushed, or 0 */
     bool iter_over; /* ITER: exhausted or cancelled: next never again */
     bool iter_busy; /* ITER: a worker is inside next() */
     bool done_called;
