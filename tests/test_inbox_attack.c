@@ -10,6 +10,7 @@
 #include "support.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -426,6 +427,133 @@ START_TEST(fast_push_needs_no_new_thread)
 }
 END_TEST
 
+
+/* Everything at once: three submitters of per-call applies (a few with a
+ * long end callback), and a chaos thread that resizes (0, 1, 2, 3), locks
+ * and unlocks, reads stats and groups, and cancels generated groups by
+ * name, on a pool whose workers retire after 1 ms idle. Each task's
+ * argument is its own slot: once the chaos stops and the pool is given
+ * room, every apply that returned TP_OK must run or be discarded exactly
+ * once (a lost push hangs the gather: the tcase timeout), every other
+ * return is TP_ELOCKED. */
+enum { CHAOS_SUBMITTERS = 3, CHAOS_PER = 3000 };
+typedef struct chaos_slot {
+    atomic_int ran, discarded, accepted;
+} chaos_slot;
+static chaos_slot chaos_slots[CHAOS_SUBMITTERS][CHAOS_PER];
+static atomic_bool chaos_stop;
+static atomic_long chaos_bad;
+
+static int chaos_run(tp_task *task, void *arg)
+{
+    (void)task;
+    atomic_fetch_add(&((chaos_slot *)arg)->ran, 1);
+    return 0;
+}
+
+static void chaos_discard(void *arg, void *cb)
+{
+    (void)cb;
+    atomic_fetch_add(&((chaos_slot *)arg)->discarded, 1);
+}
+
+static void chaos_slow_end(tp_pool *pool, tp_id id, void *arg)
+{
+    (void)pool, (void)id, (void)arg;
+    for (int i = 0; i < 200; i++)
+        sched_yield();
+}
+
+typedef struct chaos_sub {
+    tp_pool *pool;
+    int k;
+} chaos_sub;
+
+static void *chaos_submitter(void *arg)
+{
+    chaos_sub *s = arg;
+    tp_opts plain = {.func_name = "f", .discard = chaos_discard};
+    tp_opts slow = plain;
+    slow.end_callback = chaos_slow_end;
+    for (int i = 0; i < CHAOS_PER; i++) {
+        chaos_slot *slot = &chaos_slots[s->k][i];
+        int rc = tp_apply(s->pool, chaos_run, slot, 1,
+                          i % 97 == 0 ? &slow : &plain, NULL);
+        if (rc == TP_OK)
+            atomic_store(&slot->accepted, 1);
+        else if (rc != TP_ELOCKED)
+            atomic_fetch_add(&chaos_bad, 1);
+    }
+    return NULL;
+}
+
+static void *chaos_monkey(void *arg)
+{
+    tp_pool *p = arg;
+    unsigned r = 12345;
+    while (!atomic_load(&chaos_stop)) {
+        r = r * 1103515245u + 12345u;
+        unsigned op = (r >> 16) % 8;
+        if (op < 3) {
+            (void)tp_set_pool_size(p, (r >> 8) % 4);
+        } else if (op == 3) {
+            tp_lock(p);
+            tp_unlock(p);
+        } else if (op == 4) {
+            tp_stats st;
+            (void)tp_get_stats(p, &st);
+        } else if (op == 5) {
+            tp_groups gs;
+            if (tp_get_groups(p, &gs) == TP_OK)
+                tp_groups_free(&gs);
+        } else {
+            char name[64];
+            snprintf(name, sizeof name, "apply-f-group-%u", (r >> 4) % 9000);
+            (void)tp_cancel_group(p, name);
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(chaos_loses_no_push)
+{
+    memset(chaos_slots, 0, sizeof chaos_slots);
+    atomic_store(&chaos_stop, false);
+    atomic_store(&chaos_bad, 0);
+    tp_pool *p =
+        tp_pool_new(&(tp_pool_opts){.pool_size = 2, .idle_timeout = 0.001});
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    pthread_t monkey, th[CHAOS_SUBMITTERS];
+    chaos_sub subs[CHAOS_SUBMITTERS];
+    ck_assert_int_eq(pthread_create(&monkey, NULL, chaos_monkey, p), 0);
+    for (int k = 0; k < CHAOS_SUBMITTERS; k++) {
+        subs[k] = (chaos_sub){p, k};
+        ck_assert_int_eq(
+            pthread_create(&th[k], NULL, chaos_submitter, &subs[k]), 0);
+    }
+    for (int k = 0; k < CHAOS_SUBMITTERS; k++)
+        pthread_join(th[k], NULL);
+    atomic_store(&chaos_stop, true);
+    pthread_join(monkey, NULL);
+    ck_assert_int_eq(tp_set_pool_size(p, 2), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_pool_free(p);
+    ck_assert_int_eq(atomic_load(&chaos_bad), 0);
+    long accepted = 0;
+    for (int k = 0; k < CHAOS_SUBMITTERS; k++)
+        for (int i = 0; i < CHAOS_PER; i++) {
+            chaos_slot *c = &chaos_slots[k][i];
+            int a = atomic_load(&c->accepted), r = atomic_load(&c->ran),
+                d = atomic_load(&c->discarded);
+            accepted += a;
+            ck_assert_msg(r + d == a, "slot %d/%d: accepted %d, ran %d, "
+                          "discarded %d", k, i, a, r, d);
+        }
+    ck_assert_int_gt(accepted, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("inbox_attack");
@@ -445,6 +573,7 @@ int main(void)
     tcase_add_test(rg, lock_toggling_with_pushers_keeps_the_books);
     tcase_add_test(rg, explicit_name_of_a_pushed_group_is_taken);
     tcase_add_test(rg, fast_push_needs_no_new_thread);
+    tcase_add_test(rg, chaos_loses_no_push);
     suite_add_tcase(s, rg);
     return run_suite(s);
 }
