@@ -554,6 +554,85 @@ START_TEST(chaos_loses_no_push)
 }
 END_TEST
 
+/* tp_gather_and_close while two threads push: every apply that returned
+ * TP_OK was accepted before the gather's lock shut the inbox, so its task
+ * has run when the gather returns; the rest are refused (TP_ELOCKED, then
+ * TP_ECLOSED). */
+typedef struct closer_sub {
+    tp_pool *pool;
+    long ok;
+    bool bad;
+} closer_sub;
+
+static void *push_until_refused(void *arg)
+{
+    closer_sub *s = arg;
+    for (;;) {
+        int rc = tp_apply(s->pool, mark, NULL, 1, &named_f, NULL);
+        if (rc == TP_OK) {
+            s->ok++;
+            continue;
+        }
+        s->bad = rc != TP_ELOCKED && rc != TP_ECLOSED;
+        return NULL;
+    }
+}
+
+START_TEST(gather_waits_for_every_accepted_push)
+{
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 2});
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    closer_sub subs[2] = {{p, 0, false}, {p, 0, false}};
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(
+            pthread_create(&th[k], NULL, push_until_refused, &subs[k]), 0);
+    ck_assert(counter_wait(&ran, 2000));
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    long ran_at_close = counter_get(&ran);
+    for (int k = 0; k < 2; k++)
+        pthread_join(th[k], NULL);
+    ck_assert(!subs[0].bad && !subs[1].bad);
+    ck_assert_int_eq(ran_at_close, 1 + subs[0].ok + subs[1].ok);
+    tp_pool_free(p);
+    ck_assert_int_eq(counter_get(&ran), ran_at_close);
+}
+END_TEST
+
+/* forget_ended: pushed groups are forgotten with their task like locked
+ * ones; the names keep counting. */
+static bool no_groups(void *pool)
+{
+    tp_stats st;
+    return tp_get_stats(pool, &st) == TP_OK && st.groups == 0 &&
+           st.total_ended == 6;
+}
+
+START_TEST(forget_ended_forgets_pushed_groups)
+{
+    tp_pool *p =
+        tp_pool_new(&(tp_pool_opts){.pool_size = 1, .forget_ended = true});
+    ck_assert_int_eq(tp_apply(p, gated, &g_a, 1, &named_f, NULL), TP_OK);
+    ck_assert(counter_wait(&started, 1));
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert(tp__inbox_waiting(p));
+    gate_open(&g_a);
+    ck_assert(wait_until(no_groups, p));
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.ended, 0);
+    tp_ids ids;
+    const char *names[] = {"apply-f-group-5"};
+    ck_assert_int_eq(tp_get_group_ids(p, names, 1, &ids), TP_ENOGROUP);
+    char name[TP_NAME_MAX];
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, name), TP_OK);
+    ck_assert_str_eq(name, "apply-f-group-6");
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_pool_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("inbox_attack");
@@ -574,6 +653,8 @@ int main(void)
     tcase_add_test(rg, explicit_name_of_a_pushed_group_is_taken);
     tcase_add_test(rg, fast_push_needs_no_new_thread);
     tcase_add_test(rg, chaos_loses_no_push);
+    tcase_add_test(rg, gather_waits_for_every_accepted_push);
+    tcase_add_test(rg, forget_ended_forgets_pushed_groups);
     suite_add_tcase(s, rg);
     return run_suite(s);
 }
