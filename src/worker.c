@@ -251,8 +251,10 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
  * it as a task of w. NULL if there is nothing to claim, or (with *nomem
  * set) if the memory the start needs cannot be had now: then nothing was
  * claimed and the start waits at the head of the FIFO for a retry. May
- * unlock (for an iterator's next). */
-static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
+ * unlock (for an iterator's next): then *clock_ns, the caller's last clock
+ * reading (see run()), is stale and set to 0. */
+static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem,
+                      uint64_t *clock_ns)
 {
     TP_ASSERT_HELD(pool);
     for (;;) {
@@ -272,6 +274,7 @@ static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
             return begin(pool, w, g, tp__group_arg(g, g->next_arg++), admitted);
         }
         void *arg = NULL;
+        *clock_ns = 0;
         bool got = iter_fetch(pool, g, &arg);
         tp_task *t = got ? begin(pool, w, g, arg, admitted) : NULL;
         tp__group_unref(pool, g);
@@ -526,8 +529,9 @@ static void *worker_main(void *arg)
             pool->waking--;
         }
         bool nomem = false;
-        tp_task *t = claim(pool, w, &nomem);
+        tp_task *t = claim(pool, w, &nomem, &clock_ns);
         if (!t && nomem) {
+            clock_ns = 0;
             /* The start stays first in the FIFO; try again shortly. */
             tp__log_locked(pool, TP_LOG_ERROR,
                            "%s: out of memory starting a task; retrying",
