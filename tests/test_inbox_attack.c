@@ -4,8 +4,8 @@
  * interleaving in its comment; the "regression" tests passed there and
  * pin scenarios that were tried and found correct (lost wake-ups across
  * resizes, idle retirement and lock toggling, concurrent submitters). Every
- * wait is a condition with a bound; the one sleep (in the timing test)
- * makes the duration that is measured, it synchronises nothing. */
+ * wait is a condition with a bound; the 30 ms sleeps of the two timing
+ * tests make the durations that are measured, they synchronise nothing. */
 #include "internal.h"
 #include "support.h"
 
