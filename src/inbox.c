@@ -49,10 +49,17 @@ bool tp__inbox_push(tp_pool *pool, tp__group *g)
     return true;
 }
 
+/* Sequentially consistent, not relaxed: the worker that publishes `full`
+ * false (sem.c) or `watching` false (worker.c) and then looks here, and a
+ * pusher that pushes and then reads that flag still set, are the two sides
+ * of a store-buffering pattern. Only if both sides' accesses are seq_cst
+ * must one of them see the other (the push precedes the flag's store in
+ * the single total order, which precedes this load); a relaxed load may
+ * read the inbox empty on a weakly ordered CPU (an AArch64 ldr may pass
+ * the preceding stlr), and the push is left to nobody. On x86-64 a seq_cst
+ * load is the same plain mov. */
 bool tp__inbox_waiting(const tp_pool *pool)
 {
-    /* Sequentially consistent: it follows stores of pool->watching and
-     * pool->full that pushers read after pushing (see above). */
     return atomic_load(&((tp_pool *)pool)->inbox) & ~(uintptr_t)SHUT;
 }
 
@@ -71,11 +78,9 @@ void tp__inbox_drain(tp_pool *pool)
         g->hnext = oldest;
         oldest = g;
     }
-    /* One clock reading times the queueing of the whole batch. */
-    uint64_t now = pool->timings_on ? tp__now_ns() : 0;
+    /* Each was timed by its pusher (born_ns). */
     for (tp__group *g = oldest, *next; g; g = next) {
         next = g->hnext;
-        g->born_ns = now;
         tp__group_name_next(pool, g);
         tp__group_attach(pool, g);
         tp__group_admit(pool, g);

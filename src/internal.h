@@ -179,7 +179,7 @@ typedef struct tp__group {
     } from;
     size_t nargs;    /* APPLY, ARRAY: how many starts in all */
     size_t next_arg; /* APPLY, ARRAY: starts claimed so far */
-    uint64_t born_ns; /* a per-call group: when it was drained, or 0 */
+    uint64_t born_ns; /* a per-call group: when it was pushed, or 0 */
 
     size_t limit;  /* num_concurrent */
     size_t active; /* queued + claimed + live tasks, at most limit */
@@ -254,6 +254,7 @@ struct tp_pool {
     int deferred_level; /* -1: none; see deferred_log */
     bool spinning;      /* a worker spins for work before parking */
     bool locked, closed, freeing;
+    bool gathering;    /* a gather began: the pool is closing (pool.c) */
     bool forget_ended; /* tp_pool_opts.forget_ended */
     bool timings_on;   /* !tp_pool_opts.no_timings */
 
@@ -265,6 +266,7 @@ struct tp_pool {
     size_t spin_threads; /* spin only while the pool has at most this many
                             threads: 4 per online CPU */
     size_t creating;     /* threads being created (tp__dispatch) */
+    size_t owed;         /* creations handed to those creators */
     uint64_t total_cancelled, total_refused, total_dropped;
     tp__timings timings[TP__SHARDS]; /* see tp__hist */
     unsigned next_shard;
@@ -459,9 +461,10 @@ void tp__rec_compact_put(tp_pool *pool, tp__group *r);
 void tp__rec_pool_free(tp_pool *pool);
 
 /* worker.c */
-/* Wakes parked workers, or creates threads (at most one from an API call,
- * two from a worker), for claimable starts no worker heads for. May
- * unlock. TP_ENOMEM/TP_ESYS if a thread could not be had. */
+/* Drains the inbox, then wakes parked workers, or creates threads (at
+ * most one from an API call, two from a worker), for claimable starts no
+ * worker heads for. May unlock. TP_ENOMEM/TP_ESYS if a thread could not
+ * be had. */
 int tp__dispatch(tp_pool *pool);
 /* Joins the last retired worker (tp_pool_free). */
 void tp__reap(tp_pool *pool);

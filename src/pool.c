@@ -156,18 +156,20 @@ int tp_set_pool_size(tp_pool *pool, size_t size)
         return TP_EINVAL;
     tp__enter(pool);
     tp__sem_resize(pool, size);
-    /* A per-call submitter that saw the pool full before the resize left
-     * its push to the workers: drain it now that there is room. */
-    tp__inbox_drain(pool);
+    /* Drains first: a per-call submitter that saw the pool full before the
+     * resize left its push to the workers. */
     int rc = tp__dispatch(pool);
     tp__unlock(pool);
     return rc;
 }
 
-/* While the pool refuses spawns, every spawn takes the lock (inbox.c). */
+/* While the pool refuses spawns, or a gather is closing it, every spawn
+ * takes the lock (inbox.c): a gather sees each spawn that a tp_unlock let
+ * in meanwhile, and none gets in once the pool is closed. */
 static void shut_fast_path(tp_pool *pool)
 {
-    tp__inbox_shut(pool, pool->locked || pool->closed || pool->freeing);
+    tp__inbox_shut(pool, pool->locked || pool->closed || pool->freeing ||
+                             pool->gathering);
 }
 
 static void set_locked(tp_pool *pool, bool locked, const char *message)
@@ -323,6 +325,12 @@ int tp_gather_and_close(tp_pool *pool)
         return TP_EDEADLK;
     tp__enter(pool);
     bool closed = pool->closed;
+    if (!closed) {
+        /* For good: a tp_unlock while this gather waits must not reopen
+         * the fast path, whose pushes this gather would not see. */
+        pool->gathering = true;
+        shut_fast_path(pool);
+    }
     tp__unlock(pool);
     if (closed)
         return TP_ECLOSED;

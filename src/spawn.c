@@ -51,8 +51,12 @@ static bool spawn_fast(tp_pool *pool, tp__group *g, const char *prefix,
         (func && strcmp(c->func, func) != 0) || !drain_is_due(pool))
         return false;
     g->counter = c;
+    /* Admitted, for its queue wait, when it is pushed: on a full pool it
+     * waits in the inbox for room. (timings_on is set at creation.) */
+    g->born_ns = pool->timings_on ? tp__now_ns() : 0;
     if (!tp__inbox_push(pool, g)) {
         g->counter = NULL;
+        g->born_ns = 0;
         return false;
     }
     /* g may be running, or gone, by now. If the worker that was due to

@@ -114,21 +114,29 @@ static int spawn_thread(tp_pool *pool)
 int tp__dispatch(tp_pool *pool)
 {
     TP_ASSERT_HELD(pool);
+    /* Per-call pushes count among the starts to find workers for: a push
+     * onto a full pool was left to the worker that frees a slot, and that
+     * worker dispatches here before its end callback (end_task). */
+    tp__inbox_drain(pool);
     /* Thread creation fans out: a caller creates at most one thread, and
      * every worker that claims a start creates up to two more while starts
      * still lack a worker. So no API call spends long creating threads.
      * At most one creation per CPU runs at a time: more only contend for
      * the kernel's mmap lock and glibc's stack cache (W2 started 10,000
-     * threads 1.4-1.8 times slower than one thread creating them all);
-     * a creation that finds the others busy leaves the rest to them, and
-     * each of them looks again once its thread exists. */
+     * threads 1.4-1.8 times slower than one thread creating them all).
+     * A thread that finds them all busy hands its creations over
+     * (pool->owed), and a worker that used up its own takes one of those
+     * before it stops, so the total stays what the fan-out gives (each
+     * new worker dispatches again when it claims its start). */
     int creations = tp__self && tp__self->pool == pool ? 2 : 1;
     int err = TP_OK;
     while (!pool->freeing) {
         size_t room = tp__sem_room(pool);
         size_t want = room < pool->queued_total ? room : pool->queued_total;
-        if (want <= pool->waking)
+        if (want <= pool->waking) {
+            pool->owed = 0; /* nothing lacks a worker */
             break;
+        }
         tp__list *idle = tp__list_first(&pool->idle);
         if (idle) {
             tp__worker *w = tp__container(idle, tp__worker, idle_node);
@@ -139,8 +147,13 @@ int tp__dispatch(tp_pool *pool)
             pthread_cond_signal(&w->park);
             continue;
         }
-        if (creations-- == 0 || pool->creating >= pool->spin_threads / 4)
+        if (creations == 0)
             break;
+        if (pool->creating >= pool->spin_threads / 4) {
+            pool->owed += (size_t)creations;
+            break;
+        }
+        creations--;
         /* Every thread may hold a live task: the id map must have room
          * for all of them before the thread exists, so that claiming a
          * start never allocates there. */
@@ -165,6 +178,10 @@ int tp__dispatch(tp_pool *pool)
             tp__changed(pool);
             err = rc;
             break;
+        }
+        if (creations == 0 && pool->owed && tp__in_pool(pool)) {
+            pool->owed--;
+            creations = 1;
         }
     }
     return err;
@@ -255,8 +272,10 @@ static bool iter_fetch(tp_pool *pool, tp__group *g, void **arg)
  * it as a task of w. NULL if there is nothing to claim, or (with *nomem
  * set) if the memory the start needs cannot be had now: then nothing was
  * claimed and the start waits at the head of the FIFO for a retry. May
- * unlock (for an iterator's next). */
-static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
+ * unlock (for an iterator's next): then *clock_ns, the caller's last clock
+ * reading (see run()), is stale and set to 0. */
+static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem,
+                      uint64_t *clock_ns)
 {
     TP_ASSERT_HELD(pool);
     for (;;) {
@@ -280,6 +299,7 @@ static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem)
             return begin(pool, w, g, tp__group_arg(g, g->next_arg++), admitted);
         }
         void *arg = NULL;
+        *clock_ns = 0;
         bool got = iter_fetch(pool, g, &arg);
         tp_task *t = got ? begin(pool, w, g, arg, admitted) : NULL;
         tp__group_unref(pool, g);
@@ -302,8 +322,14 @@ static void log_in_turn(tp_pool *pool, uint64_t turn, tp_log_level level,
  * since (the end of its previous task, claimed right after), or 0. */
 static int run(tp_pool *pool, tp_task *t, uint64_t clock_ns)
 {
-    if (pool->timings_on) /* timings read the clock unlocked */
-        t->started_ns = clock_ns ? clock_ns : tp__now_ns();
+    /* Timings read the clock unlocked. The last reading serves only if
+     * the start was admitted before it: a start admitted after the
+     * previous task's end (a map's next argument, admitted as that task
+     * was unlived; a spawn that took the lock first) would otherwise wait
+     * a negative time, which wraps in tp__timing_add. */
+    if (pool->timings_on)
+        t->started_ns = clock_ns && clock_ns >= t->admitted_ns ? clock_ns
+                                                                : tp__now_ns();
     if (t->log_ticket != UINT64_MAX)
         log_in_turn(pool, t->log_ticket, TP_LOG_INFO, "Started", t->id);
     if (atomic_load(&t->cancelled))
@@ -531,8 +557,9 @@ static void *worker_main(void *arg)
             pool->waking--;
         }
         bool nomem = false;
-        tp_task *t = claim(pool, w, &nomem);
+        tp_task *t = claim(pool, w, &nomem, &clock_ns);
         if (!t && nomem) {
+            clock_ns = 0;
             /* The start stays first in the FIFO; try again shortly. */
             tp__log_locked(pool, TP_LOG_ERROR,
                            "%s: out of memory starting a task; retrying",

@@ -250,6 +250,10 @@ static void taskpool_workload(void)
     int rc = tp_set_pool_size(p, 0);
     EXPECT(rc == TP_OK || rc == TP_ENOMEM || rc == TP_ESYS);
     call *dropped = apply_call(p, 4, "dropme");
+    /* Per-call applies of a function applied before, on a full (paused)
+     * pool: the lock-free path (src/inbox.c), drained by the cancel. */
+    for (int i = 0; i < 3; i++)
+        apply_call(p, 1, NULL);
     int drop_from = n_slots;
     void *dargs[3];
     for (int i = 0; i < 3; i++)
