@@ -128,7 +128,8 @@ int tp__dispatch(tp_pool *pool)
      * (pool->owed), and a worker that used up its own takes one of those
      * before it stops, so the total stays what the fan-out gives (each
      * new worker dispatches again when it claims its start). */
-    int creations = tp__self && tp__self->pool == pool ? 2 : 1;
+    bool from_worker = tp__self && tp__self->pool == pool;
+    int creations = from_worker ? 2 : 1;
     int err = TP_OK;
     while (!pool->freeing) {
         size_t room = tp__sem_room(pool);
@@ -179,7 +180,7 @@ int tp__dispatch(tp_pool *pool)
             err = rc;
             break;
         }
-        if (creations == 0 && pool->owed && tp__in_pool(pool)) {
+        if (creations == 0 && pool->owed && from_worker) {
             pool->owed--;
             creations = 1;
         }
