@@ -282,7 +282,9 @@ START_TEST(iterator_next_is_not_a_run)
     tp_timings tm;
     ck_assert_int_eq(tp_get_timings(p, &tm), TP_OK);
     ck_assert_uint_eq(tm.run.count, 4);
-    ck_assert_msg(tm.run.sum < 0.02, "four empty tasks ran %g s in all",
+    /* The bug counts three next() calls: at least 90 ms. Below 60 ms
+     * leaves room for the preemptions of a loaded machine. */
+    ck_assert_msg(tm.run.sum < 0.06, "four empty tasks ran %g s in all",
                   tm.run.sum);
     expect_sane_waits(&tm, 4);
     tp_pool_free(p);
