@@ -1348,6 +1348,29 @@ START_TEST(blocking_flush_does_not_stall_other_sessions)
 }
 END_TEST
 
+START_TEST(helper_commands_after_any_blank_stay_off_the_control_thread)
+{
+    /* The tokenizer ends a word at any isspace() byte, the check for a
+     * command that runs on a helper thread only at a space or tab:
+     * "until-closed" followed by a vertical tab (or after a form feed) ran
+     * on the control thread, which then waited for the pool to close and
+     * answered nobody (found by fuzz_server). */
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *a = text_client(c, "TaskPool-demo");
+    client *b = text_client(c, "TaskPool-demo");
+    client *d = text_client(c, "TaskPool-demo");
+    client_send_line(a, "until-closed\v");
+    client_send_line(d, "\f\runtil-closed");
+    CMD_IS(b, "num-running", "0");
+    CMD_IS(b, "is-locked", "False");
+    client_close(a);
+    client_close(d);
+    client_close(b);
+    finish(c, p);
+}
+END_TEST
+
 /* Threads of this process, from /proc/self/status. */
 static long thread_count(void)
 {
@@ -2475,6 +2498,8 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_arguments_are_refused);
     tcase_add_test(tc, two_hundred_concurrent_clients);
     tcase_add_test(tc, blocking_flush_does_not_stall_other_sessions);
+    tcase_add_test(tc,
+                   helper_commands_after_any_blank_stay_off_the_control_thread);
     tcase_add_test(tc,
                    vanished_client_does_not_leave_its_blocking_command_running);
     tcase_add_test(tc, out_of_descriptors_pauses_accepting_and_resumes);
