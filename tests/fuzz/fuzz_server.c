@@ -53,13 +53,13 @@
  *   ./tests/fuzz/fuzz_server -max_total_time=30 NEW_DIR \
  *       tests/fuzz/corpus_server
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -202,54 +202,43 @@ static bool wants_json(const uint8_t *data, size_t size, bool token)
     return json;
 }
 
-/* True if a line of the input may close the pool or wait for its close:
- * its first word, after the blanks the server strips, is gather-and-close
- * or until-closed, in any case. */
-static bool may_close(const uint8_t *data, size_t size)
+/* The command a line names, as the server reads its first word (any
+ * isspace() byte ends it), or NULL. */
+static const tp__ctl_command *line_command(const char *p, const char *e,
+                                           bool simple)
 {
-    static const char *const names[] = {"gather-and-close", "until-closed"};
-    const char *p = (const char *)data, *end = p + size;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *e = nl ? nl : end;
-        while (p < e && (*p == ' ' || *p == '\t'))
-            p++;
-        for (size_t i = 0; i < 2; i++) {
-            size_t n = strlen(names[i]);
-            if ((size_t)(e - p) >= n && strncasecmp(p, names[i], n) == 0 &&
-                ((size_t)(e - p) == n || p[n] == ' ' || p[n] == '\t' ||
-                 p[n] == '\r'))
-                return true;
-        }
-        p = e + 1;
-    }
-    return false;
+    while (p < e && isspace((unsigned char)*p))
+        p++;
+    size_t n = 0;
+    while (p + n < e && !isspace((unsigned char)p[n]))
+        n++;
+    char name[32];
+    if (n == 0 || n >= sizeof name)
+        return NULL;
+    memcpy(name, p, n);
+    name[n] = '\0';
+    return tp__ctl_command_find(name, simple);
 }
 
-/* The length of the input's first lines, up to MAX_LINES of them and
- * before the line that would be the MAX_JOBS + 1st to run on a helper
- * thread (its first word names a blocking or offloaded command). */
-static size_t bounded(const uint8_t *data, size_t size, bool simple)
+/* Cuts the input to its first MAX_LINES lines, before the line that would
+ * be the MAX_JOBS + 1st to run on a helper thread (a blocking or offloaded
+ * command); *closes: a line kept may close the pool or wait for its close
+ * (gather-and-close, until-closed). Returns the length kept. */
+static size_t bounded(const uint8_t *data, size_t size, bool simple,
+                      bool *closes)
 {
     const char *p = (const char *)data, *end = p + size;
     int lines = 0, jobs = 0;
+    *closes = false;
     while (p < end && lines < MAX_LINES) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *e = nl ? nl : end;
-        const char *w = p;
-        while (w < e && (*w == ' ' || *w == '\t'))
-            w++;
-        size_t n = 0;
-        while (w + n < e && w[n] != ' ' && w[n] != '\t' && w[n] != '\r')
-            n++;
-        char name[32];
-        if (n > 0 && n < sizeof name) {
-            memcpy(name, w, n);
-            name[n] = '\0';
-            const tp__ctl_command *c = tp__ctl_command_find(name, simple);
-            if (c && (c->flags & (TP__CTL_BLOCKING | TP__CTL_OFFLOAD)) &&
-                ++jobs > MAX_JOBS)
+        const tp__ctl_command *c = line_command(p, nl ? nl : end, simple);
+        if (c && (c->flags & (TP__CTL_BLOCKING | TP__CTL_OFFLOAD))) {
+            if (++jobs > MAX_JOBS)
                 break;
+            if (strcmp(c->name, "gather-and-close") == 0 ||
+                strcmp(c->name, "until-closed") == 0)
+                *closes = true;
         }
         lines++;
         p = nl ? nl + 1 : end;
@@ -308,7 +297,7 @@ static void warm_free(warm *w)
 /* After the session ended: the pool as the next input expects it. Tasks
  * that a helper started before the pool was locked are cancelled too;
  * tp_flush waits for every cancelled task and forgets them all. A pool
- * closed all the same (a line may_close did not see) is made again. */
+ * closed all the same (by a line bounded did not see) is made again. */
 static void warm_reset(warm *w, bool simple)
 {
     tp_cancel_all(w->pool);
@@ -334,13 +323,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size = MAX_INPUT;
     bool simple = cfg & 1, token = cfg & 2, hangup = cfg & 16;
     unsigned reading = (cfg >> 2) & 3;
-    size = bounded(data, size, simple);
+    bool cold; /* the input may close its pool: it gets a pool of its own */
+    size = bounded(data, size, simple, &cold);
     size_t chunk = (size_t)8 << ((cfg >> 5) & 7);
     if (chunk < (size + MAX_CHUNKS - 1) / MAX_CHUNKS)
         chunk = (size + MAX_CHUNKS - 1) / MAX_CHUNKS;
 
-    /* An input that may close its pool gets a pool of its own. */
-    bool cold = may_close(data, size);
     warm own = {0}, *wm = cold ? &own : &warms[simple];
     if (!wm->pool)
         warm_make(wm, simple);
