@@ -49,14 +49,24 @@ void tp__ctl_reply_result(tp__ctl_reply *r, cJSON *result)
 void tp__ctl_reply_error(tp__ctl_reply *r, const char *error, const char *fmt,
                          ...)
 {
+    /* Formatted once into a stack buffer that holds most messages, then
+     * copied at its exact size; a longer one is formatted again into its
+     * own allocation. Then scrubbed in one pass. */
+    char small[1024];
     va_list ap;
     va_start(ap, fmt);
-    char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
+    char *msg = n < 0 ? NULL : malloc((size_t)n + 1);
+    if (msg && (size_t)n < sizeof small) {
+        memcpy(msg, small, (size_t)n + 1);
+    } else if (msg) {
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     if (msg)
-        tp__ctl_scrub_utf8(msg);
+        tp__ctl_scrub_utf8(msg, (size_t)n);
     cJSON_Delete(r->result);
     r->result = NULL;
     free(r->message);

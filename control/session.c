@@ -14,6 +14,7 @@
  * line is still answered and every response written before the session
  * closes; a line cut off by the end is dropped.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -365,8 +366,15 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
 static const tp__ctl_command *helper_command(const tp__ctl_ctx *ctx,
                                              const char *line)
 {
+    /* The command's name as the tokenizer reads it: any isspace() byte
+     * ends it (a vertical tab after "until-closed" used to hide it here,
+     * and the parser then ran it on the control thread). */
     char name[32];
-    size_t n = strcspn(line, " \t");
+    while (isspace((unsigned char)*line))
+        line++;
+    size_t n = 0;
+    while (line[n] && !isspace((unsigned char)line[n]))
+        n++;
     if (n == 0 || n >= sizeof name)
         return NULL;
     memcpy(name, line, n);

@@ -14,9 +14,9 @@
 /* True if s[0..len) is valid UTF-8 without NUL bytes. */
 bool tp__ctl_utf8_valid(const char *s, size_t len);
 
-/* Replaces each byte of the NUL-terminated s that does not begin a valid
- * UTF-8 sequence by '?'. Cannot fail. */
-void tp__ctl_scrub_utf8(char *s);
+/* Replaces each byte of s[0..len) that does not begin a valid UTF-8
+ * sequence (a NUL byte included) by '?', in place. Cannot fail. */
+void tp__ctl_scrub_utf8(char *s, size_t len);
 
 /* Appends s as a JSON string (quotes, escapes; bytes that are not valid
  * UTF-8 become '?'). */

@@ -1348,6 +1348,29 @@ START_TEST(blocking_flush_does_not_stall_other_sessions)
 }
 END_TEST
 
+START_TEST(helper_commands_after_any_blank_stay_off_the_control_thread)
+{
+    /* The tokenizer ends a word at any isspace() byte, the check for a
+     * command that runs on a helper thread only at a space or tab:
+     * "until-closed" followed by a vertical tab (or after a form feed) ran
+     * on the control thread, which then waited for the pool to close and
+     * answered nobody (found by fuzz_server). */
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *a = text_client(c, "TaskPool-demo");
+    client *b = text_client(c, "TaskPool-demo");
+    client *d = text_client(c, "TaskPool-demo");
+    client_send_line(a, "until-closed\v");
+    client_send_line(d, "\f\runtil-closed");
+    CMD_IS(b, "num-running", "0");
+    CMD_IS(b, "is-locked", "False");
+    client_close(a);
+    client_close(d);
+    client_close(b);
+    finish(c, p);
+}
+END_TEST
+
 /* Threads of this process, from /proc/self/status. */
 static long thread_count(void)
 {
@@ -1833,6 +1856,73 @@ START_TEST(refused_token_is_answered_after_a_delay)
     client_close(bad);
     client_close(good);
     finish(c, p);
+}
+END_TEST
+
+/* RFC 3629's grammar of one UTF-8 character, as byte ranges (a second,
+ * independent statement of what text.c decodes bit by bit): the length of
+ * the character at p[0..len), 0 if none begins there (NUL excluded). */
+static size_t rfc3629_char(const unsigned char *p, size_t len)
+{
+    static const struct {
+        unsigned char lo[4], hi[4];
+    } forms[] = {
+        {{0x01}, {0x7F}},
+        {{0xC2, 0x80}, {0xDF, 0xBF}},
+        {{0xE0, 0xA0, 0x80}, {0xE0, 0xBF, 0xBF}},
+        {{0xE1, 0x80, 0x80}, {0xEC, 0xBF, 0xBF}},
+        {{0xED, 0x80, 0x80}, {0xED, 0x9F, 0xBF}},
+        {{0xEE, 0x80, 0x80}, {0xEF, 0xBF, 0xBF}},
+        {{0xF0, 0x90, 0x80, 0x80}, {0xF0, 0xBF, 0xBF, 0xBF}},
+        {{0xF1, 0x80, 0x80, 0x80}, {0xF3, 0xBF, 0xBF, 0xBF}},
+        {{0xF4, 0x80, 0x80, 0x80}, {0xF4, 0x8F, 0xBF, 0xBF}},
+    };
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
+        size_t n = f == 0 ? 1 : f == 1 ? 2 : f < 6 ? 3 : 4;
+        size_t k = 0;
+        while (k < n && k < len && p[k] >= forms[f].lo[k] &&
+               p[k] <= forms[f].hi[k])
+            k++;
+        if (k == n)
+            return n;
+    }
+    return 0;
+}
+
+START_TEST(utf8_check_and_scrub_match_rfc3629)
+{
+    /* text.c checks ASCII 8 bytes at a time and decodes the rest inline:
+     * both functions are compared with the byte-range grammar on strings
+     * of every length up to 40 drawn from the bytes where the rules
+     * change, mostly ASCII so that runs cross the 8-byte steps. */
+    static const unsigned char alphabet[] = {
+        'a',  'a',  'a',  'a',  'a',  'a',  'a',  'a',  0x00, 0x7F, 0x80,
+        0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1,
+        0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xF8, 0xFF};
+    uint32_t x = 12345;
+    for (int round = 0; round < 200000; round++) {
+        unsigned char s[41], want[41];
+        size_t len = (size_t)round % 41;
+        for (size_t i = 0; i < len; i++) {
+            x = x * 1103515245u + 12345u;
+            s[i] = alphabet[(x >> 16) % sizeof alphabet];
+        }
+        bool valid = true;
+        for (size_t i = 0; i < len;) {
+            size_t n = rfc3629_char(s + i, len - i);
+            if (n) {
+                memcpy(want + i, s + i, n);
+                i += n;
+            } else {
+                valid = false;
+                want[i++] = '?';
+            }
+        }
+        ck_assert_int_eq(tp__ctl_utf8_valid((const char *)s, len), valid);
+        tp__ctl_scrub_utf8((char *)s, len);
+        ck_assert_msg(memcmp(s, want, len) == 0, "round %d", round);
+        ck_assert(tp__ctl_utf8_valid((const char *)s, len));
+    }
 }
 END_TEST
 
@@ -2409,6 +2499,8 @@ static Suite *suite(void)
     tcase_add_test(tc, two_hundred_concurrent_clients);
     tcase_add_test(tc, blocking_flush_does_not_stall_other_sessions);
     tcase_add_test(tc,
+                   helper_commands_after_any_blank_stay_off_the_control_thread);
+    tcase_add_test(tc,
                    vanished_client_does_not_leave_its_blocking_command_running);
     tcase_add_test(tc, out_of_descriptors_pauses_accepting_and_resumes);
     tcase_add_test(tc, stop_with_clients_connected);
@@ -2424,6 +2516,7 @@ static Suite *suite(void)
         tc, unfinished_handshakes_do_not_lock_out_a_client_with_the_token);
     tcase_add_test(tc, refused_token_is_answered_after_a_delay);
     tcase_add_test(tc, token_comparison);
+    tcase_add_test(tc, utf8_check_and_scrub_match_rfc3629);
     tcase_add_test(tc, unix_path_too_long_is_refused_at_creation);
     tcase_add_test(tc, tcp_port_is_validated_at_creation);
     tcase_add_test(tc, server_logs_sessions_and_commands);

@@ -4,9 +4,10 @@
  * and request lines (tokenizer, argparse-like parser, JSON arguments, help
  * and usage texts, text and JSON renderings).
  *
- * Input: the first line is a handshake, every further line a request. The
- * requests run against a TaskPool whose size is 0, so spawning commands
- * only queue starts (no task ever runs; the fuzzer stays deterministic);
+ * Input: the first line is a handshake, every further line a request (at
+ * most MAX_REQUESTS of them). The requests run against a TaskPool whose
+ * size is 0, so spawning commands only queue starts (no task ever runs;
+ * the fuzzer stays deterministic);
  * after each input every group is cancelled, which hands the queued JSON
  * arguments back to be freed, and LeakSanitizer checks that they are.
  * Commands that would block or change the pool size only get parsed.
@@ -20,6 +21,9 @@
 /* Pending starts are dropped one by one (today's engine): a small limit
  * keeps every input cheap. */
 #define MAX_SPAWN 64
+/* Requests per input (the rest is ignored): the cost of an input stays
+ * bounded as the corpus grows towards libFuzzer's 4 KiB inputs. */
+#define MAX_REQUESTS 32
 
 static tp_pool *pool;
 static tp__ctl_registry reg;
@@ -57,14 +61,15 @@ static bool runnable(const tp__ctl_command *cmd)
            strcmp(cmd->name, "pool-size") != 0;
 }
 
-static void request(char *line, size_t len, int width, bool json)
+/* Runs line[0..len) against both kinds of pool; copy has room for it
+ * (the parser cuts its line into tokens). */
+static void request(const char *line, size_t len, char *copy, int width,
+                    bool json)
 {
     if (!tp__ctl_utf8_valid(line, len))
         return;
     for (int simple = 0; simple < 2; simple++) {
-        char *copy = strndup(line, len);
-        if (!copy)
-            return;
+        memcpy(copy, line, len + 1);
         tp__ctl_ctx ctx = {.pool = pool,
                            .simple = simple,
                            .reg = &reg,
@@ -85,7 +90,6 @@ static void request(char *line, size_t len, int width, bool json)
         free(tp__ctl_reply_render(&r, json, &n));
         free(tp__ctl_reply_render(&r, !json, &n));
         tp__ctl_reply_clear(&r);
-        free(copy);
     }
 }
 
@@ -93,9 +97,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!pool)
         init();
-    char *buf = malloc(size + 1);
-    if (!buf)
+    char *buf = malloc(size + 1), *copy = malloc(size + 1);
+    if (!buf || !copy) {
+        free(buf);
+        free(copy);
         return 0;
+    }
     memcpy(buf, data, size);
     buf[size] = '\0';
     char *end = buf + size, *p = buf;
@@ -110,11 +117,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ok)
         free(h.token);
     p += hl + (nl ? 1 : 0);
-    while (p < end) {
+    for (int n = 0; p < end && n < MAX_REQUESTS; n++) {
         nl = memchr(p, '\n', (size_t)(end - p));
         size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         p[len] = '\0';
-        request(p, len, width, json);
+        request(p, len, copy, width, json);
         p += len + 1;
     }
     tp_cancel_all(pool);
@@ -123,5 +130,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tp__ctl_help_cache_free(&help[0]);
     tp__ctl_help_cache_free(&help[1]);
     free(buf);
+    free(copy);
     return 0;
 }

@@ -21,13 +21,30 @@
  *   bit 4     at the end the client closes (hang-up) instead of shutting
  *             down its writing side and reading every response
  *   bits 5-7  chunk size: the input is sent in chunks of 8, 16 ... 1024
- *             bytes, with one turn of the control loop after each
+ *             bytes (larger if that would take more than MAX_CHUNKS
+ *             chunks), with one turn of the control loop after each
  *
- * Cost bound: inputs are cut at MAX_INPUT bytes, a command starts at most
- * MAX_SPAWN tasks, every task ends by itself within NAP seconds (or at
- * once when cancelled), and at the end the harness cancels everything and
- * closes the pool, so blocking commands end. A session that does not end
- * within MAX_TURNS turns after that aborts (a hang is a finding).
+ * Warm state. One pool and one server per kind of pool live across inputs
+ * (creating and joining their threads was most of an input's cost): each
+ * input gets a new session on a new socket pair and ends with the pool as
+ * it found it: the pool locked while the session ends, everything
+ * cancelled, the session freed, every task forgotten (tp_flush), the pool
+ * unlocked and at size 2 again, the server's help cache emptied; the token
+ * is switched per input. So an input frees what it allocated, apart from
+ * the engine's and the server's one-time growth, and libFuzzer's leak
+ * check (it runs an input again, then LeakSanitizer, when the input left
+ * more allocations than frees) stays meaningful. An input with a line that
+ * may close the pool (gather-and-close) or wait for its close
+ * (until-closed: until the close, or 50 ms after the client hung up) gets
+ * a pool and server of its own, made and freed in that input as before.
+ *
+ * Cost bound: inputs are cut at MAX_INPUT bytes, MAX_LINES lines and
+ * before the MAX_JOBS + 1st line that runs on a helper thread (a thread
+ * each); a command starts at most MAX_SPAWN tasks, every task ends by
+ * itself within NAP seconds (or at once when cancelled), and at the end
+ * the harness cancels everything (and closes a pool of the input's own),
+ * so blocking commands end. A session that does not end within MAX_TURNS
+ * turns after that aborts (a hang is a finding).
  *
  * Oracle: besides the sanitizers, every byte the server sends is valid
  * UTF-8 without NUL, and in JSON mode every line after the handshake is a
@@ -36,6 +53,7 @@
  *   ./tests/fuzz/fuzz_server -max_total_time=30 NEW_DIR \
  *       tests/fuzz/corpus_server
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -53,6 +71,12 @@
 #define NAP 0.0002
 #define MAX_TURNS 200000
 #define MAX_OUTPUT (8 << 20)
+/* Per input: lines sent (the rest is cut off), lines that run on a
+ * helper thread (a thread each: the input is cut before the next one),
+ * and rounds of send-and-turn (longer inputs get bigger chunks). */
+#define MAX_LINES 32
+#define MAX_JOBS 4
+#define MAX_CHUNKS 32
 
 static int nap(tp_task *task, void *arg)
 {
@@ -110,6 +134,10 @@ static void drain(int fd, out *o, size_t max)
         } else {
             o->overflow = true;
         }
+        /* A stream socket's recv copies all it holds up to want: a short
+         * read emptied it (saves the recv that would say EAGAIN). */
+        if ((size_t)n < want)
+            return;
     }
 }
 
@@ -174,15 +202,114 @@ static bool wants_json(const uint8_t *data, size_t size, bool token)
     return json;
 }
 
-static tp_pool *make_pool(bool simple)
+/* The command a line names, as the server reads its first word (any
+ * isspace() byte ends it), or NULL. */
+static const tp__ctl_command *line_command(const char *p, const char *e,
+                                           bool simple)
 {
-    if (simple) {
-        tp_pool_opts po = {.name = "fuzz", .pool_size = 2};
-        tp_opts o = {.func_name = "nap"};
-        return tp_simple_pool_new(nap, NULL, &po, &o);
+    while (p < e && isspace((unsigned char)*p))
+        p++;
+    size_t n = 0;
+    while (p + n < e && !isspace((unsigned char)p[n]))
+        n++;
+    char name[32];
+    if (n == 0 || n >= sizeof name)
+        return NULL;
+    memcpy(name, p, n);
+    name[n] = '\0';
+    return tp__ctl_command_find(name, simple);
+}
+
+/* Cuts the input to its first MAX_LINES lines, before the line that would
+ * be the MAX_JOBS + 1st to run on a helper thread (a blocking or offloaded
+ * command); *closes: a line kept may close the pool or wait for its close
+ * (gather-and-close, until-closed). Returns the length kept. */
+static size_t bounded(const uint8_t *data, size_t size, bool simple,
+                      bool *closes)
+{
+    const char *p = (const char *)data, *end = p + size;
+    int lines = 0, jobs = 0;
+    *closes = false;
+    while (p < end && lines < MAX_LINES) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const tp__ctl_command *c = line_command(p, nl ? nl : end, simple);
+        if (c && (c->flags & (TP__CTL_BLOCKING | TP__CTL_OFFLOAD))) {
+            if (++jobs > MAX_JOBS)
+                break;
+            if (strcmp(c->name, "gather-and-close") == 0 ||
+                strcmp(c->name, "until-closed") == 0)
+                *closes = true;
+        }
+        lines++;
+        p = nl ? nl + 1 : end;
     }
+    return (size_t)(p - (const char *)data);
+}
+
+/* A pool and its server, made by hand-driving (tp__ctl_manual_open). */
+typedef struct warm {
+    tp_pool *pool;
+    tp_control *ctl;
+    char *token; /* the server's copy of "tok", set per input */
+} warm;
+
+static warm warms[2]; /* [simple] */
+
+static void warm_make(warm *w, bool simple)
+{
     tp_pool_opts po = {.name = "fuzz", .pool_size = 2};
-    return tp_pool_new(&po);
+    if (simple) {
+        tp_opts o = {.func_name = "nap"};
+        w->pool = tp_simple_pool_new(nap, NULL, &po, &o);
+    } else {
+        w->pool = tp_pool_new(&po);
+    }
+    if (!w->pool)
+        abort();
+    tp_control_opts opts = {
+        .token = "tok",
+        .max_line = MAX_LINE,
+        .max_spawn = MAX_SPAWN,
+    };
+    w->ctl = tp_control_new_tcp(w->pool, "127.0.0.1", "0", &opts);
+    if (!w->ctl)
+        abort();
+    w->token = w->ctl->token;
+    w->ctl->refuse_delay = 0; /* no half-second wait per wrong token */
+    w->ctl->out_high = 16384; /* back-pressure within a few responses */
+    if (!simple) {
+        tp_control_register(w->ctl, "nap", nap);
+        tp_control_register(w->ctl, "echo", echo);
+        tp_control_register_callback(w->ctl, "on_end", on_end, NULL);
+    }
+    if (tp__ctl_manual_open(w->ctl) != TP_OK)
+        abort();
+}
+
+static void warm_free(warm *w)
+{
+    w->ctl->token = w->token;
+    tp_control_free(w->ctl);
+    tp_pool_free(w->pool);
+    *w = (warm){0};
+}
+
+/* After the session ended: the pool as the next input expects it. Tasks
+ * that a helper started before the pool was locked are cancelled too;
+ * tp_flush waits for every cancelled task and forgets them all. A pool
+ * closed all the same (by a line bounded did not see) is made again. */
+static void warm_reset(warm *w, bool simple)
+{
+    tp_cancel_all(w->pool);
+    tp_flush(w->pool);
+    tp__ctl_help_cache_free(&w->ctl->help);
+    if (tp_until_closed(w->pool, 0) == TP_OK) {
+        warm_free(w);
+        warm_make(w, simple);
+        return;
+    }
+    tp_unlock(w->pool);
+    tp_set_pool_size(w->pool, 2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -196,29 +323,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size = MAX_INPUT;
     bool simple = cfg & 1, token = cfg & 2, hangup = cfg & 16;
     unsigned reading = (cfg >> 2) & 3;
+    bool cold; /* the input may close its pool: it gets a pool of its own */
+    size = bounded(data, size, simple, &cold);
     size_t chunk = (size_t)8 << ((cfg >> 5) & 7);
+    if (chunk < (size + MAX_CHUNKS - 1) / MAX_CHUNKS)
+        chunk = (size + MAX_CHUNKS - 1) / MAX_CHUNKS;
 
-    tp_pool *pool = make_pool(simple);
-    if (!pool)
-        abort();
-    tp_control_opts opts = {
-        .token = token ? "tok" : NULL,
-        .max_line = MAX_LINE,
-        .max_spawn = MAX_SPAWN,
-    };
-    tp_control *ctl = tp_control_new_tcp(pool, "127.0.0.1", "0", &opts);
-    if (!ctl)
-        abort();
-    ctl->refuse_delay = 0; /* no half-second wait per wrong token */
-    ctl->out_high = 16384; /* back-pressure within a few responses */
-    if (!simple) {
-        tp_control_register(ctl, "nap", nap);
-        tp_control_register(ctl, "echo", echo);
-        tp_control_register_callback(ctl, "on_end", on_end, NULL);
-    }
+    warm own = {0}, *wm = cold ? &own : &warms[simple];
+    if (!wm->pool)
+        warm_make(wm, simple);
+    tp_pool *pool = wm->pool;
+    tp_control *ctl = wm->ctl;
+    ctl->token = token ? wm->token : NULL;
     int sv[2];
-    if (tp__ctl_manual_open(ctl) != TP_OK ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
                    sv) != 0 ||
         tp__ctl_manual_adopt(ctl, sv[0]) != TP_OK)
         abort();
@@ -265,9 +383,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         shutdown(sv[1], SHUT_WR);
     }
-    /* Every task ends, the pool closes: blocking commands return. */
+    /* Every task ends, and nothing new starts; a pool of its own closes
+     * (until-closed waits for that): blocking commands return. */
+    tp_lock(pool);
     tp_cancel_all(pool);
-    tp_gather_and_close(pool);
+    if (cold)
+        tp_gather_and_close(pool);
     for (turns = 0; !tp__ctl_manual_idle(ctl); turns++) {
         if (turns > MAX_TURNS)
             abort();
@@ -283,7 +404,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         close(sv[1]);
     }
     free(o.p);
-    tp_control_free(ctl);
-    tp_pool_free(pool);
+    if (cold)
+        warm_free(wm);
+    else
+        warm_reset(wm, simple);
     return 0;
 }
