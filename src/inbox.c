@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The inbox: one-task applies submitted without the pool lock.
+ * The inbox: one-task applies and starts submitted without the pool lock.
  *
  * A service submits one task per request from many threads; taking
  * pool->mu for each made the submitters and the workers convoy on it. So a
  * per-call tp_apply or tp_start that needs no answer but TP_OK (spawn.c
- * decides) makes
- * its group outside the lock and pushes it onto pool->inbox, a lock-free
- * stack linked through the groups' hnext (a group is not in the name index
- * yet). Pushes only ever add, and the drain takes the whole stack at once,
- * so there is no ABA problem.
+ * decides) makes its group outside the lock and pushes it onto
+ * pool->inbox, a lock-free stack linked through the groups' hnext (a group
+ * is not in the name index yet). Pushes only ever add, and the drain takes
+ * the whole stack at once, so there is no ABA problem.
  *
  * Whoever takes the lock through tp__enter first moves the inbox into the
  * pool, oldest first: each group gets its generated name (in submission
@@ -20,7 +19,7 @@
  * submissions that returned before it looked.
  *
  * Bit 0 of pool->inbox shuts the fast path: set (under the lock) while the
- * pool is locked, closed or being freed. A push is a
+ * pool is locked, being gathered, closed or being freed. A push is a
  * compare-and-swap against an open inbox, so pushes either happen before
  * the shutting (and are drained right after it) or fail and take the lock.
  *
