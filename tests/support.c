@@ -57,7 +57,12 @@ long counter_get(counter *c)
 
 bool counter_wait(counter *c, long n)
 {
-    struct timespec until = deadline_in(10);
+    return counter_wait_for(c, n, 10);
+}
+
+bool counter_wait_for(counter *c, long n, double seconds)
+{
+    struct timespec until = deadline_in(seconds);
     pthread_mutex_lock(&c->mu);
     int rc = 0;
     while (c->n < n && rc != ETIMEDOUT)

@@ -24,6 +24,8 @@ long counter_get(counter *c);
 /* Waits until the counter reaches at least n, up to 10 s (times the
  * sanitizer multiplier). Returns false on timeout. */
 bool counter_wait(counter *c, long n);
+/* The same, up to the given seconds (times the multiplier). */
+bool counter_wait_for(counter *c, long n, double seconds);
 
 /* A gate: tasks block in gate_pass (cancellably, via tp_cond_wait) until
  * the test opens it. */

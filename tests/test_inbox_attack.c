@@ -59,27 +59,6 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Waits up to seconds (times the sanitizer multiplier) for c >= n. */
-static bool counter_wait_for(counter *c, long n, double seconds)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    double s = seconds * time_multiplier();
-    until.tv_sec += (time_t)s;
-    until.tv_nsec += (long)((s - (double)(time_t)s) * 1e9);
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&c->mu);
-    int rc = 0;
-    while (c->n < n && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&c->cv, &c->mu, &until);
-    bool ok = c->n >= n;
-    pthread_mutex_unlock(&c->mu);
-    return ok;
-}
-
 /* ---- finding 1: an end callback holds back a fast push ---------------- */
 
 /* What the end callback of A saw: did B start while it ran? */
