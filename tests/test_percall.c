@@ -486,6 +486,29 @@ static bool has_end_cb(const rec *r)
     return r->v == V_FULL || r->v == V_OWN;
 }
 
+/* Runs the submitters, the canceller and the controller against B.pool
+ * until every submitter is done, then gathers and closes the pool. */
+static void run_load(void *(*submitter)(void *), void *(*canceller)(void *),
+                     bool (*valid)(const char *name))
+{
+    pthread_t sub[SUBMITTERS], canc, ctl;
+    controller_args ca = {valid};
+    for (int t = 0; t < SUBMITTERS; t++)
+        REQUIRE_I(
+            pthread_create(&sub[t], NULL, submitter, (void *)(intptr_t)t),
+            ==, 0);
+    REQUIRE_I(pthread_create(&canc, NULL, canceller, NULL), ==, 0);
+    REQUIRE_I(pthread_create(&ctl, NULL, controller, &ca), ==, 0);
+    for (int t = 0; t < SUBMITTERS; t++)
+        pthread_join(sub[t], NULL);
+    atomic_store(&B.stop, true);
+    pthread_join(canc, NULL);
+    pthread_join(ctl, NULL);
+    tp_unlock(B.pool);
+    REQUIRE_I(tp_set_pool_size(B.pool, MAX_SIZE), ==, TP_OK);
+    REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_OK);
+}
+
 static void *apply_submitter(void *arg)
 {
     int t = (int)(intptr_t)arg;
@@ -839,23 +862,7 @@ static void run_apply(bool forget)
         &(tp_pool_opts){.pool_size = MAX_SIZE, .forget_ended = forget});
     ck_assert_ptr_nonnull(B.pool);
 
-    pthread_t sub[SUBMITTERS], canc, ctl;
-    controller_args ca = {valid_apply_name};
-    for (int t = 0; t < SUBMITTERS; t++)
-        REQUIRE_I(
-            pthread_create(&sub[t], NULL, apply_submitter, (void *)(intptr_t)t),
-            ==, 0);
-    REQUIRE_I(pthread_create(&canc, NULL, apply_canceller, NULL), ==, 0);
-    REQUIRE_I(pthread_create(&ctl, NULL, controller, &ca), ==, 0);
-    for (int t = 0; t < SUBMITTERS; t++)
-        pthread_join(sub[t], NULL);
-    atomic_store(&B.stop, true);
-    pthread_join(canc, NULL);
-    pthread_join(ctl, NULL);
-
-    tp_unlock(B.pool);
-    REQUIRE_I(tp_set_pool_size(B.pool, MAX_SIZE), ==, TP_OK);
-    REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_OK);
+    run_load(apply_submitter, apply_canceller, valid_apply_name);
     books_print(forget ? "apply, forget_ended" : "apply");
     long closed_refused = check_closed_apply();
     check_general_books(closed_refused);
@@ -1162,22 +1169,7 @@ static void run_start(bool forget)
         &(tp_pool_opts){.pool_size = MAX_SIZE, .forget_ended = forget}, &opts);
     ck_assert_ptr_nonnull(B.pool);
 
-    pthread_t sub[SUBMITTERS], canc, ctl;
-    controller_args ca = {valid_start_name};
-    for (int t = 0; t < SUBMITTERS; t++)
-        REQUIRE_I(
-            pthread_create(&sub[t], NULL, start_submitter, (void *)(intptr_t)t),
-            ==, 0);
-    REQUIRE_I(pthread_create(&canc, NULL, start_canceller, NULL), ==, 0);
-    REQUIRE_I(pthread_create(&ctl, NULL, controller, &ca), ==, 0);
-    for (int t = 0; t < SUBMITTERS; t++)
-        pthread_join(sub[t], NULL);
-    atomic_store(&B.stop, true);
-    pthread_join(canc, NULL);
-    pthread_join(ctl, NULL);
-    tp_unlock(B.pool);
-    REQUIRE_I(tp_set_pool_size(B.pool, MAX_SIZE), ==, TP_OK);
-    REQUIRE_I(tp_gather_and_close(B.pool), ==, TP_OK);
+    run_load(start_submitter, start_canceller, valid_start_name);
     books_print(forget ? "start, forget_ended" : "start");
 
     /* Closed: refused, nothing called. */
