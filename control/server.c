@@ -6,19 +6,20 @@
  * polls the listening socket, the wake pipe and every session, accepts
  * clients, reads request lines, runs quick commands inline (they are plain
  * engine calls that never block) and writes the responses. A blocking
- * command (flush, gather-and-close, until-closed) runs on a helper thread of
- * its own, so that it never stalls the other sessions: the helper calls the
+ * command (flush, gather-and-close, until-closed) runs on a helper thread
+ * (jobs.c), so that it never stalls the other sessions: the helper calls the
  * engine, fills the job's reply, appends the job to ctl->done under ctl->mu
- * and writes a byte to the wake pipe. The control thread then joins the
- * helper and hands the reply to its session (dropped if the client left).
+ * and writes a byte to the wake pipe. The control thread then hands the
+ * reply to its session (dropped if the client left); the helper waits for
+ * the next job, or retires and is joined.
  * While a job runs, its session reads no further requests, so responses keep
  * the order of the requests. A session whose client goes away while its job
  * runs is "orphaned": its socket is closed at once, but the session stays
  * (and counts against max_clients) until the job is collected, because the
- * helper reads its `abandoned` flag (until-closed then gives up). So helper
- * threads never outnumber max_clients.
+ * helper reads its `abandoned` flag (until-closed then gives up). So at most
+ * max_clients helpers run jobs, and at most four more wait idle.
  *
- * Locks. ctl->mu guards only ctl->done. ctl->stop_mu serialises start, stop
+ * Locks. ctl->mu guards ctl->done and the idle helpers. ctl->stop_mu serialises start, stop
  * and free. The two are never held together, and neither is held while
  * calling the engine. Sessions, the session array and jobs_running belong
  * to the control thread alone.
@@ -80,7 +81,7 @@ static tp__ctl_session *find_session(tp_control *ctl, uint64_t id)
     return NULL;
 }
 
-/* Joins finished helpers and delivers their replies. */
+/* Delivers the replies of finished jobs (and joins retired helpers). */
 static void collect_jobs(tp_control *ctl)
 {
     char buf[256];
@@ -92,13 +93,11 @@ static void collect_jobs(tp_control *ctl)
     pthread_mutex_unlock(&ctl->mu);
     while (job) {
         tp__ctl_job *next = job->next;
-        pthread_join(job->thread, NULL);
         ctl->jobs_running--;
         tp__ctl_session *s = find_session(ctl, job->session_id);
         if (s)
             tp__ctl_session_job_done(s, &job->reply);
-        tp__ctl_reply_clear(&job->reply);
-        free(job);
+        tp__ctl_job_collected(job);
         job = next;
     }
 }
@@ -296,6 +295,7 @@ static void close_all(tp_control *ctl)
         if (poll(&w, 1, -1) > 0)
             collect_jobs(ctl);
     }
+    tp__ctl_jobs_stop(ctl);
     for (size_t i = 0; i < ctl->nsessions; i++)
         tp__ctl_session_free(ctl->sessions[i]);
     ctl->nsessions = 0;

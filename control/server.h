@@ -20,9 +20,11 @@
 
 typedef struct tp__ctl_session tp__ctl_session;
 
-/* A blocking or offloaded command running on a helper thread. Created and
- * joined by the control thread; the helper parses and runs the request,
- * fills `reply` and then posts the job on ctl->done. */
+typedef struct tp__ctl_helper tp__ctl_helper; /* jobs.c */
+
+/* A blocking or offloaded command running on a helper thread (jobs.c).
+ * Created and collected by the control thread; the helper parses and runs
+ * the request, fills `reply` and then posts the job on ctl->done. */
 typedef struct tp__ctl_job {
     struct tp__ctl_job *next;
     tp_control *ctl;
@@ -30,7 +32,7 @@ typedef struct tp__ctl_job {
     tp__ctl_ctx ctx;
     char *line; /* owned copy of the request */
     tp__ctl_reply reply;
-    pthread_t thread;
+    tp__ctl_helper *retired; /* its helper, to join once collected */
 } tp__ctl_job;
 
 struct tp_control {
@@ -59,11 +61,14 @@ struct tp_control {
     atomic_int serving;
     atomic_int stopping;
 
-    /* mu guards done (posted by helper threads). stop_mu serialises
-     * tp_control_start/stop/free. Never held together. */
+    /* mu guards done (posted by helper threads) and the idle helpers
+     * (jobs.c). stop_mu serialises tp_control_start/stop/free. Never held
+     * together. */
     pthread_mutex_t mu;
     pthread_mutex_t stop_mu;
     tp__ctl_job *done;
+    tp__ctl_helper *idle;
+    size_t n_idle;
 
     /* Owned by the control thread. */
     tp__ctl_session **sessions;
@@ -127,6 +132,10 @@ void tp__ctl_count_places(const tp_control *ctl, size_t *ready, size_t *hs);
  * answers with the error). */
 int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_ctx *ctx,
                       const char *line, size_t len);
+/* Frees a job taken from ctl->done, joining its helper if it retired. */
+void tp__ctl_job_collected(tp__ctl_job *job);
+/* Ends the idle helpers; called once no job runs. */
+void tp__ctl_jobs_stop(tp_control *ctl);
 
 /* Driving the control loop by hand, for the whole-server fuzz target: open
  * makes a server that was never started ready to serve without a thread or

@@ -95,6 +95,14 @@ bool tp__wait(tp_pool *pool, pthread_cond_t *cv,
               const struct timespec *deadline)
 {
     TP_ASSERT_HELD(pool);
+    if (deadline) {
+        /* A deadline already passed (a timeout of 0 polls) needs no sleep:
+         * the kernel would still switch away to learn it. */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (!tp__before(&now, deadline))
+            return false;
+    }
     int rc = 0;
 #ifndef NDEBUG
     int depth = held_depth;

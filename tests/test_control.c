@@ -1393,6 +1393,48 @@ static bool threads_are_wanted(void *arg)
     return thread_count() == want_threads;
 }
 
+/* cl if its handshake is accepted; else closes it and returns NULL (a
+ * refused client may find the socket closed before it sends). */
+static client *admit(client *cl)
+{
+    bool in = send(cl->fd, "{}\n", 3, MSG_NOSIGNAL) == 3;
+    char *l = in ? client_line(cl) : NULL;
+    in = l && strcmp(l, "TaskPool-demo") == 0;
+    free(l);
+    if (in)
+        return cl;
+    client_close(cl);
+    return NULL;
+}
+
+typedef struct admission {
+    const char *path; /* the Unix socket, or NULL: c's TCP port */
+    tp_control *c;
+    client *cl;
+} admission;
+
+static bool admitted_now(void *arg)
+{
+    admission *a = arg;
+    a->cl = admit(a->path ? client_unix(a->path)
+                          : client_tcp(tp_control_port(a->c)));
+    return a->cl != NULL;
+}
+
+/* A client of the server at path (or c's TCP port), once a place is
+ * free; each refused attempt is retried a millisecond later. */
+static client *admitted_to(const char *path, tp_control *c)
+{
+    admission a = {path, c, NULL};
+    ck_assert_msg(wait_until(admitted_now, &a), "no place became free");
+    return a.cl;
+}
+
+static client *admitted_unix(const char *path)
+{
+    return admitted_to(path, NULL);
+}
+
 START_TEST(vanished_client_does_not_leave_its_blocking_command_running)
 {
     /* A blocking command runs on a helper thread. A client that sent
@@ -1401,27 +1443,31 @@ START_TEST(vanished_client_does_not_leave_its_blocking_command_running)
     char path[108];
     sock_path(path, sizeof path, "vanish");
     tp_pool *p = general_pool(3);
-    tp_control *c = tp_control_new_unix(p, path, NULL);
+    tp_control_opts o = {.max_clients = 1};
+    tp_control *c = tp_control_new_unix(p, path, &o);
+    long before = thread_count();
     ck_assert_int_eq(tp_control_start(c), TP_OK);
     long base = thread_count();
     for (int i = 0; i < 5; i++) {
-        client *cl = client_unix(path);
-        client_hello(cl, "{}", "TaskPool-demo");
+        /* The one place is free once the last round's job was collected,
+         * and its helper then waits for the next job: one helper serves
+         * every round. A helper still stuck in until-closed would keep the
+         * place, and a new helper would make two. */
+        client *cl = admitted_unix(path);
         client_send_line(cl, "until-closed");
-        want_threads = base + 1; /* its helper runs */
-        ck_assert(wait_until(threads_are_wanted, NULL));
-        client_close(cl);
-        want_threads = base; /* and ends once the client is gone */
+        want_threads = base + 1;
         ck_assert_msg(wait_until(threads_are_wanted, NULL),
                       "round %d: %ld threads, want %ld", i, thread_count(),
-                      base);
+                      base + 1);
+        client_close(cl);
     }
     /* The server still serves, and the pool was never closed. */
-    client *cl = client_unix(path);
-    client_hello(cl, "{}", "TaskPool-demo");
+    client *cl = admitted_unix(path);
     CMD_IS(cl, "is-locked", "False");
     client_close(cl);
-    finish(c, p);
+    tp_control_free(c); /* joins the idle helper */
+    ck_assert_int_eq(thread_count(), before);
+    tp_pool_free(p);
 }
 END_TEST
 
@@ -1552,18 +1598,7 @@ static bool readable_within(int fd, int ms)
  * just left (it notices the departure on its next turn). */
 static client *admitted(tp_control *c)
 {
-    for (int i = 0; i < 1000; i++) {
-        client *cl = client_tcp(tp_control_port(c));
-        client_send_line(cl, "{}");
-        char *l = client_line(cl);
-        bool in = l && strcmp(l, "TaskPool-demo") == 0;
-        free(l);
-        if (in)
-            return cl;
-        client_close(cl);
-    }
-    ck_abort_msg("no place became free");
-    return NULL;
+    return admitted_to(NULL, c);
 }
 
 START_TEST(tcp_fin_during_until_closed_frees_place_and_helper)
@@ -1573,24 +1608,27 @@ START_TEST(tcp_fin_during_until_closed_frees_place_and_helper)
      * max_clients 1, every later client was refused. */
     tp_pool *p = general_pool(3);
     tp_control_opts o = {.max_clients = 1};
+    long before = thread_count();
     tp_control *c = tcp_server(p, &o);
     long base = thread_count();
     for (int i = 0; i < 3; i++) {
+        /* Admitted once the last round's job was collected; its helper
+         * then serves this round too (see the Unix-socket test above). */
         client *cl = admitted(c);
         client_send_line(cl, "until-closed");
         want_threads = base + 1;
-        ck_assert(wait_until(threads_are_wanted, NULL));
-        client_close(cl); /* a FIN, no RST: nothing unread */
-        want_threads = base;
         ck_assert_msg(wait_until(threads_are_wanted, NULL),
                       "round %d: %ld threads, want %ld", i, thread_count(),
-                      base);
+                      base + 1);
+        client_close(cl); /* a FIN, no RST: nothing unread */
     }
     /* The place is free again (before the fix, never). */
     client *cl = admitted(c);
     CMD_IS(cl, "is-locked", "False");
     client_close(cl);
-    finish(c, p);
+    tp_control_free(c); /* joins the idle helper */
+    ck_assert_int_eq(thread_count(), before);
+    tp_pool_free(p);
 }
 END_TEST
 

@@ -29,14 +29,16 @@
  * input gets a new session on a new socket pair and ends with the pool as
  * it found it: the pool locked while the session ends, everything
  * cancelled, the session freed, every task forgotten (tp_flush), the pool
- * unlocked and at size 2 again, the server's help cache emptied; the token
- * is switched per input. So an input frees what it allocated, apart from
- * the engine's and the server's one-time growth, and libFuzzer's leak
- * check (it runs an input again, then LeakSanitizer, when the input left
- * more allocations than frees) stays meaningful. An input with a line that
- * may close the pool (gather-and-close) or wait for its close
+ * unlocked and at size 2 again; the token is switched per input. So an
+ * input frees what it allocated, apart from the engine's and the server's
+ * one-time growth (the help cache, idle helper threads), and libFuzzer's
+ * leak check (it runs an input again, then LeakSanitizer, when the input
+ * left more allocations than frees) stays meaningful. An input with a line
+ * that may close the pool (gather-and-close) or wait for its close
  * (until-closed: until the close, or 50 ms after the client hung up) gets
- * a pool and server of its own, made and freed in that input as before.
+ * a pool of its own, made and freed in that input; a second server per
+ * kind of pool serves those inputs, the input's pool swapped in, so that
+ * its helper threads are not made again for each.
  *
  * Cost bound: inputs are cut at MAX_INPUT bytes, MAX_LINES lines and
  * before the MAX_JOBS + 1st line that runs on a helper thread (a thread
@@ -68,7 +70,7 @@
 #define MAX_INPUT 4096
 #define MAX_SPAWN 8
 #define MAX_LINE 256
-#define NAP 0.0002
+#define NAP 0.00005
 #define MAX_TURNS 200000
 #define MAX_OUTPUT (8 << 20)
 /* Per input: lines sent (the rest is cut off), lines that run on a
@@ -253,19 +255,24 @@ typedef struct warm {
     char *token; /* the server's copy of "tok", set per input */
 } warm;
 
-static warm warms[2]; /* [simple] */
+/* [simple]: the warm pools, and the servers of inputs that close their
+ * pool (each such input swaps a new pool in). */
+static warm warms[2], colds[2];
+
+static tp_pool *pool_make(bool simple)
+{
+    tp_pool_opts po = {.name = "fuzz", .pool_size = 2};
+    tp_opts o = {.func_name = "nap"};
+    tp_pool *pool =
+        simple ? tp_simple_pool_new(nap, NULL, &po, &o) : tp_pool_new(&po);
+    if (!pool)
+        abort();
+    return pool;
+}
 
 static void warm_make(warm *w, bool simple)
 {
-    tp_pool_opts po = {.name = "fuzz", .pool_size = 2};
-    if (simple) {
-        tp_opts o = {.func_name = "nap"};
-        w->pool = tp_simple_pool_new(nap, NULL, &po, &o);
-    } else {
-        w->pool = tp_pool_new(&po);
-    }
-    if (!w->pool)
-        abort();
+    w->pool = pool_make(simple);
     tp_control_opts opts = {
         .token = "tok",
         .max_line = MAX_LINE,
@@ -302,7 +309,6 @@ static void warm_reset(warm *w, bool simple)
 {
     tp_cancel_all(w->pool);
     tp_flush(w->pool);
-    tp__ctl_help_cache_free(&w->ctl->help);
     if (tp_until_closed(w->pool, 0) == TP_OK) {
         warm_free(w);
         warm_make(w, simple);
@@ -329,9 +335,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (chunk < (size + MAX_CHUNKS - 1) / MAX_CHUNKS)
         chunk = (size + MAX_CHUNKS - 1) / MAX_CHUNKS;
 
-    warm own = {0}, *wm = cold ? &own : &warms[simple];
-    if (!wm->pool)
+    warm *wm = cold ? &colds[simple] : &warms[simple];
+    if (!wm->ctl)
         warm_make(wm, simple);
+    else if (!wm->pool) /* a cold server: a new pool for this input */
+        wm->pool = wm->ctl->pool = pool_make(simple);
     tp_pool *pool = wm->pool;
     tp_control *ctl = wm->ctl;
     ctl->token = token ? wm->token : NULL;
@@ -404,9 +412,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         close(sv[1]);
     }
     free(o.p);
-    if (cold)
-        warm_free(wm);
-    else
+    if (cold) {
+        tp_pool_free(wm->pool); /* its server has no session left */
+        wm->pool = wm->ctl->pool = NULL;
+    } else {
         warm_reset(wm, simple);
+    }
     return 0;
 }
