@@ -129,9 +129,13 @@ int tp__ctl_job_start(tp_control *ctl, uint64_t id, const tp__ctl_ctx *ctx,
         ctl->idle = h->next;
         ctl->n_idle--;
         h->job = job;
-        pthread_cond_signal(&h->cv);
     }
     pthread_mutex_unlock(&ctl->mu);
+    /* Signalled unlocked, so the helper does not wake to find ctl->mu
+     * still held. It stays until this thread joins it (it is neither idle
+     * nor stopped now), so h is valid here. */
+    if (h)
+        pthread_cond_signal(&h->cv);
     if (!h && !helper_new(job)) {
         int rc = errno == ENOMEM ? TP_ENOMEM : TP_ESYS;
         free(job->line);

@@ -47,6 +47,7 @@ struct tp__ctl_session {
     int width;
     bool discarding; /* skipping the rest of an over-long line */
     bool eof;        /* the client sent all it will send */
+    bool batching;   /* process_input: queued output waits for its flush */
     /* Byte queues, not tp__ctl_buf: they are consumed from the front while
      * the socket takes or gives bytes (an offset and memmove), the input
      * one never grows (max_line + 1, fixed), and a failed allocation of
@@ -198,7 +199,8 @@ static void queue_out(tp__ctl_session *s, const char *data, size_t len)
     }
     memcpy(s->out + s->out_len, data, len);
     s->out_len += len;
-    flush_out(s);
+    if (!s->batching)
+        flush_out(s);
 }
 
 /* queue_out for a malloc'd text, which it takes: when nothing waits to be
@@ -215,7 +217,8 @@ static void queue_text(tp__ctl_session *s, char *text, size_t len)
     s->out = text;
     s->out_off = 0;
     s->out_len = s->out_cap = len;
-    flush_out(s);
+    if (!s->batching)
+        flush_out(s);
 }
 
 static void send_reply(tp__ctl_session *s, tp__ctl_reply *r)
@@ -540,16 +543,29 @@ static void line(tp__ctl_session *s, char *p, size_t len)
 static void process_input(tp__ctl_session *s)
 {
     size_t start = 0;
-    while (reading(s) && s->out_len - s->out_off < s->ctl->out_high) {
-        char *nl = memchr(s->in + start, '\n', s->in_len - start);
-        if (!nl)
-            break;
-        size_t len = (size_t)(nl - (s->in + start));
-        if (s->discarding)
-            s->discarding = false;
-        else
-            line(s, s->in + start, len);
-        start += len + 1;
+    /* The responses to the lines at hand go out in one send, not one
+     * each. What is queued counts towards out_high: a batch that reaches
+     * it is sent, and if the socket took it all the next batch follows
+     * (else POLLOUT resumes it). */
+    bool more = true;
+    while (more) {
+        s->batching = true;
+        while (reading(s) && s->out_len - s->out_off < s->ctl->out_high) {
+            char *nl = memchr(s->in + start, '\n', s->in_len - start);
+            if (!nl) {
+                more = false;
+                break;
+            }
+            size_t len = (size_t)(nl - (s->in + start));
+            if (s->discarding)
+                s->discarding = false;
+            else
+                line(s, s->in + start, len);
+            start += len + 1;
+        }
+        s->batching = false;
+        flush_out(s);
+        more = more && reading(s) && s->out_len - s->out_off < s->ctl->out_high;
     }
     if (start > 0) {
         memmove(s->in, s->in + start, s->in_len - start);

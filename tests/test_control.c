@@ -1054,6 +1054,54 @@ START_TEST(pipelined_requests_answer_in_order)
 }
 END_TEST
 
+/* Reads exactly n bytes from cl (what client_line buffered first). */
+static char *read_exactly(client *cl, size_t n)
+{
+    char *buf = malloc(n);
+    size_t got = cl->len < n ? cl->len : n;
+    memcpy(buf, cl->buf, got);
+    memmove(cl->buf, cl->buf + got, cl->len - got);
+    cl->len -= got;
+    while (got < n) {
+        ssize_t r = recv(cl->fd, buf + got, n - got, 0);
+        ck_assert_msg(r > 0, "after %zu of %zu bytes: %s", got, n,
+                      r < 0 ? strerror(errno) : "EOF");
+        got += (size_t)r;
+    }
+    return buf;
+}
+
+START_TEST(pipelined_answers_beyond_the_output_limit_all_arrive)
+{
+    /* Answers to the lines of one read are sent together; once they reach
+     * the 1 MiB output limit the server stops reading lines until they are
+     * sent. A batch the socket took whole must not leave the rest of the
+     * read's lines unanswered with nothing left to wake the session. */
+    tp_pool *p = general_pool(3);
+    tp_control *c = tcp_server(p, NULL);
+    client *cl = text_client(c, "TaskPool-demo");
+    client_send_line(cl, "-h");
+    client_send_line(cl, "num-running");
+    char *help = client_read_until(cl, "\n0\n");
+    ck_assert_ptr_nonnull(help);
+    size_t h = strlen(help) - 2; /* one -h answer */
+    free(help);
+    enum { N = 2000 };
+    char *req = malloc(N * 3 + 13);
+    for (int i = 0; i < N; i++)
+        memcpy(req + 3 * i, "-h\n", 3);
+    memcpy(req + 3 * N, "num-running\n", 12);
+    client_send(cl, req, 3 * N + 12);
+    free(req);
+    ck_assert_uint_gt(N * h, 1 << 20);
+    char *all = read_exactly(cl, N * h + 2);
+    ck_assert(memcmp(all + N * h, "0\n", 2) == 0);
+    free(all);
+    client_close(cl);
+    finish(c, p);
+}
+END_TEST
+
 START_TEST(client_vanishing_mid_line_costs_nothing)
 {
     tp_pool *p = general_pool(3);
@@ -2524,6 +2572,7 @@ static Suite *suite(void)
     tcase_add_test(tc, binary_junk_gets_errors_not_a_crash);
     tcase_add_test(tc, blank_lines_get_no_response);
     tcase_add_test(tc, pipelined_requests_answer_in_order);
+    tcase_add_test(tc, pipelined_answers_beyond_the_output_limit_all_arrive);
     tcase_add_test(tc, client_vanishing_mid_line_costs_nothing);
     tcase_add_test(tc, half_closed_client_gets_every_response);
     tcase_add_test(tc, exit_closes_the_session);
