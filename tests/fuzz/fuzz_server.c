@@ -41,9 +41,9 @@
  * its helper threads are not made again for each.
  *
  * Cost bound: inputs are cut at MAX_INPUT bytes, MAX_LINES lines and
- * before the MAX_JOBS + 1st line that runs on a helper thread (a thread
- * each); a command starts at most MAX_SPAWN tasks, every task ends by
- * itself within NAP seconds (or at once when cancelled), and at the end
+ * before the MAX_JOBS + 1st line that runs on a helper thread; a command
+ * starts at most MAX_SPAWN tasks, every task ends by itself within NAP
+ * seconds (or at once when cancelled), and at the end
  * the harness cancels everything (and closes a pool of the input's own),
  * so blocking commands end. A session that does not end within MAX_TURNS
  * turns after that aborts (a hang is a finding).
@@ -74,7 +74,7 @@
 #define MAX_TURNS 200000
 #define MAX_OUTPUT (8 << 20)
 /* Per input: lines sent (the rest is cut off), lines that run on a
- * helper thread (a thread each: the input is cut before the next one),
+ * helper thread (the input is cut before the next one),
  * and rounds of send-and-turn (longer inputs get bigger chunks). */
 #define MAX_LINES 32
 #define MAX_JOBS 4
