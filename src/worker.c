@@ -355,8 +355,12 @@ static int run(tp_pool *pool, tp_task *t, uint64_t clock_ns)
     return rc;
 }
 
-static void mark_ended(tp_pool *pool, tp_task *t)
+/* t's function returned rc: t ends now, counted with its failure (in
+ * the same critical section, so totals never show more failed tasks than
+ * ended ones). */
+static void mark_ended(tp_pool *pool, tp_task *t, int rc)
 {
+    pool->total_failed += rc != 0;
     if (t->state == TP__CANCELLED)
         pool->n_cancelled--;
     else
@@ -377,8 +381,6 @@ static void end_task(tp_pool *pool, tp_task *t, int rc)
 {
     TP_ASSERT_HELD(pool);
     tp__group *g = t->group;
-    if (rc)
-        pool->total_failed++;
     if (t->state == TP__CANCELLED) {
         uint64_t turn = tp__logq_turn(&pool->logq, TP_LOG_DEBUG);
         if (turn != UINT64_MAX || g->cancel_cb) {
@@ -396,7 +398,7 @@ static void end_task(tp_pool *pool, tp_task *t, int rc)
             tp__lock(pool);
         }
     }
-    mark_ended(pool, t);
+    mark_ended(pool, t, rc);
     tp__sem_release(pool);
     uint64_t turn = tp__logq_turn(&pool->logq, TP_LOG_INFO);
     if (turn == UINT64_MAX && !g->end_cb)

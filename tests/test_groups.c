@@ -658,6 +658,56 @@ START_TEST(failed_tasks_are_counted)
 }
 END_TEST
 
+static gate cb_gate;
+static counter in_cancel_cb;
+
+/* Waits (cancellably) for release, then fails. */
+static int fails_after_gate(tp_task *task, void *arg)
+{
+    (void)arg;
+    counter_add(&started, 1);
+    gate_pass(&release, task);
+    return -1;
+}
+
+static void cancel_cb_waits(tp_pool *p, tp_id id, void *arg)
+{
+    (void)p, (void)id, (void)arg;
+    counter_add(&in_cancel_cb, 1);
+    pthread_mutex_lock(&cb_gate.mu);
+    while (!cb_gate.open)
+        pthread_cond_wait(&cb_gate.cv, &cb_gate.mu);
+    pthread_mutex_unlock(&cb_gate.mu);
+}
+
+START_TEST(a_failed_task_counts_as_failed_when_it_ends)
+{
+    /* A cancelled task that fails ends after its cancel callback, which
+     * runs unlocked. Its failure used to be counted before that callback,
+     * so stats read meanwhile showed more failed tasks than ended ones. */
+    gate_init(&cb_gate);
+    counter_init(&in_cancel_cb);
+    tp_pool *p = tp_pool_new(NULL);
+    tp_opts o = {.cancel_callback = cancel_cb_waits};
+    ck_assert_int_eq(tp_apply(p, fails_after_gate, NULL, 1, &o, NULL), TP_OK);
+    ck_assert(counter_wait(&started, 1)); /* running: cancelling wakes it */
+    ck_assert_int_eq(tp_cancel(p, (tp_id[]){0}, 1), TP_OK);
+    ck_assert(counter_wait(&in_cancel_cb, 1));
+    tp_stats st;
+    tp_get_stats(p, &st);
+    ck_assert_uint_eq(st.total_ended, 0);
+    ck_assert_uint_eq(st.total_failed, 0);
+    gate_open(&cb_gate);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_get_stats(p, &st);
+    ck_assert_uint_eq(st.total_ended, 1);
+    ck_assert_uint_eq(st.total_failed, 1);
+    tp_pool_free(p);
+    counter_destroy(&in_cancel_cb);
+    gate_destroy(&cb_gate);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("groups");
@@ -682,6 +732,7 @@ int main(void)
     tcase_add_test(tc, flush_waits_for_cancelled_tasks_callbacks);
     tcase_add_test(tc, callbacks_run_once_per_task);
     tcase_add_test(tc, failed_tasks_are_counted);
+    tcase_add_test(tc, a_failed_task_counts_as_failed_when_it_ends);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
