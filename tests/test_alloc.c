@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The allocation-failure suite (issue 8): malloc, calloc, realloc and
- * strdup are wrapped at link time (tests/CMakeLists.txt, -Wl,--wrap), and
+/* The allocation-failure suite (issue 8): malloc, calloc, realloc,
+ * aligned_alloc and strdup are wrapped at link time (tests/CMakeLists.txt, -Wl,--wrap), and
  * a workload of every spawning call, the simple pool and the queue runs
  * once for every N with the Nth allocation failing. Each run is a child
  * process with an alarm, so that a hang or a crash fails the case with
@@ -22,6 +22,7 @@
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t align, size_t n);
 char *__real_strdup(const char *s);
 
 static atomic_long n_allocs;
@@ -46,6 +47,11 @@ void *__wrap_calloc(size_t n, size_t size)
 void *__wrap_realloc(void *p, size_t n)
 {
     return fail_now() ? NULL : __real_realloc(p, n);
+}
+
+void *__wrap_aligned_alloc(size_t align, size_t n)
+{
+    return fail_now() ? NULL : __real_aligned_alloc(align, n);
 }
 
 char *__wrap_strdup(const char *s)
