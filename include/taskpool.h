@@ -438,8 +438,8 @@ TP_API int tp_flush(tp_pool *pool);
 TP_API int tp_gather_and_close(tp_pool *pool);
 
 /* Waits until the pool is closed or timeout seconds passed (negative: no
- * timeout). TP_OK, TP_ETIMEDOUT, TP_EDEADLK (from a task or callback of the
- * same pool). */
+ * timeout; 0 only looks, without waiting). TP_OK, TP_ETIMEDOUT, TP_EDEADLK
+ * (from a task or callback of the same pool). */
 TP_API int tp_until_closed(tp_pool *pool, double timeout);
 
 /* A snapshot of the pool's counters, taken atomically. */
