@@ -7,9 +7,9 @@
  * Framing. The input buffer holds at most max_line bytes plus the newline;
  * a longer line gets one error response and is skipped up to its newline,
  * so memory never grows with the input. Output is buffered and written
- * without blocking; while more than ctl->out_high bytes (1 MiB) wait for a
- * slow reader,
- * the session stops reading requests. At the end of the client's input (it
+ * without blocking, the answers to the lines of one read in one send;
+ * while more than ctl->out_high bytes (1 MiB) wait for a slow reader, the
+ * session stops reading requests. At the end of the client's input (it
  * may shut down only its writing side and read afterwards) every complete
  * line is still answered and every response written before the session
  * closes; a line cut off by the end is dropped.
