@@ -7,9 +7,12 @@
  * Framing. The input buffer holds at most max_line bytes plus the newline;
  * a longer line gets one error response and is skipped up to its newline,
  * so memory never grows with the input. Output is buffered and written
- * without blocking, the answers to the lines of one read in one send;
- * while more than ctl->out_high bytes (1 MiB) wait for a slow reader, the
- * session stops reading requests. At the end of the client's input (it
+ * without blocking, the answers to a batch of lines in one send; while
+ * more than ctl->out_high bytes (1 MiB) wait for a slow reader, the
+ * session stops reading requests. One turn of the control thread answers
+ * at most BATCH_LINES lines of a session (the rest in the next turns), so
+ * a client pipelining cheap requests cannot hold the thread that serves
+ * the others. At the end of the client's input (it
  * may shut down only its writing side and read afterwards) every complete
  * line is still answered and every response written before the session
  * closes; a line cut off by the end is dropped.
@@ -27,6 +30,8 @@
 #include "server.h"
 
 #define DEFAULT_WIDTH 80
+/* Most request lines answered per session in one turn (see process_input). */
+#define BATCH_LINES 256
 
 typedef enum {
     S_HANDSHAKE, /* waiting for the client's JSON line */
@@ -48,6 +53,7 @@ struct tp__ctl_session {
     bool discarding; /* skipping the rest of an over-long line */
     bool eof;        /* the client sent all it will send */
     bool batching;   /* process_input: queued output waits for its flush */
+    bool backlog;    /* complete lines wait for the next batch */
     /* Byte queues, not tp__ctl_buf: they are consumed from the front while
      * the socket takes or gives bytes (an offset and memmove), the input
      * one never grows (max_line + 1, fixed), and a failed allocation of
@@ -539,45 +545,45 @@ static void line(tp__ctl_session *s, char *p, size_t len)
 }
 
 /* Answers the complete lines in the input buffer while the session is
- * ready for them. */
+ * ready for them: one batch per call, so that a client pipelining cheap
+ * requests and reading as fast cannot hold the control thread (answering
+ * a whole read's 21,845 "-h" lines took half a second). */
 static void process_input(tp__ctl_session *s)
 {
     size_t start = 0;
-    /* The responses to the lines at hand go out in one send, not one
-     * each. What is queued counts towards out_high: a batch that reaches
-     * it is sent, and if the socket took it all the next batch follows
-     * (else POLLOUT resumes it). */
-    bool more = true;
-    while (more) {
-        s->batching = true;
-        while (reading(s) && s->out_len - s->out_off < s->ctl->out_high) {
-            char *nl = memchr(s->in + start, '\n', s->in_len - start);
-            if (!nl) {
-                more = false;
-                break;
-            }
-            size_t len = (size_t)(nl - (s->in + start));
-            if (s->discarding)
-                s->discarding = false;
-            else
-                line(s, s->in + start, len);
-            start += len + 1;
-        }
-        s->batching = false;
-        flush_out(s);
-        more = more && reading(s) && s->out_len - s->out_off < s->ctl->out_high;
+    /* The responses to the lines of a batch go out in one send, not one
+     * each. A batch ends at BATCH_LINES lines or once what is queued
+     * reaches out_high; complete lines left over set `backlog`, which asks
+     * poll for POLLOUT, so the next turn continues (or, while out_high
+     * bytes wait, once the client reads). */
+    s->batching = true;
+    for (size_t n = 0; n < BATCH_LINES && reading(s) &&
+                       s->out_len - s->out_off < s->ctl->out_high;
+         n++) {
+        char *nl = memchr(s->in + start, '\n', s->in_len - start);
+        if (!nl)
+            break;
+        size_t len = (size_t)(nl - (s->in + start));
+        if (s->discarding)
+            s->discarding = false;
+        else
+            line(s, s->in + start, len);
+        start += len + 1;
     }
+    s->batching = false;
+    flush_out(s);
     if (start > 0) {
         memmove(s->in, s->in + start, s->in_len - start);
         s->in_len -= start;
     }
-    if (s->eof && reading(s) && !memchr(s->in, '\n', s->in_len)) {
+    s->backlog = memchr(s->in, '\n', s->in_len) != NULL;
+    if (s->eof && reading(s) && !s->backlog) {
         /* Every line answered: write what is left, then close. */
         s->st = S_CLOSING;
         flush_out(s);
         return;
     }
-    if (s->in_len == s->in_cap && reading(s)) {
+    if (s->in_len == s->in_cap && reading(s) && !s->backlog) {
         /* A full buffer without a newline: the line is too long. */
         if (!s->discarding) {
             char msg[96];
@@ -688,7 +694,8 @@ short tp__ctl_session_events(const tp__ctl_session *s)
 {
     short ev = 0;
     bool pending = s->out_off < s->out_len;
-    if (pending)
+    /* Lines left for the next batch: a writable socket resumes them. */
+    if (pending || (s->backlog && reading(s)))
         ev |= POLLOUT;
     if (reading(s) && !s->eof && s->out_len - s->out_off < s->ctl->out_high &&
         s->in_len < s->in_cap)

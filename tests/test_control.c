@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "server.h"
 #include "taskpool_control.h"
 
 /* ------------------------------------------------------------------------ */
@@ -1099,6 +1100,67 @@ START_TEST(pipelined_answers_beyond_the_output_limit_all_arrive)
     free(all);
     client_close(cl);
     finish(c, p);
+}
+END_TEST
+
+/* Newlines waiting to be read on a non-blocking socket. */
+static size_t lines_available(int fd)
+{
+    size_t n = 0;
+    char buf[65536];
+    ssize_t got;
+    while ((got = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+        for (ssize_t i = 0; i < got; i++)
+            n += buf[i] == '\n';
+    return n;
+}
+
+START_TEST(one_turn_answers_a_bounded_share_of_pipelined_lines)
+{
+    /* A client that pipelines cheap requests and reads as fast as they are
+     * answered used to have the whole of each read (up to max_line bytes
+     * of lines: 5,000 here, 21,845 with "-h") answered in one go, however
+     * long that took, while every other session waited: two clients
+     * flooding -h and help held another's num-running for about a second.
+     * One turn of the control thread now answers at most one batch per
+     * session, and the rest follows in the next turns without new input. */
+    enum { N = 5000 };
+    tp_pool *p = general_pool(3);
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(tp__ctl_manual_open(c), TP_OK);
+    int a[2], b[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b), 0);
+    ck_assert_int_eq(tp__ctl_manual_adopt(c, a[0]), TP_OK);
+    ck_assert_int_eq(tp__ctl_manual_adopt(c, b[0]), TP_OK);
+    size_t len = 3 + 12 * N;
+    char *req = malloc(len);
+    ck_assert_ptr_nonnull(req);
+    memcpy(req, "{}\n", 3);
+    for (int i = 0; i < N; i++)
+        memcpy(req + 3 + 12 * i, "num-running\n", 12);
+    ck_assert_int_eq(send(a[1], req, len, 0), (ssize_t)len);
+    free(req);
+    ck_assert_int_eq(send(b[1], "{}\nnum-running\n", 15, 0), 15);
+    tp__ctl_manual_turn(c, 1000);
+    /* Both handshakes and b's request are answered in that turn; a got a
+     * share of its answers only. */
+    ck_assert_uint_eq(lines_available(b[1]), 2);
+    size_t got = lines_available(a[1]);
+    ck_assert_uint_ge(got, 2);
+    ck_assert_msg(got < N / 2, "one turn answered %zu of %d + 1 lines", got, N);
+    /* The rest arrives without further input: every turn finds work (a
+     * lost wake-up would leave turns timing out with nothing answered). */
+    for (int turns = 0; got < N + 1 && turns < N; turns++) {
+        tp__ctl_manual_turn(c, 1000);
+        got += lines_available(a[1]);
+    }
+    ck_assert_uint_eq(got, N + 1);
+    close(a[1]);
+    close(b[1]);
+    tp_control_free(c);
+    tp_pool_free(p);
 }
 END_TEST
 
@@ -2585,6 +2647,7 @@ static Suite *suite(void)
     tcase_add_test(tc, blank_lines_get_no_response);
     tcase_add_test(tc, pipelined_requests_answer_in_order);
     tcase_add_test(tc, pipelined_answers_beyond_the_output_limit_all_arrive);
+    tcase_add_test(tc, one_turn_answers_a_bounded_share_of_pipelined_lines);
     tcase_add_test(tc, client_vanishing_mid_line_costs_nothing);
     tcase_add_test(tc, half_closed_client_gets_every_response);
     tcase_add_test(tc, exit_closes_the_session);
