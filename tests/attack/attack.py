@@ -13,7 +13,7 @@ threads, latency of a concurrent num-running).
 import json, os, resource, signal, socket, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SERVER = os.path.join(ROOT, "build", "attack_server")
+SERVER = os.environ.get("ATTACK_SERVER") or os.path.join(ROOT, "build", "attack_server")
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
 
 
@@ -544,6 +544,159 @@ def a_helpers():
            "FIN/close: helpers peak %s, after %s (FIN'd replies %d/10); "
            "num-running during max %.1f ms; threads now %s", peaks, afters,
            got, max(lats), srv.names())
+    srv.stop()
+
+
+def a_tokenflood():
+    """Wrong-token clients that reconnect at once keep every handshake place
+    in its refusal delay: how long does an operator with the right token
+    wait to get in?"""
+    srv = Server("token=sesame")
+    import selectors
+    sel = selectors.DefaultSelector()
+    live = 0
+    CONC = int(os.environ.get("FLOOD", "200"))
+
+    def top_up():
+        nonlocal live
+        while live < CONC:
+            s = srv.connect()
+            s.setblocking(False)
+            try:
+                s.send(b'{"token":"guess"}\n')
+            except OSError:
+                pass
+            sel.register(s, selectors.EVENT_READ)
+            live += 1
+
+    def pump(secs):
+        nonlocal live
+        end = time.monotonic() + secs
+        while time.monotonic() < end:
+            top_up()
+            for key, _ in sel.select(0.05):
+                try:
+                    key.fileobj.recv(200)
+                except OSError:
+                    pass
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+                live -= 1
+    pump(2)
+    waits = []
+    for k in range(3):
+        t = time.monotonic()
+        op = srv.connect()
+        op.setblocking(False)
+        op.send(b'{"token":"sesame","format":"json"}\n')
+        got = b""
+        while time.monotonic() - t < 15 and b"\n" not in got:
+            pump(0.05)
+            try:
+                got += op.recv(200)
+            except BlockingIOError:
+                pass
+            except OSError:
+                break
+        waits.append((time.monotonic() - t, got[:40]))
+        op.close()
+    rss, thr = srv.status()
+    ok = all(g.startswith(b'{"ok":true') and w < 5 for w, g in waits)
+    report("tokenflood", ok, "%d wrong-token clients reconnecting: operator "
+           "waits %s; rss=%d threads=%d", CONC,
+           ["%.2f s %s" % (w, g) for w, g in waits], rss, thr)
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()
+    srv.stop()
+
+
+PROBE = """
+import json, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+s.sendall(b'{"format":"json"}\\n')
+f.readline()
+t0 = time.monotonic()
+while time.monotonic() - t0 < 8:
+    t = time.monotonic()
+    s.sendall(b"num-running\\n")
+    f.readline()
+    print("%.3f" % ((time.monotonic() - t) * 1000))
+    time.sleep(0.02)
+"""
+
+
+def a_pipeflood():
+    """Two clients pipeline `help`/-h lines as fast as they can and read at
+    full speed: the latency of another client's num-running (the control
+    thread answers a whole read's lines, up to max_line bytes, at once)."""
+    import threading
+    srv = Server()
+    op = Client(srv)
+    stop = []
+    counts = []
+    BIG = os.environ.get("PIPEFLOOD_BIG") == "1"
+
+    def flood(line):
+        c = Client(srv)
+        # A small send buffer bounds what waits in the kernel (each 3-byte
+        # "-h" asks for 2.3 KB), so the answers drain soon after the stop.
+        # PIPEFLOOD_BIG=1: the kernel's own buffers (megabytes of lines
+        # waiting, so that each read of the server fills max_line), and a
+        # reset at the end instead of reading every answer.
+        if not BIG:
+            c.s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        blob = line * (65536 // len(line))
+
+        def rd():
+            n = 0
+            while True:
+                try:
+                    d = c.s.recv(1 << 20)
+                except OSError:
+                    break  # reset (PIPEFLOOD_BIG)
+                if not d:
+                    break
+                n += d.count(b"\n")
+            counts.append(n)
+        r = threading.Thread(target=rd, daemon=True)
+        r.start()
+        sent = 0
+        while not stop:
+            c.s.sendall(blob)
+            sent += blob.count(b"\n")
+        if BIG:
+            import struct
+            c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                           struct.pack("ii", 1, 0))
+            c.s.close()
+            return
+        c.s.shutdown(socket.SHUT_WR)
+        r.join()
+        counts.append(-sent)
+    kinds = os.environ.get("PIPEFLOOD_LINES", "-h,help").split(",")
+    ts = [threading.Thread(target=flood, args=(l.encode() + b"\n",),
+                           daemon=True) for l in kinds]
+    for t in ts:
+        t.start()
+    time.sleep(0.5)
+    # The operator runs in its own process, so that this one's GIL does
+    # not add to its latency.
+    probe = subprocess.run([sys.executable, "-c", PROBE, str(srv.port)],
+                           capture_output=True, timeout=30)
+    lats = [float(x) for x in probe.stdout.split()]
+    stop.append(1)
+    for t in ts:
+        t.join(30)
+    rss, thr = srv.status()
+    lats.sort()
+    answered = sum(c for c in counts if c > 0)
+    sent = -sum(c for c in counts if c < 0)
+    report("pipeflood", (BIG or answered == sent) and lats[-1] < 100, "2 clients "
+           "flooding -h/help for 8 s: %d lines sent, %d answered; concurrent "
+           "num-running median %.1f ms, p99 %.1f ms, max %.1f ms (%d samples); "
+           "rss=%d", sent, answered, lats[len(lats) // 2],
+           lats[len(lats) * 99 // 100], lats[-1], len(lats), rss)
     srv.stop()
 
 
