@@ -13,7 +13,7 @@ static bool reserve(tp__ctl_buf *b, size_t more)
         return false;
     if (b->len + more + 1 <= b->cap)
         return true;
-    size_t cap = b->cap ? b->cap * 2 : 256;
+    size_t cap = b->cap ? b->cap * 2 : 1024;
     while (cap < b->len + more + 1)
         cap *= 2;
     char *p = realloc(b->p, cap);
@@ -42,15 +42,27 @@ void tp__ctl_buf_add(tp__ctl_buf *b, const char *s)
 
 void tp__ctl_buf_addf(tp__ctl_buf *b, const char *fmt, ...)
 {
+    /* Formatted straight into the room left, and a second time only if
+     * it did not fit (most pieces are short). */
+    if (!reserve(b, 64))
+        return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
-    if (n < 0 || !reserve(b, (size_t)n))
+    if (n < 0) {
+        b->p[b->len] = '\0';
         return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    }
+    if ((size_t)n >= b->cap - b->len) {
+        if (!reserve(b, (size_t)n)) {
+            b->p[b->len] = '\0';
+            return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }
 

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "ctl.h"
+#include "text.h"
 
 /* Text is built in the control server's one buffer type (buf.h). */
 
@@ -235,28 +236,22 @@ char *tp__ctl_reply_render(const tp__ctl_reply *r, bool json, size_t *len)
     tp__ctl_buf b = {0};
     if (r->wire) {
         tp__ctl_buf_addn(&b, r->wire, r->wire_len);
-    } else if (json) {
-        cJSON *o = cJSON_CreateObject();
-        if (!o)
+    } else if (json && r->ok) {
+        /* {"ok":true,"result":...}, as cJSON would print the object,
+         * without building one around the result. */
+        char *s = r->result ? cJSON_PrintUnformatted(r->result) : NULL;
+        if (r->result && !s)
             return NULL;
-        cJSON_AddBoolToObject(o, "ok", r->ok);
-        if (r->ok) {
-            /* A reference item: deleting o leaves r->result alone. */
-            if (r->result)
-                cJSON_AddItemReferenceToObject(o, "result", r->result);
-            else
-                cJSON_AddNullToObject(o, "result");
-        } else {
-            cJSON_AddStringToObject(o, "error", r->error ? r->error : "");
-            cJSON_AddStringToObject(o, "message", r->message ? r->message : "");
-        }
-        char *s = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (!s)
-            return NULL;
-        tp__ctl_buf_add(&b, s);
+        tp__ctl_buf_add(&b, "{\"ok\":true,\"result\":");
+        tp__ctl_buf_add(&b, s ? s : "null");
+        tp__ctl_buf_add(&b, "}\n");
         cJSON_free(s);
-        tp__ctl_buf_add(&b, "\n");
+    } else if (json) {
+        tp__ctl_buf_add(&b, "{\"ok\":false,\"error\":");
+        tp__ctl_buf_add_json_string(&b, r->error ? r->error : "");
+        tp__ctl_buf_add(&b, ",\"message\":");
+        tp__ctl_buf_add_json_string(&b, r->message ? r->message : "");
+        tp__ctl_buf_add(&b, "}\n");
     } else if (r->ok && r->is_help) {
         tp__ctl_buf_add(&b, cJSON_IsString(r->result) ? r->result->valuestring
                                                       : "");

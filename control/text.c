@@ -105,24 +105,34 @@ void tp__ctl_scrub_utf8(char *s, size_t len)
 
 void tp__ctl_buf_add_json_string(tp__ctl_buf *b, const char *s)
 {
+    /* Escaped as cJSON escapes (short forms for the common controls), in
+     * runs: what needs no escape is copied a run at a time. */
+    static const char shorts[] = "btn\0fr"; /* \b \t \n - \f \r */
+    const unsigned char *p = (const unsigned char *)s;
     size_t len = strlen(s);
     tp__ctl_buf_addn(b, "\"", 1);
     for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t n = utf8_seq((const unsigned char *)s + i, len - i);
+        size_t run = 0, n;
+        while (i + run < len && p[i + run] >= 0x20 && p[i + run] != '"' &&
+               p[i + run] != '\\' && p[i + run] != 0x7F &&
+               (n = utf8_seq(p + i + run, len - i - run)) != 0)
+            run += n;
+        tp__ctl_buf_addn(b, s + i, run);
+        i += run;
+        if (i == len)
+            break;
+        unsigned char c = p[i++];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
             tp__ctl_buf_addn(b, esc, 2);
+        } else if (c >= 8 && c <= 13 && c != 11) {
+            char esc[2] = {'\\', shorts[c - 8]};
+            tp__ctl_buf_addn(b, esc, 2);
         } else if (c < 0x20 || c == 0x7F) {
             tp__ctl_buf_addf(b, "\\u%04x", c);
-        } else if (n) {
-            tp__ctl_buf_addn(b, s + i, n);
-            i += n;
-            continue;
         } else {
-            tp__ctl_buf_addn(b, "?", 1);
+            tp__ctl_buf_addn(b, "?", 1); /* not UTF-8 */
         }
-        i++;
     }
     tp__ctl_buf_addn(b, "\"", 1);
 }

@@ -2486,7 +2486,7 @@ static const char groups_text_want[] =
 
 static const char groups_json_want[] =
     "{\"ok\":true,\"result\":["
-    "{\"name\":\"we\\\"ird\\u000a\",\"running\":0,\"cancelled\":0,"
+    "{\"name\":\"we\\\"ird\\n\",\"running\":0,\"cancelled\":0,"
     "\"ended\":0,\"pending\":1,\"num_concurrent\":null},"
     "{\"name\":\"m\",\"running\":0,\"cancelled\":0,\"ended\":0,"
     "\"pending\":3,\"num_concurrent\":2},"
