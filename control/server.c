@@ -54,6 +54,9 @@
 #define DEFAULT_MAX_SPAWN 1000000
 #define DEFAULT_HANDSHAKE_TIMEOUT 5.0
 #define REFUSE_DELAY 0.5
+/* Refused connections waiting out REFUSE_DELAY at once, per handshake
+ * place (see cut_refusals). */
+#define REFUSED_PER_HANDSHAKE 4
 #define OUT_HIGH (1024 * 1024)
 #define ACCEPT_BURST 64
 /* The private directory a Unix socket is bound in, beside its path. */
@@ -122,7 +125,7 @@ static void refuse(tp_control *ctl, int fd)
 /* Makes room for one more connection in its handshake by closing the
  * oldest one that had a turn to speak and still has not completed it.
  * false if every handshake place is taken by a connection accepted in this
- * turn or by a refused one waiting out its delay. */
+ * turn. */
 static bool evict_handshake(tp_control *ctl)
 {
     size_t victim = ctl->nsessions;
@@ -167,8 +170,8 @@ static bool add_session(tp_control *ctl, int fd, double now)
  * into handshakes never lock out one that completes its own at once. */
 static void accept_clients(tp_control *ctl, double now)
 {
-    size_t ready, hs;
-    tp__ctl_count_places(ctl, &ready, &hs);
+    size_t ready, hs, refused;
+    tp__ctl_count_places(ctl, &ready, &hs, &refused);
     for (int i = 0; i < ACCEPT_BURST; i++) {
         if (ready < ctl->max_clients && hs >= ctl->max_handshakes) {
             if (!evict_handshake(ctl)) {
@@ -200,8 +203,34 @@ static void accept_clients(tp_control *ctl, double now)
     }
 }
 
+/* Refused connections wait out their delay without a handshake place, so
+ * that guessers reconnecting as fast as they are refused never keep out a
+ * client with the right token (200 of them kept one waiting 6 s when the
+ * refused held handshake places). At most max_refused wait at once: the
+ * ones beyond get their error now, earliest refused first, so the delay
+ * bounds the guesses of up to max_refused connections to max_refused per
+ * delay, and costs the server a descriptor and a session each. */
+static void cut_refusals(tp_control *ctl)
+{
+    size_t ready, hs, refused;
+    tp__ctl_count_places(ctl, &ready, &hs, &refused);
+    while (refused > ctl->max_refused) {
+        tp__ctl_session *first = NULL;
+        for (size_t i = 0; i < ctl->nsessions; i++) {
+            tp__ctl_session *s = ctl->sessions[i];
+            if (tp__ctl_session_refused(s) &&
+                (!first || tp__ctl_session_deadline(s) <
+                               tp__ctl_session_deadline(first)))
+                first = s;
+        }
+        tp__ctl_session_expire(first);
+        refused--;
+    }
+}
+
 static void reap_sessions(tp_control *ctl, double now)
 {
+    cut_refusals(ctl);
     size_t j = 0;
     for (size_t i = 0; i < ctl->nsessions; i++) {
         tp__ctl_session *s = ctl->sessions[i];
@@ -558,6 +587,7 @@ static tp_control *new_common(tp_pool *pool, const tp_control_opts *opts)
         ctl->max_handshakes = ctl->max_clients < DEFAULT_MAX_HANDSHAKES
                                   ? ctl->max_clients
                                   : DEFAULT_MAX_HANDSHAKES;
+    ctl->max_refused = REFUSED_PER_HANDSHAKE * ctl->max_handshakes;
     pthread_mutex_init(&ctl->mu, NULL);
     pthread_mutex_init(&ctl->stop_mu, NULL);
     return ctl;

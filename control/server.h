@@ -45,6 +45,7 @@ struct tp_control {
     size_t max_clients, max_line, max_handshakes, max_spawn;
     double idle_timeout, handshake_timeout;
     double refuse_delay; /* seconds before a refused handshake's error */
+    size_t max_refused;  /* refused ones waiting out that delay at once */
     size_t out_high;     /* pending output that stops reading requests */
     /* Written only before start (registration), read-only afterwards. */
     tp__ctl_registry reg; /* functions, callbacks, gauges */
@@ -110,20 +111,25 @@ double tp__ctl_session_deadline(const tp__ctl_session *s);
 /* Acts on a deadline that passed: a handshake not completed in time or an
  * idle session is closed, a refused client gets its error and is closed. */
 void tp__ctl_session_expire(tp__ctl_session *s);
-/* True while the connection has not completed its handshake (including a
- * refused one waiting out its delay): it holds one of max_handshakes
- * places, not one of max_clients. */
+/* True while the connection has not completed its handshake (a refused
+ * one waiting out its delay aside): it holds one of max_handshakes places,
+ * not one of max_clients. */
 bool tp__ctl_session_handshaking(const tp__ctl_session *s);
+/* True while a refused connection waits out its delay (ctl->refuse_delay)
+ * before its error: it holds one of max_refused places. */
+bool tp__ctl_session_refused(const tp__ctl_session *s);
 /* True if the session may be closed to make room for a new connection:
  * still in its handshake (not refused) and accepted before this turn. */
 bool tp__ctl_session_evictable(const tp__ctl_session *s);
 /* The control thread's turn in which the session was accepted. */
 uint64_t tp__ctl_session_turn(const tp__ctl_session *s);
 /* The places ctl's sessions hold (session.c): *ready past their handshake
- * (one of max_clients each), *hs in it (one of max_handshakes each). A
+ * (one of max_clients each), *hs in it (one of max_handshakes each),
+ * *refused waiting out their delay (one of max_refused each). A
  * session holds its place until it is freed; an orphan whose job runs
  * keeps it until the job is collected. */
-void tp__ctl_count_places(const tp_control *ctl, size_t *ready, size_t *hs);
+void tp__ctl_count_places(const tp_control *ctl, size_t *ready, size_t *hs,
+                          size_t *refused);
 
 /* Parses and runs the request line[0..len] (copied) on a helper thread
  * for session id (jobs.c), which posts the finished job on ctl->done and

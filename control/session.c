@@ -329,8 +329,8 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
             tp__ctl_log("%s refused: %s", name, why);
     }
     if (ok && !token_ok) {
-        /* The error waits out the delay; the connection keeps its
-         * handshake place meanwhile (see tp_control_opts). */
+        /* The error waits out the delay, without a handshake place (see
+         * tp_control_opts and cut_refusals in server.c). */
         s->st = S_REFUSED;
         s->close_by = tp__ctl_now() + s->ctl->refuse_delay;
         send_error(s, TP__CTL_ETOKEN,
@@ -341,8 +341,8 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
         close_with_error(s, TP__CTL_EPROTO, why);
         return;
     }
-    size_t ready, hs;
-    tp__ctl_count_places(s->ctl, &ready, &hs);
+    size_t ready, hs, refused;
+    tp__ctl_count_places(s->ctl, &ready, &hs, &refused);
     if (ready >= s->ctl->max_clients) {
         char msg[64];
         snprintf(msg, sizeof msg, "too many clients (at most %zu)",
@@ -740,14 +740,17 @@ static bool holds_place(const tp__ctl_session *s)
     return !tp__ctl_session_dead(s) || tp__ctl_session_has_job(s);
 }
 
-void tp__ctl_count_places(const tp_control *ctl, size_t *ready, size_t *hs)
+void tp__ctl_count_places(const tp_control *ctl, size_t *ready, size_t *hs,
+                          size_t *refused)
 {
-    *ready = *hs = 0;
+    *ready = *hs = *refused = 0;
     for (size_t i = 0; i < ctl->nsessions; i++) {
         const tp__ctl_session *s = ctl->sessions[i];
         if (!holds_place(s))
             continue;
-        if (tp__ctl_session_handshaking(s))
+        if (s->st == S_REFUSED)
+            ++*refused;
+        else if (tp__ctl_session_handshaking(s))
             ++*hs;
         else
             ++*ready;
@@ -833,8 +836,13 @@ void tp__ctl_session_expire(tp__ctl_session *s)
 
 bool tp__ctl_session_handshaking(const tp__ctl_session *s)
 {
-    return s->st == S_HANDSHAKE || s->st == S_HTTP || s->st == S_REFUSED ||
+    return s->st == S_HANDSHAKE || s->st == S_HTTP ||
            (s->st == S_CLOSING && s->close_by > 0);
+}
+
+bool tp__ctl_session_refused(const tp__ctl_session *s)
+{
+    return s->st == S_REFUSED;
 }
 
 bool tp__ctl_session_evictable(const tp__ctl_session *s)

@@ -27,8 +27,8 @@ typedef struct tp_control tp_control;
  * their own, so clients that never complete a handshake cannot take the
  * places of those that do: when every handshake place is taken, the
  * oldest unfinished handshake is closed to make room (one accepted in the
- * same turn of the control thread, or a refused one, is never closed
- * early). A client arriving while max_clients sessions exist gets the line
+ * same turn of the control thread is never closed early). A client
+ * arriving while max_clients sessions exist gets the line
  * "error: too many clients (at most N)" and is disconnected; so does one
  * whose handshake completes then. A client that left while a flush or
  * gather-and-close ran for it keeps its place until that command ends.
@@ -37,8 +37,11 @@ typedef struct tp_control tp_control;
  * handshake_timeout seconds of connecting is closed (the bytes it sends do
  * not extend the deadline). A refused handshake (wrong or missing token)
  * gets its error only after half a second, during which the connection
- * keeps its handshake place: that bounds a guesser to max_handshakes
- * attempts per half second and costs the server no thread. A line longer
+ * holds no handshake place, so guessers never keep out a client with the
+ * right token. At most 4 * max_handshakes refused connections wait at
+ * once (the earliest refused beyond that get their error at once): that
+ * bounds a guesser with that many connections to as many attempts per half
+ * second, at the cost of a descriptor each and no thread. A line longer
  * than max_line gets an error response and is skipped; a session silent
  * for idle_timeout seconds (not counting a blocking command that runs for
  * it) is closed. */
