@@ -573,6 +573,17 @@ static void *worker_main(void *arg)
             tp__lock(pool);
             continue;
         }
+        if (!t && w->garbage) {
+            /* Going idle: free what the last task left before waiting,
+             * not when the next task comes (which may be much later). */
+            void *garbage = w->garbage;
+            w->garbage = NULL;
+            clock_ns = 0;
+            tp__unlock(pool);
+            free(garbage);
+            tp__lock(pool);
+            continue;
+        }
         if (!t) {
             clock_ns = 0;
             if (spin_for_work(pool) || park(pool, w))

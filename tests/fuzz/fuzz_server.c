@@ -78,7 +78,7 @@
  * and rounds of send-and-turn (longer inputs get bigger chunks). */
 #define MAX_LINES 32
 #define MAX_JOBS 4
-#define MAX_CHUNKS 32
+#define MAX_CHUNKS 16
 
 static int nap(tp_task *task, void *arg)
 {
