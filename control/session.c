@@ -693,7 +693,9 @@ int tp__ctl_session_fd(const tp__ctl_session *s)
 short tp__ctl_session_events(const tp__ctl_session *s)
 {
     short ev = 0;
-    bool pending = s->out_off < s->out_len;
+    /* A refused connection's error waits out the delay (its deadline
+     * wakes the loop): asking POLLOUT for it would spin the loop. */
+    bool pending = s->out_off < s->out_len && s->st != S_REFUSED;
     /* Lines left for the next batch: a writable socket resumes them. */
     if (pending || (s->backlog && reading(s)))
         ev |= POLLOUT;

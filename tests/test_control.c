@@ -2280,6 +2280,47 @@ START_TEST(refused_clients_do_not_keep_out_the_right_token)
 }
 END_TEST
 
+START_TEST(refused_clients_wait_without_waking_the_control_thread)
+{
+    /* A refused connection's error waits in its output queue, and the
+     * session asked poll for POLLOUT meanwhile: its socket was writable,
+     * so every poll returned at once and the control thread spun for the
+     * whole delay (1.9 s of CPU in 2 s with one guesser waiting). A turn
+     * with only refused connections waiting now sleeps out its timeout. */
+    tp_pool *p = general_pool(1);
+    tp_control_opts o = {.token = "s3cret"};
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", &o);
+    ck_assert_ptr_nonnull(c);
+    c->refuse_delay = 3600;
+    ck_assert_int_eq(tp__ctl_manual_open(c), TP_OK);
+    int a[2], b[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b), 0);
+    ck_assert_int_eq(tp__ctl_manual_adopt(c, a[0]), TP_OK);
+    ck_assert_int_eq(tp__ctl_manual_adopt(c, b[0]), TP_OK);
+    static const char hello[] = "{\"token\": \"nope\"}\n";
+    static const char get[] = "GET /metrics HTTP/1.1\r\n\r\n";
+    ck_assert_int_eq(send(a[1], hello, sizeof hello - 1, 0),
+                     (ssize_t)sizeof hello - 1);
+    ck_assert_int_eq(send(b[1], get, sizeof get - 1, 0),
+                     (ssize_t)sizeof get - 1);
+    tp__ctl_manual_turn(c, 1000); /* both refused, answers held back */
+    size_t ready, hs, refused;
+    tp__ctl_count_places(c, &ready, &hs, &refused);
+    ck_assert_uint_eq(refused, 2);
+    double t0 = mono();
+    tp__ctl_manual_turn(c, 300);
+    double waited = mono() - t0;
+    ck_assert_msg(waited >= 0.25, "a turn returned after %.6f s", waited);
+    ck_assert(!readable_within(a[1], 0));
+    ck_assert(!readable_within(b[1], 0));
+    close(a[1]);
+    close(b[1]);
+    tp_control_free(c);
+    tp_pool_free(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* Gauges and metrics (issue 9, items 2 and 4)                              */
 /* ------------------------------------------------------------------------ */
@@ -2728,6 +2769,7 @@ static Suite *suite(void)
     tcase_add_test(tc, tcp_port_is_validated_at_creation);
     tcase_add_test(tc, server_logs_sessions_and_commands);
     tcase_add_test(tc, refused_clients_do_not_keep_out_the_right_token);
+    tcase_add_test(tc, refused_clients_wait_without_waking_the_control_thread);
     tcase_add_test(tc, gauges_are_validated_and_shown_in_stats);
     tcase_add_test(tc, metrics_pass_promtool_over_the_protocol_and_http);
     tcase_add_test(tc, groups_lists_every_group_over_tcp);
