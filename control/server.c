@@ -55,7 +55,7 @@
 #define DEFAULT_HANDSHAKE_TIMEOUT 5.0
 #define REFUSE_DELAY 0.5
 /* Refused connections waiting out REFUSE_DELAY at once, per handshake
- * place (see cut_refusals). */
+ * place (see accept_clients). */
 #define REFUSED_PER_HANDSHAKE 4
 #define OUT_HIGH (1024 * 1024)
 #define ACCEPT_BURST 64
@@ -167,11 +167,24 @@ static bool add_session(tp_control *ctl, int fd, double now)
 /* Accepts waiting clients. Sessions take max_clients places, connections
  * in their handshake max_handshakes others; when those are full, the
  * oldest unfinished handshake makes room, so that clients trickling bytes
- * into handshakes never lock out one that completes its own at once. */
+ * into handshakes never lock out one that completes its own at once.
+ *
+ * Refused connections (a wrong or missing token) wait out their delay in
+ * max_refused places of their own, so that guessers never hold the
+ * handshake places a client with the right token needs. While those are
+ * full, no connection is accepted: new ones wait in the listen backlog
+ * until a refusal has been answered. So every refused client waits out
+ * the whole delay, and guesses are bounded to (max_refused +
+ * max_handshakes) per delay however many connections a guesser opens
+ * (the handshakes already accepted may be refused meanwhile). */
 static void accept_clients(tp_control *ctl, double now)
 {
     size_t ready, hs, refused;
     tp__ctl_count_places(ctl, &ready, &hs, &refused);
+    if (refused >= ctl->max_refused) {
+        ctl->accept_paused = true;
+        return;
+    }
     for (int i = 0; i < ACCEPT_BURST; i++) {
         if (ready < ctl->max_clients && hs >= ctl->max_handshakes) {
             if (!evict_handshake(ctl)) {
@@ -203,34 +216,8 @@ static void accept_clients(tp_control *ctl, double now)
     }
 }
 
-/* Refused connections wait out their delay without a handshake place, so
- * that guessers reconnecting as fast as they are refused never keep out a
- * client with the right token (200 of them kept one waiting 6 s when the
- * refused held handshake places). At most max_refused wait at once: the
- * ones beyond get their error now, earliest refused first, so the delay
- * bounds the guesses of up to max_refused connections to max_refused per
- * delay, and costs the server a descriptor and a session each. */
-static void cut_refusals(tp_control *ctl)
-{
-    size_t ready, hs, refused;
-    tp__ctl_count_places(ctl, &ready, &hs, &refused);
-    while (refused > ctl->max_refused) {
-        tp__ctl_session *first = NULL;
-        for (size_t i = 0; i < ctl->nsessions; i++) {
-            tp__ctl_session *s = ctl->sessions[i];
-            if (tp__ctl_session_refused(s) &&
-                (!first || tp__ctl_session_deadline(s) <
-                               tp__ctl_session_deadline(first)))
-                first = s;
-        }
-        tp__ctl_session_expire(first);
-        refused--;
-    }
-}
-
 static void reap_sessions(tp_control *ctl, double now)
 {
-    cut_refusals(ctl);
     size_t j = 0;
     for (size_t i = 0; i < ctl->nsessions; i++) {
         tp__ctl_session *s = ctl->sessions[i];
@@ -587,7 +574,9 @@ static tp_control *new_common(tp_pool *pool, const tp_control_opts *opts)
         ctl->max_handshakes = ctl->max_clients < DEFAULT_MAX_HANDSHAKES
                                   ? ctl->max_clients
                                   : DEFAULT_MAX_HANDSHAKES;
-    ctl->max_refused = REFUSED_PER_HANDSHAKE * ctl->max_handshakes;
+    ctl->max_refused = ctl->max_handshakes > SIZE_MAX / REFUSED_PER_HANDSHAKE
+                           ? SIZE_MAX
+                           : REFUSED_PER_HANDSHAKE * ctl->max_handshakes;
     pthread_mutex_init(&ctl->mu, NULL);
     pthread_mutex_init(&ctl->stop_mu, NULL);
     return ctl;

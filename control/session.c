@@ -330,7 +330,7 @@ static void handshake(tp__ctl_session *s, char *line, size_t len)
     }
     if (ok && !token_ok) {
         /* The error waits out the delay, without a handshake place (see
-         * tp_control_opts and cut_refusals in server.c). */
+         * tp_control_opts and accept_clients in server.c). */
         s->st = S_REFUSED;
         s->close_by = tp__ctl_now() + s->ctl->refuse_delay;
         send_error(s, TP__CTL_ETOKEN,

@@ -37,11 +37,13 @@ typedef struct tp_control tp_control;
  * handshake_timeout seconds of connecting is closed (the bytes it sends do
  * not extend the deadline). A refused handshake (wrong or missing token)
  * gets its error only after half a second, during which the connection
- * holds no handshake place, so guessers never keep out a client with the
- * right token. At most 4 * max_handshakes refused connections wait at
- * once (the earliest refused beyond that get their error at once): that
- * bounds a guesser with that many connections to as many attempts per half
- * second, at the cost of a descriptor each and no thread. A line longer
+ * holds no handshake place. At most 4 * max_handshakes refused
+ * connections wait at once; while that many do, no new connection is
+ * accepted (clients wait in the listen backlog). So a guesser gets at
+ * most 5 * max_handshakes answers per half second however many
+ * connections it opens, a client with the right token waits at most
+ * behind the connections queued before its own, and a waiting refusal
+ * costs a descriptor and no thread. Use a long random token. A line longer
  * than max_line gets an error response and is skipped; a session silent
  * for idle_timeout seconds (not counting a blocking command that runs for
  * it) is closed. */

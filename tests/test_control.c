@@ -2239,10 +2239,9 @@ START_TEST(refused_clients_do_not_keep_out_the_right_token)
 {
     /* A refused connection waiting out its delay held a handshake place:
      * 200 wrong-token clients reconnecting kept a client with the right
-     * token waiting 6 s. Refused connections now hold none; at most
-     * 4 * max_handshakes of them wait at once, and the earliest refused
-     * beyond that get their error at once. The delay is an hour here:
-     * before the fix the third guesser was never even read. */
+     * token waiting 6 s. Refused connections now have 4 * max_handshakes
+     * places of their own. The delay is an hour here: before the fix the
+     * third guesser was never even read. */
     log_text[0] = '\0';
     tp_log_set(capture, NULL, TP_LOG_DEBUG);
     tp_pool *p = general_pool(3);
@@ -2251,7 +2250,7 @@ START_TEST(refused_clients_do_not_keep_out_the_right_token)
     ck_assert_ptr_nonnull(c);
     c->refuse_delay = 3600; /* before the control thread exists */
     ck_assert_int_eq(tp_control_start(c), TP_OK);
-    enum { BAD = 9 }; /* one more than may wait */
+    enum { BAD = 7 }; /* one refusal place stays free */
     client *bad[BAD];
     for (int i = 0; i < BAD; i++) {
         bad[i] = client_tcp(tp_control_port(c));
@@ -2264,14 +2263,50 @@ START_TEST(refused_clients_do_not_keep_out_the_right_token)
     client *good = client_tcp(tp_control_port(c));
     client_hello(good, "{\"token\": \"s3cret\"}", "TaskPool-demo");
     CMD_IS(good, "num-running", "0");
-    /* The ninth refusal cut the first one's delay short; the other eight
-     * still wait. */
+    for (int i = 0; i < BAD; i++) /* every refusal waits out its delay */
+        ck_assert_msg(!readable_within(bad[i]->fd, 0), "guesser %d answered",
+                      i);
+    for (int i = 0; i < BAD; i++)
+        client_close(bad[i]);
+    client_close(good);
+    finish(c, p);
+    tp_log_set(NULL, NULL, TP_LOG_DEBUG);
+}
+END_TEST
+
+START_TEST(full_refusal_places_hold_new_connections_back)
+{
+    /* While 4 * max_handshakes refused connections wait, no connection is
+     * accepted, so every refusal waits out its delay and guesses stay
+     * bounded however many connections a guesser opens (a version that
+     * answered the earliest refusal at once instead let 100 connections
+     * guess 7,000 times a second). Here the fifth connection, with the
+     * right token, is served only after the first refusal was answered. */
+    log_text[0] = '\0';
+    tp_log_set(capture, NULL, TP_LOG_DEBUG);
+    tp_pool *p = general_pool(3);
+    tp_control_opts o = {.token = "s3cret", .max_handshakes = 1};
+    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", &o);
+    ck_assert_ptr_nonnull(c);
+    c->refuse_delay = 1.0;
+    ck_assert_int_eq(tp_control_start(c), TP_OK);
+    enum { BAD = 4 }; /* every refusal place */
+    client *bad[BAD];
+    for (int i = 0; i < BAD; i++) {
+        bad[i] = client_tcp(tp_control_port(c));
+        client_send_line(bad[i], "{\"token\": \"nope\"}");
+        char want[64];
+        snprintf(want, sizeof want, "TCPControlClient-%d refused: wrong token",
+                 i);
+        ck_assert_msg(wait_until(logged_pred, want), "not logged: %s", want);
+    }
+    client *good = client_tcp(tp_control_port(c));
+    client_hello(good, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+    ck_assert_msg(readable_within(bad[0]->fd, 0),
+                  "served before any refusal was answered");
     char *l = client_line(bad[0]);
     ck_assert_str_eq(l, "error: wrong token");
     free(l);
-    for (int i = 1; i < BAD; i++)
-        ck_assert_msg(!readable_within(bad[i]->fd, 0), "guesser %d answered",
-                      i);
     for (int i = 0; i < BAD; i++)
         client_close(bad[i]);
     client_close(good);
@@ -2769,6 +2804,7 @@ static Suite *suite(void)
     tcase_add_test(tc, tcp_port_is_validated_at_creation);
     tcase_add_test(tc, server_logs_sessions_and_commands);
     tcase_add_test(tc, refused_clients_do_not_keep_out_the_right_token);
+    tcase_add_test(tc, full_refusal_places_hold_new_connections_back);
     tcase_add_test(tc, refused_clients_wait_without_waking_the_control_thread);
     tcase_add_test(tc, gauges_are_validated_and_shown_in_stats);
     tcase_add_test(tc, metrics_pass_promtool_over_the_protocol_and_http);
