@@ -115,9 +115,6 @@ void tp__ctl_session_expire(tp__ctl_session *s);
  * one waiting out its delay aside): it holds one of max_handshakes places,
  * not one of max_clients. */
 bool tp__ctl_session_handshaking(const tp__ctl_session *s);
-/* True while a refused connection waits out its delay (ctl->refuse_delay)
- * before its error: it holds one of max_refused places. */
-bool tp__ctl_session_refused(const tp__ctl_session *s);
 /* True if the session may be closed to make room for a new connection:
  * still in its handshake (not refused) and accepted before this turn. */
 bool tp__ctl_session_evictable(const tp__ctl_session *s);

@@ -842,11 +842,6 @@ bool tp__ctl_session_handshaking(const tp__ctl_session *s)
            (s->st == S_CLOSING && s->close_by > 0);
 }
 
-bool tp__ctl_session_refused(const tp__ctl_session *s)
-{
-    return s->st == S_REFUSED;
-}
-
 bool tp__ctl_session_evictable(const tp__ctl_session *s)
 {
     return (s->st == S_HANDSHAKE || s->st == S_HTTP ||
