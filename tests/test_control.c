@@ -2235,24 +2235,21 @@ START_TEST(server_logs_sessions_and_commands)
 }
 END_TEST
 
-START_TEST(refused_clients_do_not_keep_out_the_right_token)
+/* A TCP server that requires the token "s3cret", with max_handshakes
+ * places for handshakes and a refusal delay of delay seconds, logging to
+ * capture; then n guessers, each refused (and logged) before the next
+ * connects, so their refusals end in order. */
+static tp_control *refusing_server(tp_pool *p, size_t max_handshakes,
+                                   double delay, client **bad, int n)
 {
-    /* A refused connection waiting out its delay held a handshake place:
-     * 200 wrong-token clients reconnecting kept a client with the right
-     * token waiting 6 s. Refused connections now have 4 * max_handshakes
-     * places of their own. The delay is an hour here: before the fix the
-     * third guesser was never even read. */
     log_text[0] = '\0';
     tp_log_set(capture, NULL, TP_LOG_DEBUG);
-    tp_pool *p = general_pool(3);
-    tp_control_opts o = {.token = "s3cret", .max_handshakes = 2};
+    tp_control_opts o = {.token = "s3cret", .max_handshakes = max_handshakes};
     tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", &o);
     ck_assert_ptr_nonnull(c);
-    c->refuse_delay = 3600; /* before the control thread exists */
+    c->refuse_delay = delay; /* before the control thread exists */
     ck_assert_int_eq(tp_control_start(c), TP_OK);
-    enum { BAD = 7 }; /* one refusal place stays free */
-    client *bad[BAD];
-    for (int i = 0; i < BAD; i++) {
+    for (int i = 0; i < n; i++) {
         bad[i] = client_tcp(tp_control_port(c));
         client_send_line(bad[i], "{\"token\": \"nope\"}");
         char want[64];
@@ -2260,6 +2257,20 @@ START_TEST(refused_clients_do_not_keep_out_the_right_token)
                  i);
         ck_assert_msg(wait_until(logged_pred, want), "not logged: %s", want);
     }
+    return c;
+}
+
+START_TEST(refused_clients_do_not_keep_out_the_right_token)
+{
+    /* A refused connection waiting out its delay held a handshake place:
+     * 200 wrong-token clients reconnecting kept a client with the right
+     * token waiting 6 s. Refused connections now have 4 * max_handshakes
+     * places of their own. The delay is an hour here: before the fix the
+     * third guesser was never even read. */
+    tp_pool *p = general_pool(3);
+    enum { BAD = 7 }; /* one refusal place stays free */
+    client *bad[BAD];
+    tp_control *c = refusing_server(p, 2, 3600, bad, BAD);
     client *good = client_tcp(tp_control_port(c));
     client_hello(good, "{\"token\": \"s3cret\"}", "TaskPool-demo");
     CMD_IS(good, "num-running", "0");
@@ -2282,24 +2293,10 @@ START_TEST(full_refusal_places_hold_new_connections_back)
      * answered the earliest refusal at once instead let 100 connections
      * guess 7,000 times a second). Here the fifth connection, with the
      * right token, is served only after the first refusal was answered. */
-    log_text[0] = '\0';
-    tp_log_set(capture, NULL, TP_LOG_DEBUG);
     tp_pool *p = general_pool(3);
-    tp_control_opts o = {.token = "s3cret", .max_handshakes = 1};
-    tp_control *c = tp_control_new_tcp(p, "127.0.0.1", "0", &o);
-    ck_assert_ptr_nonnull(c);
-    c->refuse_delay = 1.0;
-    ck_assert_int_eq(tp_control_start(c), TP_OK);
     enum { BAD = 4 }; /* every refusal place */
     client *bad[BAD];
-    for (int i = 0; i < BAD; i++) {
-        bad[i] = client_tcp(tp_control_port(c));
-        client_send_line(bad[i], "{\"token\": \"nope\"}");
-        char want[64];
-        snprintf(want, sizeof want, "TCPControlClient-%d refused: wrong token",
-                 i);
-        ck_assert_msg(wait_until(logged_pred, want), "not logged: %s", want);
-    }
+    tp_control *c = refusing_server(p, 1, 1.0, bad, BAD);
     client *good = client_tcp(tp_control_port(c));
     client_hello(good, "{\"token\": \"s3cret\"}", "TaskPool-demo");
     ck_assert_msg(readable_within(bad[0]->fd, 0),
