@@ -2260,6 +2260,25 @@ static tp_control *refusing_server(tp_pool *p, size_t max_handshakes,
     return c;
 }
 
+/* A client that completed its handshake with refusing_server's token. */
+static client *right_token_client(tp_control *c)
+{
+    client *good = client_tcp(tp_control_port(c));
+    client_hello(good, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+    return good;
+}
+
+/* Closes refusing_server's guessers and client, the server and pool. */
+static void refusing_server_done(tp_control *c, tp_pool *p, client **bad,
+                                 int n, client *good)
+{
+    for (int i = 0; i < n; i++)
+        client_close(bad[i]);
+    client_close(good);
+    finish(c, p);
+    tp_log_set(NULL, NULL, TP_LOG_DEBUG);
+}
+
 START_TEST(refused_clients_do_not_keep_out_the_right_token)
 {
     /* A refused connection waiting out its delay held a handshake place:
@@ -2271,17 +2290,12 @@ START_TEST(refused_clients_do_not_keep_out_the_right_token)
     enum { BAD = 7 }; /* one refusal place stays free */
     client *bad[BAD];
     tp_control *c = refusing_server(p, 2, 3600, bad, BAD);
-    client *good = client_tcp(tp_control_port(c));
-    client_hello(good, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+    client *good = right_token_client(c);
     CMD_IS(good, "num-running", "0");
     for (int i = 0; i < BAD; i++) /* every refusal waits out its delay */
         ck_assert_msg(!readable_within(bad[i]->fd, 0), "guesser %d answered",
                       i);
-    for (int i = 0; i < BAD; i++)
-        client_close(bad[i]);
-    client_close(good);
-    finish(c, p);
-    tp_log_set(NULL, NULL, TP_LOG_DEBUG);
+    refusing_server_done(c, p, bad, BAD, good);
 }
 END_TEST
 
@@ -2297,18 +2311,13 @@ START_TEST(full_refusal_places_hold_new_connections_back)
     enum { BAD = 4 }; /* every refusal place */
     client *bad[BAD];
     tp_control *c = refusing_server(p, 1, 1.0, bad, BAD);
-    client *good = client_tcp(tp_control_port(c));
-    client_hello(good, "{\"token\": \"s3cret\"}", "TaskPool-demo");
+    client *good = right_token_client(c);
     ck_assert_msg(readable_within(bad[0]->fd, 0),
                   "served before any refusal was answered");
     char *l = client_line(bad[0]);
     ck_assert_str_eq(l, "error: wrong token");
     free(l);
-    for (int i = 0; i < BAD; i++)
-        client_close(bad[i]);
-    client_close(good);
-    finish(c, p);
-    tp_log_set(NULL, NULL, TP_LOG_DEBUG);
+    refusing_server_done(c, p, bad, BAD, good);
 }
 END_TEST
 
