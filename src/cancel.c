@@ -84,14 +84,14 @@ int tp_cancel_group(tp_pool *pool, const char *group)
     if (!pool || !group)
         return TP_EINVAL;
     tp__wakes wakes = {0};
-    tp__enter(pool);
+    bool all = tp__enter_groups(pool);
     tp__group *g = tp__group_find(pool, group), *drops = NULL;
     if (g)
         cancel_group(pool, g, &drops, &wakes);
     tp__unlock(pool);
     tp__wake_all(&wakes);
     tp__drops_run(pool, drops);
-    return g ? TP_OK : TP_ENOGROUP;
+    return g ? TP_OK : all ? TP_ENOGROUP : TP_ENOMEM;
 }
 
 void tp_cancel_all(tp_pool *pool)
@@ -101,6 +101,9 @@ void tp_cancel_all(tp_pool *pool)
     tp__log(TP_LOG_WARNING, "%s cancelling all tasks!", pool->name);
     tp__wakes wakes = {0};
     tp__enter(pool);
+    /* Per-call submissions not yet started have no group and nothing to
+     * call back: drop them at once. */
+    (void)tp__inbox_drop(pool);
     tp__group *drops = NULL;
     tp__list_each(n, next, &pool->groups)
     {
@@ -175,13 +178,13 @@ int tp_get_group_ids(tp_pool *pool, const char *const groups[], size_t n,
     for (size_t i = 0; i < n; i++)
         if (!groups[i])
             return TP_EINVAL;
-    tp__enter(pool);
+    bool all = tp__enter_groups(pool);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         tp__group *g = tp__group_find(pool, groups[i]);
         if (!g) {
             tp__unlock(pool);
-            return TP_ENOGROUP;
+            return all ? TP_ENOGROUP : TP_ENOMEM;
         }
         total += tp__group_nids(g);
     }

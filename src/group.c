@@ -247,27 +247,20 @@ int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
     return TP_OK;
 }
 
-void tp__group_name_next(tp_pool *pool, tp__group *g)
+size_t tp__counter_take(tp_pool *pool, tp__counter *c)
 {
     TP_ASSERT_HELD(pool);
-    tp__counter *c = g->counter;
-    assert(c && c->key_len + 7 + 20 < TP_NAME_MAX);
+    assert(c->key_len + 7 + 20 < TP_NAME_MAX);
+    size_t index;
     do
-        g->index = c->next++;
-    while (pool->n_lookalikes && taken_explicitly(pool, c, g->index));
-    bool indexable = index_room(pool);
-    assert(indexable); /* the slow apply that made c made the index */
-    (void)indexable;
+        index = c->next++;
+    while (pool->n_lookalikes && taken_explicitly(pool, c, index));
+    return index;
 }
 
-tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts)
+static void init(tp__group *g, int call, int src, size_t limit,
+                 const tp_opts *opts)
 {
-    const char *name = opts && opts->group_name ? opts->group_name : "";
-    size_t len = strlen(name);
-    tp__group *g = calloc(1, sizeof *g + len + 1);
-    if (!g)
-        return NULL;
-    memcpy(g->xname, name, len + 1);
     g->call = call;
     g->src = src;
     g->limit = limit;
@@ -283,7 +276,35 @@ tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts)
     g->run0.fifo.next = NULL;
     g->spare = &g->run0;
     g->n_spare = 1;
+}
+
+tp__group *tp__group_new(int call, int src, size_t limit, const tp_opts *opts)
+{
+    const char *name = opts && opts->group_name ? opts->group_name : "";
+    size_t len = strlen(name);
+    tp__group *g = calloc(1, sizeof *g + len + 1);
+    if (!g)
+        return NULL;
+    memcpy(g->xname, name, len + 1);
+    init(g, call, src, limit, opts);
     return g;
+}
+
+void tp__group_percall(tp_pool *pool, tp__group *g, const tp__entry *c)
+{
+    TP_ASSERT_HELD(pool);
+    init(g, TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX,
+         pool->kind == TP__SIMPLE ? &pool->simple_opts : NULL);
+    g->f.fn = atomic_load_explicit(&((tp__entry *)c)->fn, memory_order_relaxed);
+    g->from.arg = c->arg;
+    g->nargs = 1;
+    g->born_ns = c->born_ns;
+    g->counter = atomic_load_explicit(&pool->fast_counter, memory_order_relaxed);
+    g->index = c->index;
+    bool indexable = index_room(pool);
+    assert(indexable); /* the slow apply that made the counter made it */
+    (void)indexable;
+    tp__group_attach(pool, g);
 }
 
 /* Makes g findable by name; the index has room (tp__group_name). */

@@ -36,6 +36,46 @@ void tp__idmap_put(tp__idmap *m, tp_id id, tp_task *task);
 tp_task *tp__idmap_get(const tp__idmap *m, tp_id id);
 void tp__idmap_del(tp__idmap *m, tp_id id);
 
+/* ---- the ring of per-call submissions (ring.c) ---- */
+
+enum { TP__RING_BLOCK = 1024, TP__RING_DIR = 4096 };
+#define TP__RING_SHUT ((uint64_t)1 << 63)
+enum { TP__RING_PUSHED, TP__RING_FULL, TP__RING_SHUT_NOW };
+
+/* One per-call submission: a pending start of a one-task group that has
+ * no record yet. */
+typedef struct tp__entry {
+    _Atomic(tp_fn) fn; /* NULL until published */
+    void *arg;
+    uint64_t born_ns; /* CLOCK_MONOTONIC at submission, if timed */
+    size_t index;     /* its generated name's index, given under pool->mu
+                         when the pool first sees it (inbox.c) */
+} tp__entry;
+
+typedef struct tp__ring {
+    _Alignas(64) _Atomic uint64_t tail; /* next position; TP__RING_SHUT */
+    _Atomic uint64_t limit;            /* positions below have a block */
+    tp__entry **dir; /* TP__RING_DIR blocks; slots written under pool->mu */
+    /* Under pool->mu: */
+    tp__entry *spare; /* a released block kept for the next growth */
+    uint64_t freed;  /* the blocks below were released */
+} tp__ring;
+
+/* Reserves the next position and writes the entry: TP__RING_PUSHED, or
+ * TP__RING_FULL (no block for it: tp__ring_grow under the lock, then try
+ * again) or TP__RING_SHUT_NOW (take the lock instead). No lock held. */
+int tp__ring_push(tp__ring *r, tp_fn fn, void *arg, uint64_t born_ns);
+/* Positions reserved so far (some may not be published yet). */
+uint64_t tp__ring_reserved(const tp__ring *r);
+/* The entry at pos, a position below the limit not yet released. */
+tp__entry *tp__ring_at(const tp__ring *r, uint64_t pos);
+/* Adds a block: TP_OK, TP_ENOMEM, or TP__RING_FULL if RING_DIR blocks
+ * are in use. With pool->mu held. */
+int tp__ring_grow(tp__ring *r);
+/* Gives back the blocks wholly below first_needed. With pool->mu held. */
+void tp__ring_release(tp__ring *r, uint64_t first_needed);
+void tp__ring_free(tp__ring *r);
+
 /* ---- tasks and workers ---- */
 
 enum tp__task_state {
@@ -121,6 +161,8 @@ typedef struct tp__run {
     struct tp__group *group;
     size_t count;
     uint64_t admitted_ns; /* CLOCK_MONOTONIC when its first start queued */
+    uint64_t ring_pos; /* the ring entries before it are those below this
+                          position (sem.c) */
 } tp__run;
 
 typedef struct tp__group {
@@ -227,7 +269,11 @@ struct tp_pool {
     pthread_mutex_t mu;
     size_t size;     /* pool size (capacity); set with tp__sem_resize */
     size_t occupied; /* claimed starts whose function has not returned */
-    size_t queued_total; /* starts in the FIFO (sem.c) */
+    size_t queued_total; /* starts in the FIFO, ring entries included */
+    /* The pending ring entries are the positions [ring_head, ring_seen)
+     * (sem.c); ring_seen is also read by a spinning worker. */
+    uint64_t ring_head;
+    _Atomic uint64_t ring_seen;
     tp_id next_id;
     size_t n_running, n_cancelled, n_ended;
     uint64_t total_started, total_ended, total_failed;
@@ -248,6 +294,9 @@ struct tp_pool {
     /* Compact group records (tp__group_compact) come from slabs the pool
      * owns (records.c); freed records are reused (linked through hnext). */
     tp__group *compact_free;
+    /* Full records of per-call groups, kept for reuse (records.c). */
+    tp__group *full_free;
+    size_t n_full_free;
     size_t threads, waking;
     size_t waiters; /* threads waiting on changed */
     int kind;
@@ -288,8 +337,7 @@ struct tp_pool {
 
     /* ---- Read and written without the lock, last, on cache lines of
      * their own. Per-call submissions (inbox.c): ---- */
-    _Alignas(64) _Atomic uintptr_t inbox; /* a stack of groups (via hnext),
-                                             bit 0: the fast path is shut */
+    tp__ring ring; /* on cache lines of its own */
     /* Read by every submitter and the spinning worker; written only when
      * they change. */
     _Alignas(64) _Atomic(tp__counter *) fast_counter; /* the counter of
@@ -351,10 +399,15 @@ int tp__group_name(tp_pool *pool, tp__group *g, const char *prefix,
  * out of memory. */
 tp__counter *tp__group_counter(tp_pool *pool, const char *prefix,
                                const char *func);
-/* Gives g, whose counter is set, its counter's next index; cannot fail
- * (the caller checked that the longest index fits in a name). The index
- * grows if it can, and otherwise its chains grow. */
-void tp__group_name_next(tp_pool *pool, tp__group *g);
+/* The next index of c's generated names; cannot fail (the caller checked
+ * that the longest index fits in a name). */
+size_t tp__counter_take(tp_pool *pool, tp__counter *c);
+/* Makes g, a zeroed record (tp__rec_full_get), the one-task group of the
+ * per-call submission c, named by the pool's fast counter and c->index,
+ * and attaches it: findable, listed, its start pending (counted in
+ * pool->pending_args) but in no run. The name index grows if it can, and
+ * otherwise its chains grow. */
+void tp__group_percall(tp_pool *pool, tp__group *g, const tp__entry *c);
 void tp__group_attach(tp_pool *pool, tp__group *g);
 void tp__group_unref(tp_pool *pool, tp__group *g);
 /* Frees a group that is not compact (compact ones go back to the pool's
@@ -420,9 +473,7 @@ void tp__sem_resize(tp_pool *pool, size_t size);
 /* Appends count starts of g; uses a spare node of g unless it extends the
  * FIFO's last run. g must have a spare node (tp__group_reserve). */
 void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count);
-/* The run at the head of the FIFO if a start may be claimed now, or NULL. */
-tp__run *tp__fifo_peek(const tp_pool *pool);
-/* Claims one start of the head run (from tp__fifo_peek): occupies a slot. */
+/* Claims one start of the head run (from tp__fifo_next): occupies a slot. */
 void tp__fifo_take(tp_pool *pool, tp__run *run);
 /* Frees the slot of a claimed start. pool->full shows it only once
  * tp__sem_publish is called: the caller does so before it unlocks or
@@ -433,30 +484,69 @@ void tp__sem_release(tp_pool *pool);
 bool tp__sem_publish(tp_pool *pool);
 /* Removes every queued start of g from the FIFO: O(runs of g). */
 void tp__fifo_remove_group(tp_pool *pool, tp__group *g);
+/* The ring entries below seen are published and indexed: they join the
+ * FIFO after everything queued so far. */
+void tp__fifo_ring_seen(tp_pool *pool, uint64_t seen);
+/* What the next claim takes if the pool has room: the ring's first
+ * pending entry (true) or the head run (false, *run set; NULL if none). */
+bool tp__fifo_next(const tp_pool *pool, tp__run **run);
+/* Claims the ring's first pending entry: occupies a slot. */
+void tp__fifo_ring_take(tp_pool *pool);
+/* Replaces the ring's first pending entry by the one start of g, a new
+ * group made for it, in the same place in the FIFO. */
+void tp__fifo_ring_place(tp_pool *pool, tp__group *g);
+/* Drops every pending ring entry: how many there were. */
+size_t tp__fifo_ring_drop(tp_pool *pool);
+static inline size_t tp__fifo_ring_pending(const tp_pool *pool)
+{
+    return (size_t)(atomic_load_explicit(&((tp_pool *)pool)->ring_seen,
+                                         memory_order_relaxed) -
+                    pool->ring_head);
+}
 
 /* inbox.c: per-call submissions that skip the lock. A one-task apply or
- * start without a name to return is pushed onto pool->inbox by its caller; the
- * next thread to take the lock through tp__enter moves what the inbox
- * holds, in submission order, into the pool (names, index, FIFO) before
- * it looks at anything. */
-/* Pushes g (its counter set, its index not yet): false if the fast path
- * is shut (the pool is locked, closed or being freed): then use the lock. */
-bool tp__inbox_push(tp_pool *pool, tp__group *g);
-/* True if submissions wait in the inbox (read without the lock). */
+ * start without a name to return and without callbacks of its own is
+ * written into the pool's ring by its caller; the next thread to take the
+ * lock through tp__enter "sees" what the ring holds, in submission order:
+ * names' indices given, joined to the FIFO, counted pending. */
+/* Pushes a start of fn(arg), submitted at born_ns: false if the fast
+ * path is shut (the pool is locked, closed or being freed) or the ring
+ * cannot grow: then use the lock. No lock held. */
+bool tp__inbox_push(tp_pool *pool, tp_fn fn, void *arg, uint64_t born_ns);
+/* True if submissions wait unseen in the ring (read without the lock). */
 bool tp__inbox_waiting(const tp_pool *pool);
-/* Moves the inbox's submissions into the pool. With pool->mu held. */
+/* Sees the ring's new submissions. With pool->mu held. */
 void tp__inbox_drain(tp_pool *pool);
+/* Claims the first pending ring entry (tp__fifo_next said it is next):
+ * gives it its group and occupies a slot. Returns the group, with
+ * *admitted_ns the entry's submission time; NULL if out of memory (then
+ * nothing is claimed). With pool->mu held. */
+tp__group *tp__inbox_claim(tp_pool *pool, uint64_t *admitted_ns);
+/* Drops every pending ring entry (they have no callbacks to call): how
+ * many. With pool->mu held. */
+size_t tp__inbox_drop(tp_pool *pool);
 /* Shuts the fast path (TP_OK from now on only under the lock) or opens
  * it, then drains. With pool->mu held. */
 void tp__inbox_shut(tp_pool *pool, bool shut);
 /* Takes pool->mu and drains: how every API call and worker enters the
  * pool, so that they all see the submissions that returned before. */
 void tp__enter(tp_pool *pool);
+/* tp__enter, then gives every pending ring entry its group, for the calls
+ * that look at groups. False if out of memory: then the entries left have
+ * no group yet (they still start in their turn). */
+bool tp__enter_groups(tp_pool *pool);
 
 /* records.c: memory for compact group records. */
 /* A compact record; NULL if out of memory. With pool->mu held. */
 tp__group *tp__rec_compact_get(tp_pool *pool);
 void tp__rec_compact_put(tp_pool *pool, tp__group *r);
+/* A zeroed full record for a per-call group (no explicit name); NULL if
+ * out of memory. */
+tp__group *tp__rec_full_get(tp_pool *pool);
+/* Keeps r, the full record of a compacted group, for tp__rec_full_get;
+ * returns it instead if the pool keeps enough (the caller frees it, once
+ * unlocked). NULL is a no-op. */
+tp__group *tp__rec_full_put(tp_pool *pool, tp__group *r);
 /* Frees what the pool keeps for records (tp_pool_free). */
 void tp__rec_pool_free(tp_pool *pool);
 

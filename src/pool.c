@@ -214,6 +214,7 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
             else
                 walked += g->nargs - g->next_arg;
         }
+    walked += tp__fifo_ring_pending(pool);
     assert(!TP_DEBUG_CHECKS || walked == pool->pending_args);
     (void)walked; /* read only by the assert */
     *out = (tp_stats){
@@ -222,7 +223,7 @@ int tp_get_stats(const tp_pool *cpool, tp_stats *out)
         .cancelled = pool->n_cancelled,
         .ended = pool->n_ended,
         .pending = pending,
-        .groups = pool->n_indexed,
+        .groups = pool->n_indexed + tp__fifo_ring_pending(pool),
         .threads = pool->threads,
         .idle_threads = pool->n_idle,
         .total_started = pool->total_started,
@@ -392,6 +393,7 @@ void tp_pool_free(tp_pool *pool)
     pool->locked = true;
     pool->freeing = true;
     shut_fast_path(pool);
+    (void)tp__inbox_drop(pool); /* see tp_cancel_all */
     tp__group *drops = NULL;
     tp__list_each(n, next, &pool->groups)
     {
@@ -433,6 +435,7 @@ void tp_pool_free(tp_pool *pool)
     }
     tp__idmap_free(&pool->live);
     tp__rec_pool_free(pool);
+    tp__ring_free(&pool->ring);
     free(pool->index);
     tp__logq_destroy(&pool->logq);
     pthread_cond_destroy(&pool->changed);
@@ -494,24 +497,24 @@ int tp_get_groups(tp_pool *pool, tp_groups *out)
     size_t n, bytes, cap_n = 0, cap_bytes = 0;
     char *block = NULL;
     later_name *later = NULL;
-    tp__enter(pool);
     for (;;) {
+        /* Per-call submissions not yet seen as groups are listed too. */
+        bool all = tp__enter_groups(pool);
         groups_size(pool, &n, &bytes);
-        if (n <= cap_n && bytes <= cap_bytes)
+        if (all && n <= cap_n && bytes <= cap_bytes)
             break;
         tp__unlock(pool);
         free(block);
         free(later);
         cap_n = n + n / 8 + 16;
         cap_bytes = bytes + bytes / 8 + 16 * 32;
-        block = malloc(cap_n * sizeof(tp_group_info) + cap_bytes);
-        later = malloc(cap_n * sizeof *later);
+        block = all ? malloc(cap_n * sizeof(tp_group_info) + cap_bytes) : NULL;
+        later = all ? malloc(cap_n * sizeof *later) : NULL;
         if (!block || !later) {
             free(block);
             free(later);
             return TP_ENOMEM;
         }
-        tp__enter(pool);
     }
     tp_group_info *v = (tp_group_info *)block;
     char *text = block + cap_n * sizeof(tp_group_info);

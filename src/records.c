@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Memory for compact group records: what a finished one-task group
- * shrinks to (tp__group_compact, group.c). They come from slabs the pool
- * owns, so that a finished group costs its record's bytes and no malloc
- * chunk; freed records are reused. Everything here runs with pool->mu
+ * Memory for group records: the compact ones a finished one-task group
+ * shrinks to (tp__group_compact, group.c), and the full records of the
+ * groups made for per-call submissions (inbox.c). Compact records come
+ * from slabs the pool owns, so that a finished group costs its record's
+ * bytes and no malloc chunk; freed records are reused. A full record a
+ * group was compacted from is kept for the next per-call group, up to
+ * FULL_KEPT of them, so that a service submitting one task per call
+ * reuses the few records its workers have in cache instead of a malloc and
+ * a free on two threads per task. Everything here runs with pool->mu
  * held, except tp__rec_pool_free.
  */
 #include "internal.h"
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* A slab of compact records: one allocation for many finished groups. */
 enum { COMPACT_SIZE = TP__COMPACT_SIZE, SLAB_MAX = 1024 };
@@ -55,8 +61,39 @@ void tp__rec_compact_put(tp_pool *pool, tp__group *r)
     pool->compact_free = r;
 }
 
+enum { FULL_KEPT = 64 };
+
+tp__group *tp__rec_full_get(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    tp__group *r = pool->full_free;
+    if (!r)
+        return calloc(1, sizeof *r + 1);
+    pool->full_free = r->hnext;
+    pool->n_full_free--;
+    memset(r, 0, sizeof *r + 1);
+    return r;
+}
+
+tp__group *tp__rec_full_put(tp_pool *pool, tp__group *r)
+{
+    TP_ASSERT_HELD(pool);
+    if (!r || r->xname[0] || pool->n_full_free >= FULL_KEPT)
+        return r;
+    r->hnext = pool->full_free;
+    pool->full_free = r;
+    pool->n_full_free++;
+    return NULL;
+}
+
 void tp__rec_pool_free(tp_pool *pool)
 {
+    for (tp__group *r = pool->full_free, *next; r; r = next) {
+        next = r->hnext;
+        free(r);
+    }
+    pool->full_free = NULL;
+    pool->n_full_free = 0;
     for (struct tp__slab *s = pool->slabs, *next; s; s = next) {
         next = s->next;
         free(s);

@@ -10,6 +10,13 @@
  * group; a group also lists its own runs, so that dropping its starts
  * costs O(its runs), not O(the FIFO). Starts are claimed strictly first
  * in, first out, and only while occupied < size.
+ *
+ * Per-call submissions wait in the ring (ring.c) without a run: the
+ * pending ring entries, positions [ring_head, ring_seen), are starts of
+ * the FIFO too, and a run's ring_pos places it among them: the entries
+ * below ring_pos come before it, the others after. ring_pos is
+ * ring_seen when the run was queued, so it never decreases along the
+ * FIFO, and a run is extended only while no entry came after it.
  */
 #include "internal.h"
 
@@ -80,7 +87,8 @@ void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count)
 {
     TP_ASSERT_HELD(pool);
     tp__list *last = tp__list_last(&pool->fifo);
-    if (last && run_of(last)->group == g) {
+    uint64_t seen = atomic_load_explicit(&pool->ring_seen, memory_order_relaxed);
+    if (last && run_of(last)->group == g && run_of(last)->ring_pos == seen) {
         run_of(last)->count += count;
     } else {
         tp__run *run = spare_pop(g);
@@ -91,6 +99,7 @@ void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count)
                            : pool->timings_on ? tp__now_ns()
                                               : 0;
         g->born_ns = 0;
+        run->ring_pos = seen;
         tp__list_push_back(&pool->fifo, &run->fifo);
         tp__list_push_back(&g->runs, &run->in_group);
     }
@@ -100,13 +109,18 @@ void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count)
     (void)publish(pool);
 }
 
-tp__run *tp__fifo_peek(const tp_pool *pool)
+bool tp__fifo_next(const tp_pool *pool, tp__run **run)
 {
     TP_ASSERT_HELD((tp_pool *)pool);
+    *run = NULL;
+    if (pool->occupied >= pool->size)
+        return false;
     tp__list *first = tp__list_first(&pool->fifo);
-    if (!first || pool->occupied >= pool->size)
-        return NULL;
-    return run_of(first);
+    if (tp__fifo_ring_pending(pool) &&
+        (!first || pool->ring_head < run_of(first)->ring_pos))
+        return true;
+    *run = first ? run_of(first) : NULL;
+    return false;
 }
 
 static void run_unlink(tp_pool *pool, tp__run *run)
@@ -139,6 +153,56 @@ void tp__sem_release(tp_pool *pool)
      * claims the next in one critical section leaves the pool full, and
      * the flag's cache line alone. */
     publish_claimable(pool);
+}
+
+void tp__fifo_ring_seen(tp_pool *pool, uint64_t seen)
+{
+    TP_ASSERT_HELD(pool);
+    pool->queued_total += (size_t)(seen - pool->ring_seen);
+    atomic_store_explicit(&pool->ring_seen, seen, memory_order_relaxed);
+    (void)publish(pool);
+}
+
+void tp__fifo_ring_take(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    assert(tp__fifo_ring_pending(pool) && pool->occupied < pool->size);
+    pool->ring_head++;
+    pool->queued_total--;
+    pool->occupied++;
+    (void)publish(pool);
+}
+
+void tp__fifo_ring_place(tp_pool *pool, tp__group *g)
+{
+    TP_ASSERT_HELD(pool);
+    assert(tp__fifo_ring_pending(pool));
+    uint64_t pos = pool->ring_head++;
+    /* Before the first run that comes after the entry: the runs queued
+     * since it was seen, at the FIFO's end, usually none. */
+    tp__list *before = &pool->fifo;
+    while (before->prev != &pool->fifo && run_of(before->prev)->ring_pos > pos)
+        before = before->prev;
+    tp__run *run = spare_pop(g);
+    run->group = g;
+    run->count = 1;
+    run->admitted_ns = g->born_ns;
+    run->ring_pos = pos + 1;
+    g->born_ns = 0;
+    tp__list_insert_before(before, &run->fifo);
+    tp__list_push_back(&g->runs, &run->in_group);
+    g->queued++;
+    g->active++;
+}
+
+size_t tp__fifo_ring_drop(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    size_t n = tp__fifo_ring_pending(pool);
+    pool->ring_head += n;
+    pool->queued_total -= n;
+    (void)publish(pool);
+    return n;
 }
 
 void tp__fifo_remove_group(tp_pool *pool, tp__group *g)

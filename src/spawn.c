@@ -37,12 +37,12 @@ static bool drain_is_due(tp_pool *pool)
 }
 
 /* The per-call fast path (inbox.c): a one-task tp_apply or tp_start, no
- * name asked for, whose counter of generated names (prefix, func) the
- * pool used last under the lock (the name itself is made in the pool's
- * order when drained), while some worker will drain without being woken.
- * True once pushed; otherwise g is unchanged and the caller takes the
- * lock. */
-static bool spawn_fast(tp_pool *pool, tp__group *g, const char *prefix,
+ * name asked for, no callbacks of its own, whose counter of generated
+ * names (prefix, func) is the pool's fast counter (the name itself is
+ * given in the pool's order when the pool sees it), while some worker
+ * will see it without being woken. True once pushed; otherwise the caller
+ * takes the lock. */
+static bool spawn_fast(tp_pool *pool, tp_fn fn, void *arg, const char *prefix,
                        const char *func)
 {
     tp__counter *c =
@@ -50,17 +50,12 @@ static bool spawn_fast(tp_pool *pool, tp__group *g, const char *prefix,
     if (!c || c->prefix != prefix || !c->func != !func ||
         (func && strcmp(c->func, func) != 0) || !drain_is_due(pool))
         return false;
-    g->counter = c;
     /* Admitted, for its queue wait, when it is pushed: on a full pool it
-     * waits in the inbox for room. (timings_on is set at creation.) */
-    g->born_ns = pool->timings_on ? tp__now_ns() : 0;
-    if (!tp__inbox_push(pool, g)) {
-        g->counter = NULL;
-        g->born_ns = 0;
+     * waits in the ring for room. (timings_on is set at creation.) */
+    if (!tp__inbox_push(pool, fn, arg, pool->timings_on ? tp__now_ns() : 0))
         return false;
-    }
-    /* g may be running, or gone, by now. If the worker that was due to
-     * drain stopped meanwhile, it may have drained before the push: then
+    /* It may be running, or done, by now. If the worker that was due to
+     * see it stopped meanwhile, it may have looked before the push: then
      * drain and make sure a worker heads for the start. The workers that
      * were due still exist (idle ones are woken first), so dispatching
      * cannot leave the start without one. */
@@ -72,14 +67,30 @@ static bool spawn_fast(tp_pool *pool, tp__group *g, const char *prefix,
     return true;
 }
 
+/* True if a one-task call with these options may take the fast path: its
+ * group would have no name of its own and no callbacks (a simple pool's
+ * come from the pool, given when its group is made; a discard would have
+ * to be called if the pool dropped the entry). */
+static bool fast_eligible(const tp_pool *pool, const tp_opts *opts)
+{
+    if (pool->kind == TP__SIMPLE)
+        return !pool->simple_opts.discard;
+    return !opts || (!opts->group_name && !opts->end_callback &&
+                     !opts->cancel_callback && !opts->discard);
+}
+
 int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
               const char *prefix, char group_out[TP_NAME_MAX])
 {
     const char *func = NULL;
     if (pool->kind == TP__GENERAL)
         func = opts && opts->func_name ? opts->func_name : "func";
-    tp__enter(pool);
+    /* An explicit name must not be a pending per-call group's: those have
+     * their groups made first. */
+    bool all = g->xname[0] ? tp__enter_groups(pool) : (tp__enter(pool), true);
     int rc = pool->closed ? TP_ECLOSED : pool->locked ? TP_ELOCKED : TP_OK;
+    if (rc == TP_OK && !all)
+        rc = TP_ENOMEM;
     pool->total_refused += rc != TP_OK;
     if (rc == TP_OK)
         rc = tp__group_name(pool, g, prefix, func);
@@ -88,9 +99,11 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
         tp__group_free(g);
         return rc;
     }
-    /* Later one-task calls like this one may take the fast path. */
+    /* Later one-task calls like the pool's first one may take the fast
+     * path: their entries in the ring are all named by this counter. */
     if ((prefix == apply_prefix || prefix == start_prefix) && g->counter &&
-        g->counter->key_len + 7 + 20 < TP_NAME_MAX)
+        g->counter->key_len + 7 + 20 < TP_NAME_MAX &&
+        !atomic_load_explicit(&pool->fast_counter, memory_order_relaxed))
         atomic_store_explicit(&pool->fast_counter, g->counter,
                               memory_order_release);
     tp__group_attach(pool, g);
@@ -128,16 +141,16 @@ int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
         return rc;
     if (num == 0)
         return TP_EINVAL;
+    if (num == 1 && !group_out && fast_eligible(pool, opts) &&
+        spawn_fast(pool, fn, arg, apply_prefix,
+                   opts && opts->func_name ? opts->func_name : "func"))
+        return TP_OK;
     tp__group *g = tp__group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, opts);
     if (!g)
         return TP_ENOMEM;
     g->f.fn = fn;
     g->from.arg = arg;
     g->nargs = num;
-    if (num == 1 && !group_out && !(opts && opts->group_name) &&
-        spawn_fast(pool, g, apply_prefix,
-                   opts && opts->func_name ? opts->func_name : "func"))
-        return TP_OK;
     return tp__spawn(pool, g, opts, apply_prefix, group_out);
 }
 
@@ -149,6 +162,9 @@ int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
         return rc;
     if (num == 0)
         return TP_EINVAL;
+    if (num == 1 && !group_out && fast_eligible(pool, NULL) &&
+        spawn_fast(pool, pool->simple_fn, pool->simple_arg, start_prefix, NULL))
+        return TP_OK;
     tp__group *g =
         tp__group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, &pool->simple_opts);
     if (!g)
@@ -156,8 +172,6 @@ int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
     g->f.fn = pool->simple_fn;
     g->from.arg = pool->simple_arg;
     g->nargs = num;
-    if (num == 1 && !group_out && spawn_fast(pool, g, start_prefix, NULL))
-        return TP_OK;
     return tp__spawn(pool, g, NULL, start_prefix, group_out);
 }
 

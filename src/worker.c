@@ -281,7 +281,18 @@ static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem,
     TP_ASSERT_HELD(pool);
     for (;;) {
         tp__inbox_drain(pool);
-        tp__run *run = tp__fifo_peek(pool);
+        tp__run *run;
+        if (tp__fifo_next(pool, &run)) {
+            /* A per-call submission: its group is made now. */
+            uint64_t admitted;
+            tp__group *g = tp__inbox_claim(pool, &admitted);
+            if (!g) {
+                *nomem = true;
+                return NULL;
+            }
+            pool->pending_args--;
+            return begin(pool, w, g, tp__group_arg(g, g->next_arg++), admitted);
+        }
         /* A slot this worker freed shows now; a submitter that saw the
          * pool full until then left its push to us. */
         if (!run && tp__sem_publish(pool) && tp__inbox_waiting(pool))
@@ -463,7 +474,8 @@ static void unlive_task(tp_pool *pool, tp_task *t)
     t->group = NULL;
     tp__group_unref(pool, g);
     if (only_listed)
-        t->worker->garbage = tp__group_compact(pool, g);
+        t->worker->garbage =
+            tp__rec_full_put(pool, tp__group_compact(pool, g));
     /* Only these ends can satisfy a waiter (flush, gather, free): a
      * gather cannot be while starts wait in the FIFO, and waking it after
      * every task of a pool with one worker made it contend for the lock

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The per-call fast path (src/inbox.c): one-task applies pushed without
- * the pool lock must be indistinguishable from applies made under it --
- * names, ids and FIFO order, stats, lookups, cancels, locking, freeing. A
- * paused pool (size 0) is full, so every per-call apply after the first
- * takes the fast path there and stays in the inbox until someone enters
- * the pool; each test checks that the inbox was really used. */
+/* The per-call fast path (src/inbox.c, src/ring.c): one-task applies
+ * pushed into the ring without the pool lock must be indistinguishable
+ * from applies made under it -- names, ids and FIFO order, stats,
+ * lookups, cancels, locking, freeing. A paused pool (size 0) is full, so
+ * every eligible per-call apply after the first takes the fast path there
+ * and stays in the ring until someone enters the pool; each test checks
+ * that the ring was really used. */
 #include "internal.h"
 #include "support.h"
 
@@ -37,6 +38,13 @@ static int record(tp_task *task, void *arg)
     if (n_order < 64)
         order[n_order++] = (long)(intptr_t)arg;
     pthread_mutex_unlock(&order_mu);
+    counter_add(&ran, 1);
+    return 0;
+}
+
+static int count_only(tp_task *task, void *arg)
+{
+    (void)task, (void)arg;
     counter_add(&ran, 1);
     return 0;
 }
@@ -99,25 +107,67 @@ END_TEST
 START_TEST(fast_groups_are_found_by_name_and_cancelled)
 {
     tp_pool *p = paused_pool(&named_f);
-    tp_opts o = {.func_name = "f", .discard = on_discard};
     for (long i = 1; i <= 3; i++)
-        ck_assert_int_eq(tp_apply(p, record, (void *)i, 1, &o, NULL), TP_OK);
+        ck_assert_int_eq(tp_apply(p, record, (void *)i, 1, &named_f, NULL),
+                         TP_OK);
     ck_assert(tp__inbox_waiting(p));
     ck_assert_int_eq(tp_cancel_group(p, "apply-f-group-2"), TP_OK);
-    ck_assert_int_eq(counter_get(&discarded), 1);
     ck_assert_int_eq(tp_cancel_group(p, "apply-f-group-2"), TP_ENOGROUP);
-    ck_assert_int_eq(tp_apply(p, record, (void *)4, 1, &o, NULL), TP_OK);
+    ck_assert_int_eq(tp_apply(p, record, (void *)4, 1, &named_f, NULL), TP_OK);
     ck_assert(tp__inbox_waiting(p));
     tp_ids ids;
     const char *names[] = {"apply-f-group-4"};
     ck_assert_int_eq(tp_get_group_ids(p, names, 1, &ids), TP_OK);
     ck_assert_uint_eq(ids.len, 0); /* known, not started */
     tp_ids_free(&ids);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.pending, 4);
+    ck_assert_uint_eq(st.groups, 4);
+    ck_assert_uint_eq(st.total_dropped, 1);
     ck_assert_int_eq(tp_set_pool_size(p, 1), TP_OK);
     ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
     ck_assert_uint_eq(n_order, 4);
     long want[] = {0, 1, 3, 4};
     for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(order[i], want[i]);
+    tp_pool_free(p);
+}
+END_TEST
+
+/* Calls with callbacks of their own take the lock (a ring entry has no
+ * room for them), and keep their place among the ring's entries; so do
+ * applies that ask for their name and applies of many starts. */
+START_TEST(locked_calls_keep_their_place_among_fast_ones)
+{
+    tp_pool *p = paused_pool(&named_f);
+    tp_opts cb = {.func_name = "f", .discard = on_discard};
+    char name[TP_NAME_MAX];
+    ck_assert_int_eq(tp_apply(p, record, (void *)1, 1, &named_f, NULL), TP_OK);
+    ck_assert(tp__inbox_waiting(p));
+    ck_assert_int_eq(tp_apply(p, record, (void *)2, 1, &cb, NULL), TP_OK);
+    ck_assert(!tp__inbox_waiting(p)); /* the lock saw the ring first */
+    ck_assert_int_eq(tp_apply(p, record, (void *)3, 1, &named_f, NULL), TP_OK);
+    ck_assert_int_eq(tp_apply(p, record, (void *)4, 1, &named_f, name), TP_OK);
+    ck_assert_str_eq(name, "apply-f-group-4");
+    ck_assert_int_eq(tp_apply(p, record, (void *)5, 1, &named_f, NULL), TP_OK);
+    ck_assert_int_eq(tp_apply(p, record, (void *)6, 2, &named_f, NULL), TP_OK);
+    ck_assert_int_eq(tp_apply(p, record, (void *)7, 1, &named_f, NULL), TP_OK);
+    ck_assert(tp__inbox_waiting(p));
+    /* Looking at the groups gives the ring's entries theirs, in place. */
+    tp_groups gs;
+    ck_assert_int_eq(tp_get_groups(p, &gs), TP_OK);
+    ck_assert_uint_eq(gs.len, 8);
+    tp_groups_free(&gs);
+    ck_assert_int_eq(tp_apply(p, record, (void *)8, 1, &named_f, NULL), TP_OK);
+    ck_assert(tp__inbox_waiting(p));
+    ck_assert_int_eq(tp_cancel_group(p, "apply-f-group-2"), TP_OK);
+    ck_assert_int_eq(counter_get(&discarded), 1);
+    ck_assert_int_eq(tp_set_pool_size(p, 1), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    long want[] = {0, 1, 3, 4, 5, 6, 6, 7, 8};
+    ck_assert_uint_eq(n_order, 9);
+    for (size_t i = 0; i < 9; i++)
         ck_assert_int_eq(order[i], want[i]);
     tp_pool_free(p);
 }
@@ -154,17 +204,19 @@ START_TEST(explicit_lookalike_between_fast_applies)
 }
 END_TEST
 
-/* Another function name is another counter: the first apply of "g" takes
- * the lock, and fast applies of "f" and "g" interleave correctly. */
+/* A pool's ring holds the starts of one counter of generated names, the
+ * first one-task apply's: applies of another function take the lock, and
+ * the two kinds interleave correctly. */
 START_TEST(fast_path_follows_the_function_name)
 {
     tp_pool *p = paused_pool(&named_f);
     tp_opts g = {.func_name = "g"};
     ck_assert_int_eq(tp_apply(p, record, (void *)1, 1, &g, NULL), TP_OK);
-    ck_assert(!tp__inbox_waiting(p)); /* first of "g": under the lock */
-    ck_assert_int_eq(tp_apply(p, record, (void *)2, 1, &g, NULL), TP_OK);
-    ck_assert(tp__inbox_waiting(p));
-    ck_assert_int_eq(tp_apply(p, record, (void *)3, 1, &named_f, NULL), TP_OK);
+    ck_assert(!tp__inbox_waiting(p)); /* "g": under the lock */
+    ck_assert_int_eq(tp_apply(p, record, (void *)2, 1, &named_f, NULL), TP_OK);
+    ck_assert(tp__inbox_waiting(p)); /* "f": the ring */
+    ck_assert_int_eq(tp_apply(p, record, (void *)3, 1, &g, NULL), TP_OK);
+    ck_assert(!tp__inbox_waiting(p));
     ck_assert_int_eq(tp_apply(p, record, (void *)4, 1, &named_f, NULL), TP_OK);
     tp_groups gs;
     ck_assert_int_eq(tp_get_groups(p, &gs), TP_OK);
@@ -210,18 +262,58 @@ START_TEST(a_locked_pool_refuses_fast_applies)
 }
 END_TEST
 
-/* Freeing a pool drops what waits in its inbox like any pending start:
- * discard once per group, the function never called. */
+/* Freeing a pool drops what waits in its ring like any pending start:
+ * the function never called; and so does tp_cancel_all. */
 START_TEST(freeing_drops_the_inbox)
 {
-    tp_opts o = {.func_name = "f", .discard = on_discard};
-    tp_pool *p = paused_pool(&o);
+    tp_pool *p = paused_pool(&named_f);
     for (long i = 1; i <= 5; i++)
-        ck_assert_int_eq(tp_apply(p, record, (void *)i, 1, &o, NULL), TP_OK);
+        ck_assert_int_eq(tp_apply(p, record, (void *)i, 1, &named_f, NULL),
+                         TP_OK);
     ck_assert(tp__inbox_waiting(p));
     tp_pool_free(p);
-    ck_assert_int_eq(counter_get(&discarded), 6);
     ck_assert_int_eq(counter_get(&ran), 0);
+
+    p = paused_pool(&named_f);
+    for (long i = 1; i <= 5; i++)
+        ck_assert_int_eq(tp_apply(p, record, (void *)i, 1, &named_f, NULL),
+                         TP_OK);
+    ck_assert(tp__inbox_waiting(p));
+    tp_cancel_all(p);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.pending, 0);
+    ck_assert_uint_eq(st.groups, 0);
+    ck_assert_uint_eq(st.total_dropped, 6);
+    ck_assert_int_eq(tp_set_pool_size(p, 1), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    ck_assert_int_eq(counter_get(&ran), 0);
+    tp_pool_free(p);
+}
+END_TEST
+
+/* More entries than one block of the ring holds wait at once, and blocks
+ * are given back and reused as they drain. */
+START_TEST(the_ring_grows_past_a_block)
+{
+    tp_pool *p = paused_pool(&named_f);
+    enum { N = 3 * TP__RING_BLOCK + 5 };
+    for (long i = 1; i < N; i++)
+        ck_assert_int_eq(tp_apply(p, count_only, NULL, 1, &named_f, NULL),
+                         TP_OK);
+    ck_assert(tp__inbox_waiting(p));
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.pending, N);
+    ck_assert_int_eq(tp_set_pool_size(p, 2), TP_OK);
+    ck_assert(counter_wait(&ran, N - 1));
+    for (long i = 0; i < N; i++)
+        ck_assert_int_eq(tp_apply(p, count_only, NULL, 1, &named_f, NULL),
+                         TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.total_ended, 2 * N);
+    tp_pool_free(p);
 }
 END_TEST
 
@@ -329,10 +421,12 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, fast_applies_keep_names_ids_and_fifo_order);
     tcase_add_test(tc, fast_groups_are_found_by_name_and_cancelled);
+    tcase_add_test(tc, locked_calls_keep_their_place_among_fast_ones);
     tcase_add_test(tc, explicit_lookalike_between_fast_applies);
     tcase_add_test(tc, fast_path_follows_the_function_name);
     tcase_add_test(tc, a_locked_pool_refuses_fast_applies);
     tcase_add_test(tc, freeing_drops_the_inbox);
+    tcase_add_test(tc, the_ring_grows_past_a_block);
     tcase_add_test(tc, resizing_starts_the_inbox);
     tcase_add_test(tc, simple_pool_starts_take_the_fast_path);
     tcase_add_test(tc, concurrent_submitters_lose_nothing);
