@@ -39,26 +39,25 @@ static bool drain_is_due(tp_pool *pool)
 /* The per-call fast path (inbox.c): a one-task tp_apply or tp_start, no
  * name asked for, no callbacks of its own, whose counter of generated
  * names (prefix, func) is the pool's fast counter (the name itself is
- * given in the pool's order when the pool sees it), while some worker
- * will see it without being woken. True once pushed; otherwise the caller
- * takes the lock. */
+ * given in the pool's order when the pool sees it). True once pushed;
+ * otherwise the caller takes the lock. */
 static bool spawn_fast(tp_pool *pool, tp_fn fn, void *arg, const char *prefix,
                        const char *func)
 {
     tp__counter *c =
         atomic_load_explicit(&pool->fast_counter, memory_order_acquire);
     if (!c || c->prefix != prefix || !c->func != !func ||
-        (func && strcmp(c->func, func) != 0) || !drain_is_due(pool))
+        (func && strcmp(c->func, func) != 0))
         return false;
     /* Admitted, for its queue wait, when it is pushed: on a full pool it
      * waits in the ring for room. (timings_on is set at creation.) */
     if (!tp__inbox_push(pool, fn, arg, pool->timings_on ? tp__now_ns() : 0))
         return false;
-    /* It may be running, or done, by now. If the worker that was due to
-     * see it stopped meanwhile, it may have looked before the push: then
-     * drain and make sure a worker heads for the start. The workers that
-     * were due still exist (idle ones are woken first), so dispatching
-     * cannot leave the start without one. */
+    /* It may be running, or done, by now. Unless some worker is due to
+     * see it (or that worker stopped meanwhile, and may have looked before
+     * the push), drain and make sure a worker heads for the start. The
+     * workers that were due still exist (idle ones are woken first), so
+     * dispatching cannot leave the start without one. */
     if (!drain_is_due(pool)) {
         tp__enter(pool);
         (void)tp__dispatch(pool);
