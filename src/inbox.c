@@ -26,8 +26,16 @@
  * while the pool is locked, being gathered, closed or being freed. A
  * reservation is a compare-and-swap against an open tail, so it either
  * happens before the shutting (and is seen right after it) or fails and
- * takes the lock. Seeing waits for the entries reserved before it to be
- * published: their producers are between two instructions.
+ * takes the lock.
+ *
+ * An entry is reserved before it is published, and its producer may be
+ * preempted in between; the entries after it wait for it (their places in
+ * the FIFO are after it). An API call entering the pool waits for every
+ * entry reserved before it (tp__enter), so that it sees each submission
+ * that returned before it; a worker only takes what is published up to
+ * the first entry that is not (its producer, publishing, finds a worker
+ * due to see it or enters and dispatches itself, like any pusher), so
+ * that a preempted submitter never holds up the workers on the lock.
  *
  * Who sees a push is settled by the pusher after the push (spawn.c): if a
  * worker is spinning for work (pool->watching) it will look at the ring
@@ -76,28 +84,45 @@ bool tp__inbox_waiting(const tp_pool *pool)
                                 memory_order_relaxed);
 }
 
-void tp__inbox_drain(tp_pool *pool)
+void tp__inbox_drain(tp_pool *pool, bool all)
 {
     TP_ASSERT_HELD(pool);
     uint64_t seen = atomic_load_explicit(&pool->ring_seen,
                                          memory_order_relaxed);
-    uint64_t upto = tp__ring_reserved(&pool->ring);
+    uint64_t upto = tp__ring_reserved(&pool->ring), pos = seen;
     if (upto == seen)
         return;
     tp__counter *counter =
         atomic_load_explicit(&pool->fast_counter, memory_order_relaxed);
-    for (uint64_t pos = seen; pos < upto; pos++) {
+    for (; pos < upto; pos++) {
         tp__entry *c = tp__ring_at(&pool->ring, pos);
-        for (unsigned spins = 1;
-             !atomic_load_explicit(&c->fn, memory_order_acquire); spins++)
+        /* Sequentially consistent, as the producer's store: a worker that
+         * stops here publishes `full` false and looks again, and the
+         * producer reads `full` after its store (see tp__inbox_waiting). */
+        for (unsigned spins = 1; !atomic_load(&c->fn); spins++) {
+            if (!all)
+                goto stop;
             if (spins % 64 == 0)
                 sched_yield(); /* its producer was preempted */
+        }
         c->index = tp__counter_take(pool, counter);
     }
-    pool->pending_args += (size_t)(upto - seen);
-    tp__fifo_ring_seen(pool, upto);
+stop:
+    /* What a spinning worker has seen already (tp__inbox_news). */
+    atomic_store_explicit(&pool->ring_stuck, pos < upto ? upto : 0,
+                          memory_order_relaxed);
+    pool->pending_args += (size_t)(pos - seen);
+    tp__fifo_ring_seen(pool, pos);
 }
 
+bool tp__inbox_news(const tp_pool *pool)
+{
+    uint64_t reserved = tp__ring_reserved(&pool->ring);
+    return reserved != atomic_load_explicit(&((tp_pool *)pool)->ring_seen,
+                                            memory_order_relaxed) &&
+           reserved != atomic_load_explicit(&((tp_pool *)pool)->ring_stuck,
+                                            memory_order_relaxed);
+}
 /* The group for the first pending entry, attached (its start counted
  * pending in it, no longer in the ring's share); NULL if out of memory. */
 static tp__group *group_for_head(tp_pool *pool, uint64_t *born_ns)
@@ -155,7 +180,7 @@ void tp__inbox_shut(tp_pool *pool, bool shut)
     else
         atomic_fetch_and_explicit(&pool->ring.tail, ~TP__RING_SHUT,
                                   memory_order_seq_cst);
-    tp__inbox_drain(pool);
+    tp__inbox_drain(pool, true);
 }
 
 size_t tp__inbox_drop(tp_pool *pool)
@@ -171,7 +196,7 @@ size_t tp__inbox_drop(tp_pool *pool)
 void tp__enter(tp_pool *pool)
 {
     tp__lock(pool);
-    tp__inbox_drain(pool);
+    tp__inbox_drain(pool, true);
 }
 
 bool tp__enter_groups(tp_pool *pool)

@@ -75,6 +75,9 @@ int tp__ring_grow(tp__ring *r);
 /* Gives back the blocks wholly below first_needed. With pool->mu held. */
 void tp__ring_release(tp__ring *r, uint64_t first_needed);
 void tp__ring_free(tp__ring *r);
+/* Test hook, NULL in use: called by a producer between reserving its
+ * position and writing its entry, to widen that window. */
+extern void (*tp__ring_push_hook)(void);
 
 /* ---- tasks and workers ---- */
 
@@ -274,6 +277,7 @@ struct tp_pool {
      * (sem.c); ring_seen is also read by a spinning worker. */
     uint64_t ring_head;
     _Atomic uint64_t ring_seen;
+    _Atomic uint64_t ring_stuck; /* see tp__inbox_news */
     tp_id next_id;
     size_t n_running, n_cancelled, n_ended;
     uint64_t total_started, total_ended, total_failed;
@@ -515,8 +519,16 @@ static inline size_t tp__fifo_ring_pending(const tp_pool *pool)
 bool tp__inbox_push(tp_pool *pool, tp_fn fn, void *arg, uint64_t born_ns);
 /* True if submissions wait unseen in the ring (read without the lock). */
 bool tp__inbox_waiting(const tp_pool *pool);
-/* Sees the ring's new submissions. With pool->mu held. */
-void tp__inbox_drain(tp_pool *pool);
+/* Sees the ring's new submissions: all reserved so far (waiting for the
+ * producers still writing theirs), or, unless all, those published before
+ * the first that is not. With pool->mu held. */
+void tp__inbox_drain(tp_pool *pool, bool all);
+/* What a spinning worker watches (seq_cst, as tp__inbox_waiting): true if
+ * submissions wait unseen, unless a worker's drain stopped at an entry
+ * not yet published and nothing was reserved since (then its producer,
+ * publishing, leaves it to the spinner, which takes the lock when its
+ * spin ends). */
+bool tp__inbox_news(const tp_pool *pool);
 /* Claims the first pending ring entry (tp__fifo_next said it is next):
  * gives it its group and occupies a slot. Returns the group, with
  * *admitted_ns the entry's submission time; NULL if out of memory (then

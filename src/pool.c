@@ -302,6 +302,8 @@ int tp_flush(tp_pool *pool)
  * unless map_iter groups need a look. */
 static bool walk_pending(tp_pool *pool)
 {
+    if (tp__fifo_ring_pending(pool))
+        return true; /* per-call submissions not started yet */
     tp__list_each(n, next, &pool->groups)
     {
         if (tp__group_pending(tp__container(n, tp__group, node)))

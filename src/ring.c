@@ -16,7 +16,7 @@
  * Producers: a position below `limit` (every one of them has a block) is
  * reserved by a compare-and-swap on `tail`, whose bit 63 shuts the ring
  * (then nothing is reserved: inbox.c). The entry's function is written
- * last, with release order: a non-NULL function means published.
+ * last: a non-NULL function means published.
  *
  * The consumer holds pool->mu: it reads entries in position order, makes
  * blocks (tp__ring_grow, when a producer found the ring full) and gives
@@ -29,6 +29,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+void (*tp__ring_push_hook)(void);
 
 static tp__entry *block_of(const tp__ring *r, uint64_t pos)
 {
@@ -47,9 +49,13 @@ int tp__ring_push(tp__ring *r, tp_fn fn, void *arg, uint64_t born_ns)
     } while (!atomic_compare_exchange_weak_explicit(
         &r->tail, &t, t + 1, memory_order_seq_cst, memory_order_relaxed));
     tp__entry *c = &block_of(r, t)[t % TP__RING_BLOCK];
+    if (tp__ring_push_hook)
+        tp__ring_push_hook();
     c->arg = arg;
     c->born_ns = born_ns;
-    atomic_store_explicit(&c->fn, fn, memory_order_release);
+    /* Sequentially consistent: the pusher reads the flags that say who
+     * sees its entry after this store (inbox.c). */
+    atomic_store(&c->fn, fn);
     return TP__RING_PUSHED;
 }
 

@@ -59,7 +59,7 @@ static bool spawn_fast(tp_pool *pool, tp_fn fn, void *arg, const char *prefix,
      * workers that were due still exist (idle ones are woken first), so
      * dispatching cannot leave the start without one. */
     if (!drain_is_due(pool)) {
-        tp__enter(pool);
+        tp__lock(pool); /* dispatch sees what is published */
         (void)tp__dispatch(pool);
         tp__unlock(pool);
     }

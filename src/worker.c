@@ -117,7 +117,7 @@ int tp__dispatch(tp_pool *pool)
     /* Per-call pushes count among the starts to find workers for: a push
      * onto a full pool was left to the worker that frees a slot, and that
      * worker dispatches here before its end callback (end_task). */
-    tp__inbox_drain(pool);
+    tp__inbox_drain(pool, false);
     /* Thread creation fans out: a caller creates at most one thread, and
      * every worker that claims a start creates up to two more while starts
      * still lack a worker. So no API call spends long creating threads.
@@ -280,7 +280,7 @@ static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem,
 {
     TP_ASSERT_HELD(pool);
     for (;;) {
-        tp__inbox_drain(pool);
+        tp__inbox_drain(pool, false);
         tp__run *run;
         if (tp__fifo_next(pool, &run)) {
             /* A per-call submission: its group is made now. */
@@ -509,7 +509,7 @@ static bool spin_for_work(tp_pool *pool)
     bool seen = false;
     for (unsigned i = 1; !seen; i++) {
         seen = atomic_load_explicit(&pool->claimable, memory_order_relaxed) ||
-               tp__inbox_waiting(pool);
+               tp__inbox_news(pool);
         if (seen || i % 64)
             continue;
         clock_gettime(CLOCK_MONOTONIC, &now);

@@ -661,6 +661,68 @@ START_TEST(forget_ended_forgets_pushed_groups)
 }
 END_TEST
 
+/* A submitter preempted between reserving its place in the ring and
+ * writing its entry: the submissions after it wait for it (their places
+ * are after it), nothing is lost once it goes on, and an API call made
+ * meanwhile sees every submission that returned (it waits for the
+ * stalled one). */
+static gate stall;
+static _Thread_local bool stall_me;
+static void stall_hook(void)
+{
+    if (stall_me)
+        gate_pass(&stall, NULL);
+}
+
+static void *stalled_submitter(void *arg)
+{
+    stall_me = true;
+    ck_assert_int_eq(tp_apply(arg, mark, NULL, 1, &named_f, NULL), TP_OK);
+    return NULL;
+}
+
+static void *stats_reader(void *arg)
+{
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(arg, &st), TP_OK);
+    counter_add(&started, 1000); /* returned */
+    return (void *)(uintptr_t)(st.pending + st.running + st.total_ended);
+}
+
+START_TEST(a_stalled_submitter_holds_back_only_what_follows_it)
+{
+    gate_init(&stall);
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 2});
+    /* The first one-task apply of "f" takes the lock and names the
+     * pool's fast counter. */
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert(counter_wait(&ran, 1));
+    tp__ring_push_hook = stall_hook;
+    pthread_t a, r;
+    ck_assert_int_eq(pthread_create(&a, NULL, stalled_submitter, p), 0);
+    while (tp__ring_reserved(&p->ring) == 0) /* A holds position 0 */
+        sched_yield();
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert_int_eq(pthread_create(&r, NULL, stats_reader, p), 0);
+    /* Nothing after A's place started while A is stalled. */
+    ck_assert(!counter_wait_for(&ran, 2, 0.05));
+    gate_open(&stall);
+    pthread_join(a, NULL);
+    void *seen;
+    pthread_join(r, &seen);
+    ck_assert_uint_eq((uintptr_t)seen, 52);
+    ck_assert(counter_wait(&ran, 52));
+    tp__ring_push_hook = NULL;
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.total_ended, 52);
+    tp_pool_free(p);
+    gate_destroy(&stall);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("inbox_attack");
@@ -684,6 +746,7 @@ int main(void)
     tcase_add_test(rg, chaos_loses_no_push);
     tcase_add_test(rg, gather_waits_for_every_accepted_push);
     tcase_add_test(rg, forget_ended_forgets_pushed_groups);
+    tcase_add_test(rg, a_stalled_submitter_holds_back_only_what_follows_it);
     suite_add_tcase(s, rg);
     return run_suite(s);
 }
