@@ -344,10 +344,9 @@ void tp__group_unindex(tp_pool *pool, tp__group *g)
     pool->n_lookalikes -= g->lookalike;
 }
 
-void tp__group_free(tp__group *g)
+/* Frees what g owns besides its record. */
+static void release(tp__group *g)
 {
-    if (!g)
-        return;
     assert(!g->compact);
     assert(tp__list_empty(&g->runs));
     for (tp__run *run = g->spare, *next; run; run = next) {
@@ -360,19 +359,33 @@ void tp__group_free(tp__group *g)
         free(g->from.array.block);
     if (g->ids != &g->id0)
         free(g->ids);
+}
+
+void tp__group_free(tp__group *g)
+{
+    if (!g)
+        return;
+    release(g);
     free(g);
 }
 
-void tp__group_unref(tp_pool *pool, tp__group *g)
+tp__group *tp__group_unref_record(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
     assert(g->refs > 0);
     if (--g->refs > 0)
-        return;
-    if (g->compact)
+        return NULL;
+    if (g->compact) {
         tp__rec_compact_put(pool, g);
-    else
-        tp__group_free(g);
+        return NULL;
+    }
+    release(g);
+    return g;
+}
+
+void tp__group_unref(tp_pool *pool, tp__group *g)
+{
+    free(tp__group_unref_record(pool, g));
 }
 
 bool tp__group_pending(const tp__group *g)

@@ -125,9 +125,10 @@ bool tp__inbox_news(const tp_pool *pool)
 }
 /* The group for the first pending entry, attached (its start counted
  * pending in it, no longer in the ring's share); NULL if out of memory. */
-static tp__group *group_for_head(tp_pool *pool, uint64_t *born_ns)
+static tp__group *group_for_head(tp_pool *pool, uint64_t *born_ns,
+                                 tp__group **mine)
 {
-    tp__group *g = tp__rec_full_get(pool);
+    tp__group *g = tp__rec_full_get(pool, mine);
     if (!g)
         return NULL;
     const tp__entry *c = tp__ring_at(&pool->ring, pool->ring_head);
@@ -137,10 +138,11 @@ static tp__group *group_for_head(tp_pool *pool, uint64_t *born_ns)
     return g;
 }
 
-tp__group *tp__inbox_claim(tp_pool *pool, uint64_t *admitted_ns)
+tp__group *tp__inbox_claim(tp_pool *pool, uint64_t *admitted_ns,
+                           tp__group **mine)
 {
     TP_ASSERT_HELD(pool);
-    tp__group *g = group_for_head(pool, admitted_ns);
+    tp__group *g = group_for_head(pool, admitted_ns, mine);
     if (!g)
         return NULL;
     g->born_ns = 0;
@@ -162,7 +164,8 @@ static bool materialize(tp_pool *pool)
     bool ok = true;
     while (ok && tp__fifo_ring_pending(pool)) {
         uint64_t born_ns;
-        tp__group *g = group_for_head(pool, &born_ns);
+        tp__group *none = NULL;
+        tp__group *g = group_for_head(pool, &born_ns, &none);
         if (g)
             tp__fifo_ring_place(pool, g);
         ok = g != NULL;

@@ -142,6 +142,8 @@ typedef struct tp__worker {
     bool wake;           /* counted in pool->waking */
     atomic_int pins;     /* deferred cancel wake-ups not yet delivered */
     void *garbage;       /* to free once unlocked (a compacted group) */
+    struct tp__group *rec; /* its record for the next per-call group it
+                              claims (records.c) */
     tp_task task;
 } tp__worker;
 
@@ -414,6 +416,10 @@ size_t tp__counter_take(tp_pool *pool, tp__counter *c);
 void tp__group_percall(tp_pool *pool, tp__group *g, const tp__entry *c);
 void tp__group_attach(tp_pool *pool, tp__group *g);
 void tp__group_unref(tp_pool *pool, tp__group *g);
+/* tp__group_unref, but returns the record of a full group whose last
+ * reference went (all it owned freed) for the caller to reuse or free,
+ * and NULL otherwise. */
+tp__group *tp__group_unref_record(tp_pool *pool, tp__group *g);
 /* Frees a group that is not compact (compact ones go back to the pool's
  * slabs when their last reference goes, tp__group_unref). Without the
  * lock. */
@@ -532,8 +538,10 @@ bool tp__inbox_news(const tp_pool *pool);
 /* Claims the first pending ring entry (tp__fifo_next said it is next):
  * gives it its group and occupies a slot. Returns the group, with
  * *admitted_ns the entry's submission time; NULL if out of memory (then
- * nothing is claimed). With pool->mu held. */
-tp__group *tp__inbox_claim(tp_pool *pool, uint64_t *admitted_ns);
+ * nothing is claimed). Its record is *mine, the worker's own, if set
+ * (tp__rec_full_get). With pool->mu held. */
+tp__group *tp__inbox_claim(tp_pool *pool, uint64_t *admitted_ns,
+                           tp__group **mine);
 /* Drops every pending ring entry (they have no callbacks to call): how
  * many. With pool->mu held. */
 size_t tp__inbox_drop(tp_pool *pool);
@@ -552,13 +560,17 @@ bool tp__enter_groups(tp_pool *pool);
 /* A compact record; NULL if out of memory. With pool->mu held. */
 tp__group *tp__rec_compact_get(tp_pool *pool);
 void tp__rec_compact_put(tp_pool *pool, tp__group *r);
-/* A zeroed full record for a per-call group (no explicit name); NULL if
- * out of memory. */
-tp__group *tp__rec_full_get(tp_pool *pool);
-/* Keeps r, the full record of a compacted group, for tp__rec_full_get;
- * returns it instead if the pool keeps enough (the caller frees it, once
- * unlocked). NULL is a no-op. */
-tp__group *tp__rec_full_put(tp_pool *pool, tp__group *r);
+/* A new zeroed full record for a per-call group; NULL if out of memory. */
+tp__group *tp__rec_full_new(void);
+/* A zeroed full record for a per-call group (no explicit name): *mine
+ * (a worker's own, then NULL) if set, else one the pool kept, else new;
+ * NULL if out of memory. */
+tp__group *tp__rec_full_get(tp_pool *pool, tp__group **mine);
+/* Keeps r, the full record of a group no longer used, for
+ * tp__rec_full_get: in *mine if mine and *mine is empty, else in the
+ * pool; returns it instead if the pool keeps enough or r has a name of
+ * its own (the caller frees it, once unlocked). NULL is a no-op. */
+tp__group *tp__rec_full_put(tp_pool *pool, tp__group *r, tp__group **mine);
 /* Frees what the pool keeps for records (tp_pool_free). */
 void tp__rec_pool_free(tp_pool *pool);
 

@@ -4,11 +4,13 @@
  * shrinks to (tp__group_compact, group.c), and the full records of the
  * groups made for per-call submissions (inbox.c). Compact records come
  * from slabs the pool owns, so that a finished group costs its record's
- * bytes and no malloc chunk; freed records are reused. A full record a
- * group was compacted from is kept for the next per-call group, up to
- * FULL_KEPT of them, so that a service submitting one task per call
- * reuses the few records its workers have in cache instead of a malloc and
- * a free on two threads per task. Everything here runs with pool->mu
+ * bytes and no malloc chunk; freed records are reused. Each worker owns
+ * one full record, allocated with it, for the per-call group it claims
+ * next, and gets it back when that group is compacted (or forgotten), so
+ * that claiming a per-call submission allocates nothing: only when a
+ * group keeps its record (it could not be compacted) does the next claim
+ * take one the pool kept (up to FULL_KEPT) or allocate, and retry if out
+ * of memory. Everything here runs with pool->mu
  * held, except tp__rec_pool_free.
  */
 #include "internal.h"
@@ -63,22 +65,37 @@ void tp__rec_compact_put(tp_pool *pool, tp__group *r)
 
 enum { FULL_KEPT = 64 };
 
-tp__group *tp__rec_full_get(tp_pool *pool)
+tp__group *tp__rec_full_new(void)
+{
+    return calloc(1, sizeof(tp__group) + 1);
+}
+
+tp__group *tp__rec_full_get(tp_pool *pool, tp__group **mine)
 {
     TP_ASSERT_HELD(pool);
-    tp__group *r = pool->full_free;
-    if (!r)
-        return calloc(1, sizeof *r + 1);
-    pool->full_free = r->hnext;
-    pool->n_full_free--;
+    tp__group *r = *mine;
+    if (r) {
+        *mine = NULL;
+    } else {
+        if (!(r = pool->full_free))
+            return tp__rec_full_new();
+        pool->full_free = r->hnext;
+        pool->n_full_free--;
+    }
     memset(r, 0, sizeof *r + 1);
     return r;
 }
 
-tp__group *tp__rec_full_put(tp_pool *pool, tp__group *r)
+tp__group *tp__rec_full_put(tp_pool *pool, tp__group *r, tp__group **mine)
 {
     TP_ASSERT_HELD(pool);
-    if (!r || r->xname[0] || pool->n_full_free >= FULL_KEPT)
+    if (!r || r->xname[0])
+        return r;
+    if (mine && !*mine) {
+        *mine = r;
+        return NULL;
+    }
+    if (pool->n_full_free >= FULL_KEPT)
         return r;
     r->hnext = pool->full_free;
     pool->full_free = r;

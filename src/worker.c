@@ -34,6 +34,7 @@ void (*tp__spin_hook)(void);
 
 static void worker_free(tp__worker *w)
 {
+    free(w->rec);
     pthread_cond_destroy(&w->park);
     pthread_cond_destroy(&w->task.wcv);
     pthread_mutex_destroy(&w->task.wmu);
@@ -81,6 +82,10 @@ static int spawn_thread(tp_pool *pool)
                                          fail - 1))
             return TP_ESYS;
     tp__worker *w = calloc(1, sizeof *w);
+    if (w && !(w->rec = tp__rec_full_new())) {
+        free(w);
+        w = NULL;
+    }
     if (!w)
         return TP_ENOMEM;
     w->pool = pool;
@@ -285,7 +290,7 @@ static tp_task *claim(tp_pool *pool, tp__worker *w, bool *nomem,
         if (tp__fifo_next(pool, &run)) {
             /* A per-call submission: its group is made now. */
             uint64_t admitted;
-            tp__group *g = tp__inbox_claim(pool, &admitted);
+            tp__group *g = tp__inbox_claim(pool, &admitted, &w->rec);
             if (!g) {
                 *nomem = true;
                 return NULL;
@@ -472,10 +477,11 @@ static void unlive_task(tp_pool *pool, tp_task *t)
      * shrinks to its name and id. */
     bool only_listed = tp__list_linked(&g->node) && g->refs == 2;
     t->group = NULL;
-    tp__group_unref(pool, g);
+    tp__group *rec = tp__group_unref_record(pool, g); /* forgotten */
     if (only_listed)
-        t->worker->garbage =
-            tp__rec_full_put(pool, tp__group_compact(pool, g));
+        rec = tp__group_compact(pool, g);
+    /* Its record is the worker's for its next per-call group. */
+    t->worker->garbage = tp__rec_full_put(pool, rec, &t->worker->rec);
     /* Only these ends can satisfy a waiter (flush, gather, free): a
      * gather cannot be while starts wait in the FIFO, and waking it after
      * every task of a pool with one worker made it contend for the lock
@@ -632,6 +638,9 @@ static void *worker_main(void *arg)
     }
     free(w->garbage); /* under the lock, once per thread */
     w->garbage = NULL;
+    w->rec = tp__rec_full_put(pool, w->rec, NULL);
+    free(w->rec);
+    w->rec = NULL;
     pool->threads--;
     tp__worker *prev = pool->zombie;
     pool->zombie = w;
