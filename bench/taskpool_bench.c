@@ -379,7 +379,7 @@ static void run_w1mem(void)
     row("  same, heap in use after", "heap MiB growth", &fheap, 8, "<= %.0f");
     row("  same, tight loop", metric, &loose, 0, NULL);
     printf("  (a tight loop's RSS holds its peak backlog of pending starts, "
-           "about 400 B each: %zu and %zu tasks submitted and not yet "
+           "32 B each in the ring: %zu and %zu tasks submitted and not yet "
            "ended at most)\n",
            peak_kept, peak);
 }

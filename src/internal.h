@@ -140,6 +140,7 @@ typedef struct tp__worker {
     pthread_cond_t park; /* CLOCK_MONOTONIC; waited on with pool->mu */
     tp__list idle_node;  /* on pool->idle (linked) while parked */
     bool wake;           /* counted in pool->waking */
+    bool watching;       /* it set pool->watching and still must clear it */
     atomic_int pins;     /* deferred cancel wake-ups not yet delivered */
     void *garbage;       /* to free once unlocked (a compacted group) */
     struct tp__group *rec; /* its record for the next per-call group it
@@ -346,10 +347,11 @@ struct tp_pool {
     tp__ring ring; /* on cache lines of its own */
     /* Read by every submitter and the spinning worker; written only when
      * they change. */
-    _Alignas(64) _Atomic(tp__counter *) fast_counter; /* the counter of
-                     the last one-task apply or start named under the lock */
+    _Alignas(64) _Atomic(tp__counter *) fast_counter; /* the counter of the
+                     pool's first one-task apply or start: set once, it names
+                     every entry of the ring */
     atomic_bool full;      /* occupied >= size, published by sem.c */
-    atomic_bool watching;  /* a worker spins and will look at the inbox */
+    atomic_bool watching;  /* a worker spins and will look at the ring */
     atomic_bool claimable; /* a start may be claimed now: what the
                               spinning worker watches (sem.c) */
 };
@@ -575,7 +577,7 @@ tp__group *tp__rec_full_put(tp_pool *pool, tp__group *r, tp__group **mine);
 void tp__rec_pool_free(tp_pool *pool);
 
 /* worker.c */
-/* Drains the inbox, then wakes parked workers, or creates threads (at
+/* Sees the ring's published entries, then wakes parked workers, or creates threads (at
  * most one from an API call, two from a worker), for claimable starts no
  * worker heads for. May unlock. TP_ENOMEM/TP_ESYS if a thread could not
  * be had. */

@@ -16,12 +16,12 @@
  * (log.c) and a queue's lock are leaves.
  *
  * Outside the lock, and each with one writer or a lock-free protocol of
- * its own: the inbox of per-call submissions and the flags a submitter
- * reads to decide who drains it (inbox.c, which explains them), the flag a
- * spinning worker watches (sem.c), and each worker's timing histograms
- * (hist.c). Every API call and worker enters the pool through tp__enter
- * (inbox.c: this lock, then the inbox drained), so the lock's state always
- * includes every submission that returned before.
+ * its own: the ring of per-call submissions (ring.c) and the flags a
+ * submitter reads to decide who sees its entry (inbox.c, which explains
+ * them), the flag a spinning worker watches (sem.c), and each worker's
+ * timing histograms (hist.c). Every API call enters the pool through
+ * tp__enter (inbox.c: this lock, then the ring's new entries seen), so the
+ * lock's state always includes every submission that returned before.
  *
  * Debug builds keep, per thread, which pool's lock it holds, so that every
  * "caller holds pool->mu" helper asserts it (TP_ASSERT_HELD).

@@ -499,7 +499,7 @@ static void unlive_task(tp_pool *pool, tp_task *t)
  * switch per task. True if a start became claimable. */
 enum { SPIN_NS = 20000 };
 
-static bool spin_for_work(tp_pool *pool)
+static bool spin_for_work(tp_pool *pool, tp__worker *w)
 {
     TP_ASSERT_HELD(pool);
     /* With many more threads than CPUs a spinner only takes a CPU from the
@@ -527,18 +527,23 @@ static bool spin_for_work(tp_pool *pool)
          * this worker waits for may be waiting for this CPU. */
         sched_yield();
     }
-    /* A push from now on is drained by its submitter, or by this worker
-     * below: pushes before this store are in the inbox when it looks. */
-    atomic_store(&pool->watching, false);
     if (tp__spin_hook)
         tp__spin_hook();
     tp__lock(pool);
     pool->spinning = false;
     pool->waking--;
+    /* Having seen work, it keeps watching through its claim (worker_main
+     * stops), so that a push meanwhile needs no dispatch of its own. */
+    if (seen) {
+        w->watching = true;
+        return true;
+    }
+    /* A push from now on is seen by its submitter, or by this worker
+     * below: pushes before this store are in the ring when it looks. */
+    atomic_store(&pool->watching, false);
     /* Exact under the lock: a start queued after the spin gave up was
      * left to this worker (it counted in waking), so it must not park. */
-    return seen ||
-           atomic_load_explicit(&pool->claimable, memory_order_relaxed) ||
+    return atomic_load_explicit(&pool->claimable, memory_order_relaxed) ||
            tp__inbox_waiting(pool);
 }
 
@@ -579,6 +584,16 @@ static void *worker_main(void *arg)
         }
         bool nomem = false;
         tp_task *t = claim(pool, w, &nomem, &clock_ns);
+        if (w->watching) {
+            /* The spin ended: pushes from now on are seen by their
+             * submitters, and those before the store by this look (the
+             * dispatch below finds workers for them). */
+            w->watching = false;
+            atomic_store(&pool->watching, false);
+            tp__inbox_drain(pool, false);
+            if (!t && !nomem)
+                continue;
+        }
         if (!t && nomem) {
             clock_ns = 0;
             /* The start stays first in the FIFO; try again shortly. */
@@ -604,7 +619,7 @@ static void *worker_main(void *arg)
         }
         if (!t) {
             clock_ns = 0;
-            if (spin_for_work(pool) || park(pool, w))
+            if (spin_for_work(pool, w) || park(pool, w))
                 continue;
             break;
         }
