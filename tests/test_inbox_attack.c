@@ -723,6 +723,36 @@ START_TEST(a_stalled_submitter_holds_back_only_what_follows_it)
 }
 END_TEST
 
+/* Review 6 finding: a per-call apply on a pool whose workers all retired,
+ * when no thread can be created. The slow path answers TP_ESYS and starts
+ * nothing (the contract: "TP_ESYS, no worker thread could be created;
+ * nothing started"); the fast path pushed the entry, found no worker due
+ * (watching and full false), dispatched, ignored the dispatch's TP_ESYS
+ * and returned TP_OK: the start then waited in the ring with no thread to
+ * run it until some unrelated call dispatched again (here: forever). */
+START_TEST(fast_apply_without_any_thread_answers_esys)
+{
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.idle_timeout = 0.001});
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert(counter_wait(&ran, 1));
+    ck_assert(wait_until(no_threads, p));
+    atomic_store(&tp__fail_thread_create, 1);
+    int rc = tp_apply(p, mark, NULL, 1, &named_f, NULL);
+    atomic_store(&tp__fail_thread_create, 0);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_msg(rc == TP_ESYS, "answered %d with %zu pending, %zu threads",
+                  rc, st.pending, st.threads);
+    ck_assert_uint_eq(st.pending, 0);
+    ck_assert_uint_eq(st.groups, 0);
+    /* The next call works, and nothing of the refused one runs. */
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    ck_assert_int_eq(counter_get(&ran), 2);
+    tp_pool_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("inbox_attack");
@@ -734,6 +764,7 @@ int main(void)
     tcase_add_test(tc, map_waits_are_never_negative);
     tcase_add_test(tc, fast_apply_wait_counts_its_time_in_the_inbox);
     tcase_add_test(tc, iterator_next_is_not_a_run);
+    tcase_add_test(tc, fast_apply_without_any_thread_answers_esys);
     suite_add_tcase(s, tc);
     TCase *rg = tcase_create("regressions");
     tcase_add_checked_fixture(rg, setup, teardown);
