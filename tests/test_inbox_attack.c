@@ -753,6 +753,60 @@ START_TEST(fast_apply_without_any_thread_answers_esys)
 }
 END_TEST
 
+/* Review 6 finding: FIFO order between a map that admits its next start
+ * when a task ends and a per-call apply submitted before that end. Pool
+ * size 1: a map over two arguments, one at a time, runs its first task;
+ * a per-call apply X returns TP_OK meanwhile (the pool is full, so its
+ * entry waits in the ring, unseen, for the worker that frees the slot).
+ * When the map's task ends, the worker admits the map's second start
+ * into the FIFO (unlive_task) before its claim sees the ring, so that
+ * start was placed before X, which was submitted first: X ran last. (A
+ * locked apply of two tasks, queued when submitted, runs before the
+ * map's second start.) */
+typedef struct order_arg {
+    char tag;
+    gate *g; /* passed first, if set */
+} order_arg;
+
+static char order_log[8];
+static atomic_int order_n;
+
+static int record_order(tp_task *task, void *arg)
+{
+    order_arg *o = arg;
+    counter_add(&started, 1);
+    if (o->g)
+        gate_pass(o->g, task);
+    int i = atomic_fetch_add(&order_n, 1);
+    if (i < (int)sizeof order_log - 1)
+        order_log[i] = o->tag;
+    counter_add(&ran, 1);
+    return 0;
+}
+
+START_TEST(map_start_admitted_at_an_end_follows_earlier_fast_applies)
+{
+    atomic_store(&order_n, 0);
+    memset(order_log, 0, sizeof order_log);
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 1});
+    order_arg first = {'F', NULL}, a = {'A', &g_a}, m = {'M', NULL},
+              x = {'X', NULL};
+    /* The first one-task apply makes the fast path's counter. */
+    ck_assert_int_eq(tp_apply(p, record_order, &first, 1, NULL, NULL), TP_OK);
+    ck_assert(counter_wait(&ran, 1));
+    ck_assert_int_eq(
+        tp_map(p, record_order, (void *[]){&a, &m}, 2, 1, NULL, NULL), TP_OK);
+    ck_assert(counter_wait(&started, 2)); /* A runs, the pool is full */
+    ck_assert_int_eq(tp_apply(p, record_order, &x, 1, NULL, NULL), TP_OK);
+    ck_assert(tp__inbox_waiting(p)); /* X took the fast path */
+    gate_open(&g_a);
+    ck_assert(counter_wait(&ran, 4));
+    ck_assert_str_eq(order_log, "FAXM");
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_pool_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("inbox_attack");
@@ -765,6 +819,7 @@ int main(void)
     tcase_add_test(tc, fast_apply_wait_counts_its_time_in_the_inbox);
     tcase_add_test(tc, iterator_next_is_not_a_run);
     tcase_add_test(tc, fast_apply_without_any_thread_answers_esys);
+    tcase_add_test(tc, map_start_admitted_at_an_end_follows_earlier_fast_applies);
     suite_add_tcase(s, tc);
     TCase *rg = tcase_create("regressions");
     tcase_add_checked_fixture(rg, setup, teardown);
