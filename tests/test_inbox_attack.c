@@ -807,6 +807,129 @@ START_TEST(map_start_admitted_at_an_end_follows_earlier_fast_applies)
 }
 END_TEST
 
+/* Review 6 stress: chaos_loses_no_push passes a discard, so its applies
+ * all take the lock; here four submitters mix per-call applies (the fast
+ * path), two-task applies, one-at-a-time maps, named applies and applies
+ * asking for their name, while a chaos thread resizes (0 to 3), locks and
+ * unlocks, reads stats (whose debug check recounts pending), lists groups
+ * and cancels or asks the ids of listed ones, and flushes. Afterwards
+ * every task accepted ran or was dropped, once: ran == total_started and
+ * accepted == total_started + total_dropped; no call answers other than
+ * TP_OK or TP_ELOCKED. */
+enum { MIX_SUBMITTERS = 4, MIX_PER = 1500 };
+static atomic_long mix_accepted, mix_bad;
+
+static int mix_run(tp_task *task, void *arg)
+{
+    (void)task, (void)arg;
+    counter_add(&ran, 1);
+    return 0;
+}
+
+static void *mix_submitter(void *arg)
+{
+    tp_pool *p = ((chaos_sub *)arg)->pool;
+    int k = ((chaos_sub *)arg)->k;
+    void *args[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < MIX_PER; i++) {
+        int rc, kind = (i * 7 + k) % 10;
+        long n = 1;
+        char name[TP_NAME_MAX];
+        if (kind < 6) {
+            rc = tp_apply(p, mix_run, NULL, 1, NULL, NULL);
+        } else if (kind == 6) {
+            rc = tp_apply(p, mix_run, NULL, 2, NULL, NULL);
+            n = 2;
+        } else if (kind == 7) {
+            rc = tp_map(p, mix_run, args, 3, 1, NULL, NULL);
+            n = 3;
+        } else if (kind == 8) {
+            snprintf(name, sizeof name, "mix-%d-%d", k, i);
+            tp_opts named = {.group_name = name};
+            rc = tp_apply(p, mix_run, NULL, 1, &named, NULL);
+        } else {
+            rc = tp_apply(p, mix_run, NULL, 1, NULL, name);
+        }
+        if (rc == TP_OK)
+            atomic_fetch_add(&mix_accepted, n);
+        else if (rc != TP_ELOCKED)
+            atomic_fetch_add(&mix_bad, 1);
+    }
+    return NULL;
+}
+
+static void *mix_monkey(void *arg)
+{
+    tp_pool *p = arg;
+    unsigned r = 4242;
+    while (!atomic_load(&chaos_stop)) {
+        r = r * 1103515245u + 12345u;
+        unsigned op = (r >> 16) % 9;
+        if (op < 2) {
+            (void)tp_set_pool_size(p, (r >> 8) % 4);
+        } else if (op == 2) {
+            tp_lock(p);
+            tp_unlock(p);
+        } else if (op == 3) {
+            tp_stats st;
+            (void)tp_get_stats(p, &st);
+        } else if (op == 4) {
+            (void)tp_flush(p);
+        } else {
+            tp_groups gs;
+            if (tp_get_groups(p, &gs) != TP_OK)
+                continue;
+            if (gs.len) {
+                const char *name = gs.v[(r >> 4) % gs.len].name;
+                if (op < 7) {
+                    (void)tp_cancel_group(p, name);
+                } else {
+                    tp_ids ids;
+                    if (tp_get_group_ids(p, &name, 1, &ids) == TP_OK)
+                        tp_ids_free(&ids);
+                }
+            }
+            tp_groups_free(&gs);
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(mixed_calls_and_chaos_keep_the_books)
+{
+    atomic_store(&chaos_stop, false);
+    atomic_store(&mix_accepted, 1);
+    atomic_store(&mix_bad, 0);
+    tp_pool *p =
+        tp_pool_new(&(tp_pool_opts){.pool_size = 2, .idle_timeout = 0.001});
+    /* The first one-task apply makes the fast path's counter. */
+    ck_assert_int_eq(tp_apply(p, mix_run, NULL, 1, NULL, NULL), TP_OK);
+    pthread_t monkey, th[MIX_SUBMITTERS];
+    chaos_sub subs[MIX_SUBMITTERS];
+    ck_assert_int_eq(pthread_create(&monkey, NULL, mix_monkey, p), 0);
+    for (int k = 0; k < MIX_SUBMITTERS; k++) {
+        subs[k] = (chaos_sub){p, k};
+        ck_assert_int_eq(pthread_create(&th[k], NULL, mix_submitter, &subs[k]),
+                         0);
+    }
+    for (int k = 0; k < MIX_SUBMITTERS; k++)
+        pthread_join(th[k], NULL);
+    atomic_store(&chaos_stop, true);
+    pthread_join(monkey, NULL);
+    ck_assert_int_eq(tp_set_pool_size(p, 2), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_int_eq(atomic_load(&mix_bad), 0);
+    ck_assert_uint_eq(st.pending, 0);
+    ck_assert_int_eq(counter_get(&ran), (long)st.total_started);
+    ck_assert_int_eq(atomic_load(&mix_accepted),
+                     (long)(st.total_started + st.total_dropped));
+    tp_pool_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("inbox_attack");
@@ -833,6 +956,7 @@ int main(void)
     tcase_add_test(rg, gather_waits_for_every_accepted_push);
     tcase_add_test(rg, forget_ended_forgets_pushed_groups);
     tcase_add_test(rg, a_stalled_submitter_holds_back_only_what_follows_it);
+    tcase_add_test(rg, mixed_calls_and_chaos_keep_the_books);
     suite_add_tcase(s, rg);
     return run_suite(s);
 }
