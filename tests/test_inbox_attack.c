@@ -930,6 +930,47 @@ START_TEST(mixed_calls_and_chaos_keep_the_books)
 }
 END_TEST
 
+/* Review 6: the ring's directory wraps (positions past TP__RING_BLOCK *
+ * TP__RING_DIR reuse its slots) and its blocks are reused. On a pool of
+ * size 0 every push is left in the ring (the pool is full); cancel_all
+ * drops them and releases their blocks; five rounds of 1 Mi push past
+ * 4 Mi positions. Then the pool gets room: pushes still run, in order. */
+START_TEST(ring_directory_wraps_and_blocks_are_reused)
+{
+    enum { ROUND = 1 << 20, ROUNDS = 5 };
+    tp_pool *p = tp_pool_new(NULL);
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert(counter_wait(&ran, 1));
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK);
+    for (int k = 0; k < ROUNDS; k++) {
+        long refused = 0; /* one check per round: each costs a write */
+        for (long i = 0; i < ROUND; i++)
+            refused += tp_apply(p, mark, NULL, 1, &named_f, NULL) != TP_OK;
+        ck_assert_int_eq(refused, 0);
+        tp_stats st;
+        ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+        ck_assert_uint_eq(st.pending, ROUND);
+        tp_cancel_all(p);
+        ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+        ck_assert_uint_eq(st.pending, 0);
+        ck_assert_uint_eq(st.total_dropped, (uint64_t)(k + 1) * ROUND);
+    }
+    ck_assert_uint_gt(tp__ring_reserved(&p->ring),
+                      (uint64_t)TP__RING_BLOCK * TP__RING_DIR);
+    atomic_store(&order_n, 0);
+    memset(order_log, 0, sizeof order_log);
+    order_arg o[3] = {{'a', NULL}, {'b', NULL}, {'c', NULL}};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(tp_apply(p, record_order, &o[i], 1, &named_f, NULL),
+                         TP_OK);
+    ck_assert_int_eq(tp_set_pool_size(p, 1), TP_OK);
+    ck_assert(counter_wait(&ran, 4));
+    ck_assert_str_eq(order_log, "abc");
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_pool_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("inbox_attack");
@@ -957,6 +998,7 @@ int main(void)
     tcase_add_test(rg, forget_ended_forgets_pushed_groups);
     tcase_add_test(rg, a_stalled_submitter_holds_back_only_what_follows_it);
     tcase_add_test(rg, mixed_calls_and_chaos_keep_the_books);
+    tcase_add_test(rg, ring_directory_wraps_and_blocks_are_reused);
     suite_add_tcase(s, rg);
     return run_suite(s);
 }
