@@ -60,13 +60,15 @@ static bool spawn_fast(tp_pool *pool, tp_fn fn, void *arg, const char *prefix,
      * the push), drain and make sure a worker heads for the start. The
      * workers that were due still exist (idle ones are woken first), so
      * dispatching cannot leave the start without one. If no thread could
-     * be had, withdraw the start unless it started (as tp__spawn does):
-     * it might wait for a worker forever. */
+     * be had, the start is withdrawn unless it started, and the call
+     * answers the dispatch's error (as tp__spawn does): it might wait for
+     * a worker forever. */
     *rc = TP_OK;
     if (!drain_is_due(pool)) {
         tp__lock(pool); /* dispatch sees what is published */
-        if (tp__dispatch(pool) != TP_OK && tp__inbox_withdraw(pool, pos))
-            *rc = TP_ESYS;
+        int err = tp__dispatch(pool);
+        if (err != TP_OK && tp__inbox_withdraw(pool, pos))
+            *rc = err;
         tp__unlock(pool);
     }
     return true;
