@@ -49,10 +49,11 @@
 
 #include <sched.h>
 
-bool tp__inbox_push(tp_pool *pool, tp_fn fn, void *arg, uint64_t born_ns)
+bool tp__inbox_push(tp_pool *pool, tp_fn fn, void *arg, uint64_t born_ns,
+                    uint64_t *pos)
 {
     for (;;) {
-        int rc = tp__ring_push(&pool->ring, fn, arg, born_ns);
+        int rc = tp__ring_push(&pool->ring, fn, arg, born_ns, pos);
         if (rc != TP__RING_FULL)
             return rc == TP__RING_PUSHED;
         tp__enter(pool);
@@ -172,6 +173,30 @@ static bool materialize(tp_pool *pool)
     }
     tp__ring_release(&pool->ring, pool->ring_head);
     return ok;
+}
+
+bool tp__inbox_withdraw(tp_pool *pool, uint64_t pos)
+{
+    TP_ASSERT_HELD(pool);
+    tp__inbox_drain(pool, true); /* pos is seen */
+    tp__group *g = NULL;
+    /* Its group, in its place; the entries before it get theirs. */
+    while (pool->ring_head <= pos) {
+        uint64_t born_ns;
+        tp__group *none = NULL;
+        if (!(g = group_for_head(pool, &born_ns, &none)))
+            break;
+        tp__fifo_ring_place(pool, g);
+    }
+    tp__ring_release(&pool->ring, pool->ring_head);
+    if (!g)
+        return false; /* started already, or no memory for its group */
+    /* As tp__spawn withdraws a call that could have no thread. */
+    tp__fifo_remove_group(pool, g);
+    pool->pending_args -= g->nargs - g->next_arg;
+    g->next_arg = g->nargs;
+    tp__group_retire_if_empty(pool, g);
+    return true;
 }
 
 void tp__inbox_shut(tp_pool *pool, bool shut)

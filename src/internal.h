@@ -63,8 +63,10 @@ typedef struct tp__ring {
 
 /* Reserves the next position and writes the entry: TP__RING_PUSHED, or
  * TP__RING_FULL (no block for it: tp__ring_grow under the lock, then try
- * again) or TP__RING_SHUT_NOW (take the lock instead). No lock held. */
-int tp__ring_push(tp__ring *r, tp_fn fn, void *arg, uint64_t born_ns);
+ * again) or TP__RING_SHUT_NOW (take the lock instead); *pos is the
+ * position once pushed. No lock held. */
+int tp__ring_push(tp__ring *r, tp_fn fn, void *arg, uint64_t born_ns,
+                  uint64_t *pos);
 /* Positions reserved so far (some may not be published yet). */
 uint64_t tp__ring_reserved(const tp__ring *r);
 /* The entry at pos, a position below the limit not yet released. */
@@ -523,8 +525,15 @@ static inline size_t tp__fifo_ring_pending(const tp_pool *pool)
  * names' indices given, joined to the FIFO, counted pending. */
 /* Pushes a start of fn(arg), submitted at born_ns: false if the fast
  * path is shut (the pool is locked, closed or being freed) or the ring
- * cannot grow: then use the lock. No lock held. */
-bool tp__inbox_push(tp_pool *pool, tp_fn fn, void *arg, uint64_t born_ns);
+ * cannot grow: then use the lock. *pos is its position once pushed. No
+ * lock held. */
+bool tp__inbox_push(tp_pool *pool, tp_fn fn, void *arg, uint64_t born_ns,
+                    uint64_t *pos);
+/* Withdraws the start pushed at pos, for a submitter whose dispatch could
+ * not have a thread: true if it had not started (then it never will, and
+ * is not counted), false if it started or its group could not be made
+ * (out of memory: it stays pending). With pool->mu held. */
+bool tp__inbox_withdraw(tp_pool *pool, uint64_t pos);
 /* True if submissions wait unseen in the ring (read without the lock). */
 bool tp__inbox_waiting(const tp_pool *pool);
 /* Sees the ring's new submissions: all reserved so far (waiting for the

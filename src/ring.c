@@ -37,7 +37,8 @@ static tp__entry *block_of(const tp__ring *r, uint64_t pos)
     return r->dir[(pos / TP__RING_BLOCK) % TP__RING_DIR];
 }
 
-int tp__ring_push(tp__ring *r, tp_fn fn, void *arg, uint64_t born_ns)
+int tp__ring_push(tp__ring *r, tp_fn fn, void *arg, uint64_t born_ns,
+                  uint64_t *pos)
 {
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
     do {
@@ -56,6 +57,7 @@ int tp__ring_push(tp__ring *r, tp_fn fn, void *arg, uint64_t born_ns)
     /* Sequentially consistent: the pusher reads the flags that say who
      * sees its entry after this store (inbox.c). */
     atomic_store(&c->fn, fn);
+    *pos = t;
     return TP__RING_PUSHED;
 }
 

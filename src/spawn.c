@@ -39,10 +39,10 @@ static bool drain_is_due(tp_pool *pool)
 /* The per-call fast path (inbox.c): a one-task tp_apply or tp_start, no
  * name asked for, no callbacks of its own, whose counter of generated
  * names (prefix, func) is the pool's fast counter (the name itself is
- * given in the pool's order when the pool sees it). True once pushed;
- * otherwise the caller takes the lock. */
+ * given in the pool's order when the pool sees it). True once pushed, with
+ * *rc the answer; otherwise the caller takes the lock. */
 static bool spawn_fast(tp_pool *pool, tp_fn fn, void *arg, const char *prefix,
-                       const char *func)
+                       const char *func, int *rc)
 {
     tp__counter *c =
         atomic_load_explicit(&pool->fast_counter, memory_order_acquire);
@@ -51,16 +51,24 @@ static bool spawn_fast(tp_pool *pool, tp_fn fn, void *arg, const char *prefix,
         return false;
     /* Admitted, for its queue wait, when it is pushed: on a full pool it
      * waits in the ring for room. (timings_on is set at creation.) */
-    if (!tp__inbox_push(pool, fn, arg, pool->timings_on ? tp__now_ns() : 0))
+    uint64_t pos;
+    if (!tp__inbox_push(pool, fn, arg, pool->timings_on ? tp__now_ns() : 0,
+                        &pos))
         return false;
     /* It may be running, or done, by now. Unless some worker is due to
      * see it (or that worker stopped meanwhile, and may have looked before
      * the push), drain and make sure a worker heads for the start. The
      * workers that were due still exist (idle ones are woken first), so
-     * dispatching cannot leave the start without one. */
+     * dispatching cannot leave the start without one. If no thread could
+     * be had, the start is withdrawn unless it started, and the call
+     * answers the dispatch's error (as tp__spawn does): it might wait for
+     * a worker forever. */
+    *rc = TP_OK;
     if (!drain_is_due(pool)) {
         tp__lock(pool); /* dispatch sees what is published */
-        (void)tp__dispatch(pool);
+        int err = tp__dispatch(pool);
+        if (err != TP_OK && tp__inbox_withdraw(pool, pos))
+            *rc = err;
         tp__unlock(pool);
     }
     return true;
@@ -142,8 +150,8 @@ int tp_apply(tp_pool *pool, tp_fn fn, void *arg, size_t num,
         return TP_EINVAL;
     if (num == 1 && !group_out && fast_eligible(pool, opts) &&
         spawn_fast(pool, fn, arg, apply_prefix,
-                   opts && opts->func_name ? opts->func_name : "func"))
-        return TP_OK;
+                   opts && opts->func_name ? opts->func_name : "func", &rc))
+        return rc;
     tp__group *g = tp__group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, opts);
     if (!g)
         return TP_ENOMEM;
@@ -162,8 +170,9 @@ int tp_start(tp_pool *pool, size_t num, char group_out[TP_NAME_MAX])
     if (num == 0)
         return TP_EINVAL;
     if (num == 1 && !group_out && fast_eligible(pool, NULL) &&
-        spawn_fast(pool, pool->simple_fn, pool->simple_arg, start_prefix, NULL))
-        return TP_OK;
+        spawn_fast(pool, pool->simple_fn, pool->simple_arg, start_prefix, NULL,
+                   &rc))
+        return rc;
     tp__group *g =
         tp__group_new(TP__CALL_FN, TP__SRC_APPLY, SIZE_MAX, &pool->simple_opts);
     if (!g)

@@ -260,6 +260,18 @@ static void taskpool_workload(void)
      * pool: the lock-free path (src/inbox.c), drained by the cancel. */
     for (int i = 0; i < 3; i++)
         apply_call(p, 1, NULL);
+    /* Those pass a discard, so they take the lock; these pass none: the
+     * first makes the fast path's counter, the others are pushed into the
+     * ring, and listing the groups gives them theirs. */
+    call *fast = &calls[n_calls++];
+    tp_opts fopts = {.func_name = "fast"};
+    for (int i = 0; i < 4; i++)
+        fast->num += spawned(tp_apply(p, run_call, fast, 1, &fopts, NULL));
+    tp_groups gs;
+    rc = tp_get_groups(p, &gs);
+    EXPECT(rc == TP_OK || rc == TP_ENOMEM);
+    if (rc == TP_OK)
+        tp_groups_free(&gs);
     int drop_from = n_slots;
     void *dargs[3];
     for (int i = 0; i < 3; i++)
@@ -315,6 +327,8 @@ static void simple_workload(void)
     for (int i = 0; i < 3; i++)
         if (spawned(tp_start(p, 2, NULL)))
             started += 2;
+    for (int i = 0; i < 3; i++) /* one-task starts: the fast path */
+        started += spawned(tp_start(p, 1, NULL));
     tp_ids stopped;
     int rc = tp_stop(p, 1, &stopped);
     EXPECT(rc == TP_OK || rc == TP_ENOMEM);

@@ -723,6 +723,254 @@ START_TEST(a_stalled_submitter_holds_back_only_what_follows_it)
 }
 END_TEST
 
+/* Review 6 finding: a per-call apply on a pool whose workers all retired,
+ * when no thread can be created. The slow path answers TP_ESYS and starts
+ * nothing (the contract: "TP_ESYS, no worker thread could be created;
+ * nothing started"); the fast path pushed the entry, found no worker due
+ * (watching and full false), dispatched, ignored the dispatch's TP_ESYS
+ * and returned TP_OK: the start then waited in the ring with no thread to
+ * run it until some unrelated call dispatched again (here: forever). */
+START_TEST(fast_apply_without_any_thread_answers_esys)
+{
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.idle_timeout = 0.001});
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert(counter_wait(&ran, 1));
+    ck_assert(wait_until(no_threads, p));
+    atomic_store(&tp__fail_thread_create, 1);
+    int rc = tp_apply(p, mark, NULL, 1, &named_f, NULL);
+    atomic_store(&tp__fail_thread_create, 0);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_msg(rc == TP_ESYS, "answered %d with %zu pending, %zu threads",
+                  rc, st.pending, st.threads);
+    ck_assert_uint_eq(st.pending, 0);
+    ck_assert_uint_eq(st.groups, 1); /* the first call's, ended */
+    /* The next call works, and nothing of the refused one runs. */
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    ck_assert_int_eq(counter_get(&ran), 2);
+    tp_pool_free(p);
+}
+END_TEST
+
+/* Review 6 finding: FIFO order between a map that admits its next start
+ * when a task ends and a per-call apply submitted before that end. Pool
+ * size 1: a map over two arguments, one at a time, runs its first task;
+ * a per-call apply X returns TP_OK meanwhile (the pool is full, so its
+ * entry waits in the ring, unseen, for the worker that frees the slot).
+ * When the map's task ends, the worker admits the map's second start
+ * into the FIFO (unlive_task) before its claim sees the ring, so that
+ * start was placed before X, which was submitted first: X ran last. (A
+ * locked apply of two tasks, queued when submitted, runs before the
+ * map's second start.) */
+typedef struct order_arg {
+    char tag;
+    gate *g; /* passed first, if set */
+} order_arg;
+
+static char order_log[8];
+static atomic_int order_n;
+
+static int record_order(tp_task *task, void *arg)
+{
+    order_arg *o = arg;
+    counter_add(&started, 1);
+    if (o->g)
+        gate_pass(o->g, task);
+    int i = atomic_fetch_add(&order_n, 1);
+    if (i < (int)sizeof order_log - 1)
+        order_log[i] = o->tag;
+    counter_add(&ran, 1);
+    return 0;
+}
+
+START_TEST(map_start_admitted_at_an_end_follows_earlier_fast_applies)
+{
+    atomic_store(&order_n, 0);
+    memset(order_log, 0, sizeof order_log);
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 1});
+    order_arg first = {'F', NULL}, a = {'A', &g_a}, m = {'M', NULL},
+              x = {'X', NULL};
+    /* The first one-task apply makes the fast path's counter. */
+    ck_assert_int_eq(tp_apply(p, record_order, &first, 1, NULL, NULL), TP_OK);
+    ck_assert(counter_wait(&ran, 1));
+    ck_assert_int_eq(
+        tp_map(p, record_order, (void *[]){&a, &m}, 2, 1, NULL, NULL), TP_OK);
+    ck_assert(counter_wait(&started, 2)); /* A runs, the pool is full */
+    ck_assert_int_eq(tp_apply(p, record_order, &x, 1, NULL, NULL), TP_OK);
+    ck_assert(tp__inbox_waiting(p)); /* X took the fast path */
+    gate_open(&g_a);
+    ck_assert(counter_wait(&ran, 4));
+    ck_assert_str_eq(order_log, "FAXM");
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_pool_free(p);
+}
+END_TEST
+
+/* Review 6 stress: chaos_loses_no_push passes a discard, so its applies
+ * all take the lock; here four submitters mix per-call applies (the fast
+ * path), two-task applies, one-at-a-time maps, named applies and applies
+ * asking for their name, while a chaos thread resizes (0 to 3), locks and
+ * unlocks, reads stats (whose debug check recounts pending), lists groups
+ * and cancels or asks the ids of listed ones, and flushes. Afterwards
+ * every task accepted ran or was dropped, once: ran == total_started and
+ * accepted == total_started + total_dropped; no call answers other than
+ * TP_OK or TP_ELOCKED. */
+enum { MIX_SUBMITTERS = 4, MIX_PER = 1500 };
+static atomic_long mix_accepted, mix_bad;
+
+static int mix_run(tp_task *task, void *arg)
+{
+    (void)task, (void)arg;
+    counter_add(&ran, 1);
+    return 0;
+}
+
+static void *mix_submitter(void *arg)
+{
+    tp_pool *p = ((chaos_sub *)arg)->pool;
+    int k = ((chaos_sub *)arg)->k;
+    void *args[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < MIX_PER; i++) {
+        int rc, kind = (i * 7 + k) % 10;
+        long n = 1;
+        char name[TP_NAME_MAX];
+        if (kind < 6) {
+            rc = tp_apply(p, mix_run, NULL, 1, NULL, NULL);
+        } else if (kind == 6) {
+            rc = tp_apply(p, mix_run, NULL, 2, NULL, NULL);
+            n = 2;
+        } else if (kind == 7) {
+            rc = tp_map(p, mix_run, args, 3, 1, NULL, NULL);
+            n = 3;
+        } else if (kind == 8) {
+            snprintf(name, sizeof name, "mix-%d-%d", k, i);
+            tp_opts named = {.group_name = name};
+            rc = tp_apply(p, mix_run, NULL, 1, &named, NULL);
+        } else {
+            rc = tp_apply(p, mix_run, NULL, 1, NULL, name);
+        }
+        if (rc == TP_OK)
+            atomic_fetch_add(&mix_accepted, n);
+        else if (rc != TP_ELOCKED)
+            atomic_fetch_add(&mix_bad, 1);
+    }
+    return NULL;
+}
+
+static void *mix_monkey(void *arg)
+{
+    tp_pool *p = arg;
+    unsigned r = 4242;
+    while (!atomic_load(&chaos_stop)) {
+        r = r * 1103515245u + 12345u;
+        unsigned op = (r >> 16) % 9;
+        if (op < 2) {
+            (void)tp_set_pool_size(p, (r >> 8) % 4);
+        } else if (op == 2) {
+            tp_lock(p);
+            tp_unlock(p);
+        } else if (op == 3) {
+            tp_stats st;
+            (void)tp_get_stats(p, &st);
+        } else if (op == 4) {
+            (void)tp_flush(p);
+        } else {
+            tp_groups gs;
+            if (tp_get_groups(p, &gs) != TP_OK)
+                continue;
+            if (gs.len) {
+                const char *name = gs.v[(r >> 4) % gs.len].name;
+                if (op < 7) {
+                    (void)tp_cancel_group(p, name);
+                } else {
+                    tp_ids ids;
+                    if (tp_get_group_ids(p, &name, 1, &ids) == TP_OK)
+                        tp_ids_free(&ids);
+                }
+            }
+            tp_groups_free(&gs);
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+START_TEST(mixed_calls_and_chaos_keep_the_books)
+{
+    atomic_store(&chaos_stop, false);
+    atomic_store(&mix_accepted, 1);
+    atomic_store(&mix_bad, 0);
+    tp_pool *p =
+        tp_pool_new(&(tp_pool_opts){.pool_size = 2, .idle_timeout = 0.001});
+    /* The first one-task apply makes the fast path's counter. */
+    ck_assert_int_eq(tp_apply(p, mix_run, NULL, 1, NULL, NULL), TP_OK);
+    pthread_t monkey, th[MIX_SUBMITTERS];
+    chaos_sub subs[MIX_SUBMITTERS];
+    ck_assert_int_eq(pthread_create(&monkey, NULL, mix_monkey, p), 0);
+    for (int k = 0; k < MIX_SUBMITTERS; k++) {
+        subs[k] = (chaos_sub){p, k};
+        ck_assert_int_eq(pthread_create(&th[k], NULL, mix_submitter, &subs[k]),
+                         0);
+    }
+    for (int k = 0; k < MIX_SUBMITTERS; k++)
+        pthread_join(th[k], NULL);
+    atomic_store(&chaos_stop, true);
+    pthread_join(monkey, NULL);
+    ck_assert_int_eq(tp_set_pool_size(p, 2), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_int_eq(atomic_load(&mix_bad), 0);
+    ck_assert_uint_eq(st.pending, 0);
+    ck_assert_int_eq(counter_get(&ran), (long)st.total_started);
+    ck_assert_int_eq(atomic_load(&mix_accepted),
+                     (long)(st.total_started + st.total_dropped));
+    tp_pool_free(p);
+}
+END_TEST
+
+/* Review 6: the ring's directory wraps (positions past TP__RING_BLOCK *
+ * TP__RING_DIR reuse its slots) and its blocks are reused. On a pool of
+ * size 0 every push is left in the ring (the pool is full); cancel_all
+ * drops them and releases their blocks; five rounds of 1 Mi push past
+ * 4 Mi positions. Then the pool gets room: pushes still run, in order. */
+START_TEST(ring_directory_wraps_and_blocks_are_reused)
+{
+    enum { ROUND = 1 << 20, ROUNDS = 5 };
+    tp_pool *p = tp_pool_new(NULL);
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert(counter_wait(&ran, 1));
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK);
+    for (int k = 0; k < ROUNDS; k++) {
+        long refused = 0; /* one check per round: each costs a write */
+        for (long i = 0; i < ROUND; i++)
+            refused += tp_apply(p, mark, NULL, 1, &named_f, NULL) != TP_OK;
+        ck_assert_int_eq(refused, 0);
+        tp_stats st;
+        ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+        ck_assert_uint_eq(st.pending, ROUND);
+        tp_cancel_all(p);
+        ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+        ck_assert_uint_eq(st.pending, 0);
+        ck_assert_uint_eq(st.total_dropped, (uint64_t)(k + 1) * ROUND);
+    }
+    ck_assert_uint_gt(tp__ring_reserved(&p->ring),
+                      (uint64_t)TP__RING_BLOCK * TP__RING_DIR);
+    atomic_store(&order_n, 0);
+    memset(order_log, 0, sizeof order_log);
+    order_arg o[3] = {{'a', NULL}, {'b', NULL}, {'c', NULL}};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(tp_apply(p, record_order, &o[i], 1, &named_f, NULL),
+                         TP_OK);
+    ck_assert_int_eq(tp_set_pool_size(p, 1), TP_OK);
+    ck_assert(counter_wait(&ran, 4));
+    ck_assert_str_eq(order_log, "abc");
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_pool_free(p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("inbox_attack");
@@ -734,6 +982,8 @@ int main(void)
     tcase_add_test(tc, map_waits_are_never_negative);
     tcase_add_test(tc, fast_apply_wait_counts_its_time_in_the_inbox);
     tcase_add_test(tc, iterator_next_is_not_a_run);
+    tcase_add_test(tc, fast_apply_without_any_thread_answers_esys);
+    tcase_add_test(tc, map_start_admitted_at_an_end_follows_earlier_fast_applies);
     suite_add_tcase(s, tc);
     TCase *rg = tcase_create("regressions");
     tcase_add_checked_fixture(rg, setup, teardown);
@@ -747,6 +997,8 @@ int main(void)
     tcase_add_test(rg, gather_waits_for_every_accepted_push);
     tcase_add_test(rg, forget_ended_forgets_pushed_groups);
     tcase_add_test(rg, a_stalled_submitter_holds_back_only_what_follows_it);
+    tcase_add_test(rg, mixed_calls_and_chaos_keep_the_books);
+    tcase_add_test(rg, ring_directory_wraps_and_blocks_are_reused);
     suite_add_tcase(s, rg);
     return run_suite(s);
 }
