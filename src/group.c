@@ -416,18 +416,27 @@ void tp__group_retire_if_empty(tp_pool *pool, tp__group *g)
     tp__group_unref(pool, g);
 }
 
+/* How many starts g may admit into the FIFO now. */
+static size_t admissible(const tp__group *g)
+{
+    if (g->active >= g->limit)
+        return 0;
+    size_t room = g->limit - g->active;
+    if (g->src == TP__SRC_ITER)
+        return g->from.iter.over ? 0 : room;
+    size_t unadmitted = g->nargs - g->next_arg - g->queued;
+    return unadmitted < room ? unadmitted : room;
+}
+
+bool tp__group_admits(const tp__group *g)
+{
+    return !g->compact && admissible(g) > 0;
+}
+
 void tp__group_admit(tp_pool *pool, tp__group *g)
 {
     TP_ASSERT_HELD(pool);
-    if (g->active >= g->limit)
-        return;
-    size_t room = g->limit - g->active, count;
-    if (g->src == TP__SRC_ITER) {
-        count = g->from.iter.over ? 0 : room;
-    } else {
-        size_t unadmitted = g->nargs - g->next_arg - g->queued;
-        count = unadmitted < room ? unadmitted : room;
-    }
+    size_t count = admissible(g);
     if (count)
         tp__fifo_push(pool, g, count);
 }

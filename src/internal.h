@@ -429,6 +429,8 @@ tp__group *tp__group_unref_record(tp_pool *pool, tp__group *g);
  * lock. */
 void tp__group_free(tp__group *g);
 void tp__group_admit(tp_pool *pool, tp__group *g);
+/* True if tp__group_admit would admit a start of g now. */
+bool tp__group_admits(const tp__group *g);
 bool tp__group_pending(const tp__group *g);
 void tp__group_retire_if_empty(tp_pool *pool, tp__group *g);
 void tp__group_unindex(tp_pool *pool, tp__group *g);

@@ -468,8 +468,9 @@ static void unlive_task(tp_pool *pool, tp_task *t)
     g->live--;
     g->active--;
     /* The per-call submissions that returned before this end come before
-     * the start it admits. */
-    tp__inbox_drain(pool, false);
+     * the start it admits (a per-call group admits none). */
+    if (tp__group_admits(g))
+        tp__inbox_drain(pool, false);
     tp__group_admit(pool, g);
     tp__group_settle(pool, g);
     if (pool->forget_ended) {
