@@ -408,9 +408,12 @@ TP_API int tp_task_status(tp_pool *pool, tp_id id);
  * `discard` is called as tp_opts says; an iterator's `done` is called),
  * then cancels its running tasks. Costs O(1) plus the group's own running
  * tasks (and, for the map family, its dropped arguments), whatever the
- * number of groups or of dropped starts. The group is then forgotten: its name
- * is free and tp_get_group_ids no longer knows it. Errors: TP_ENOGROUP,
- * TP_EINVAL (NULL pool or group). */
+ * number of groups or of dropped starts; per-call submissions that have
+ * not started yet are first given their groups, once each (O(1) per
+ * submission, amortised). The group is then forgotten: its name is free
+ * and tp_get_group_ids no longer knows it. Errors: TP_ENOGROUP,
+ * TP_EINVAL (NULL pool or group), TP_ENOMEM (the name may be a per-call
+ * submission's that could not be given its group). */
 TP_API int tp_cancel_group(tp_pool *pool, const char *group);
 
 /* tp_cancel_group for every group. Logs "<pool> cancelling all tasks!".
