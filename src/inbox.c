@@ -189,6 +189,9 @@ bool tp__inbox_withdraw(tp_pool *pool, uint64_t pos)
         tp__fifo_ring_place(pool, g);
     }
     tp__ring_release(&pool->ring, pool->ring_head);
+    /* Or another call gave it its group while the dispatch was unlocked. */
+    if (!g && pool->ring_head > pos)
+        g = tp__fifo_ring_group(pool, pos);
     if (!g)
         return false; /* started already, or no memory for its group */
     /* As tp__spawn withdraws a call that could have no thread. */

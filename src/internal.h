@@ -230,6 +230,8 @@ typedef struct tp__group {
     size_t nargs;    /* APPLY, ARRAY: how many starts in all */
     size_t next_arg; /* APPLY, ARRAY: starts claimed so far */
     uint64_t born_ns; /* a per-call group: when it was pushed, or 0 */
+    uint64_t ring_from; /* made for the ring entry at this position - 1
+                           while it waits in the FIFO (sem.c), or 0 */
 
     size_t limit;  /* num_concurrent */
     size_t active; /* queued + claimed + live tasks, at most limit */
@@ -513,6 +515,9 @@ void tp__fifo_ring_take(tp_pool *pool);
 void tp__fifo_ring_place(tp_pool *pool, tp__group *g);
 /* Drops every pending ring entry: how many there were. */
 size_t tp__fifo_ring_drop(tp_pool *pool);
+/* The group tp__fifo_ring_place made for the ring entry at pos if its
+ * start still waits in the FIFO, or NULL: O(runs queued after it). */
+tp__group *tp__fifo_ring_group(const tp_pool *pool, uint64_t pos);
 static inline size_t tp__fifo_ring_pending(const tp_pool *pool)
 {
     return (size_t)(atomic_load_explicit(&((tp_pool *)pool)->ring_seen,
@@ -654,6 +659,9 @@ void tp__logq_done(tp__logq *q, uint64_t turn);
 
 /* Fault injection for tests: the next n worker thread creations fail. */
 extern atomic_int tp__fail_thread_create;
+/* Test hook, NULL in use: called by tp__dispatch, unlocked, before it
+ * creates a thread, to widen that window. */
+extern void (*tp__create_hook)(tp_pool *pool);
 /* Test hook, NULL in use: called by a worker whose spin for work ended,
  * before it takes the lock again, to widen that window. */
 extern void (*tp__spin_hook)(void);

@@ -189,10 +189,21 @@ void tp__fifo_ring_place(tp_pool *pool, tp__group *g)
     run->admitted_ns = g->born_ns;
     run->ring_pos = pos + 1;
     g->born_ns = 0;
+    g->ring_from = pos + 1;
     tp__list_insert_before(before, &run->fifo);
     tp__list_push_back(&g->runs, &run->in_group);
     g->queued++;
     g->active++;
+}
+
+tp__group *tp__fifo_ring_group(const tp_pool *pool, uint64_t pos)
+{
+    TP_ASSERT_HELD((tp_pool *)pool);
+    for (tp__list *n = pool->fifo.prev;
+         n != &pool->fifo && run_of(n)->ring_pos >= pos + 1; n = n->prev)
+        if (run_of(n)->group->ring_from == pos + 1)
+            return run_of(n)->group;
+    return NULL;
 }
 
 size_t tp__fifo_ring_drop(tp_pool *pool)

@@ -30,6 +30,7 @@
 
 _Thread_local tp__worker *tp__self;
 atomic_int tp__fail_thread_create;
+void (*tp__create_hook)(tp_pool *pool);
 void (*tp__spin_hook)(void);
 
 static void worker_free(tp__worker *w)
@@ -175,6 +176,8 @@ int tp__dispatch(tp_pool *pool)
         pool->creating++;
         tp__unlock(pool);
         join_free(zombie);
+        if (tp__create_hook)
+            tp__create_hook(pool);
         int rc = spawn_thread(pool);
         tp__lock(pool);
         pool->creating--;

@@ -753,6 +753,42 @@ START_TEST(fast_apply_without_any_thread_answers_esys)
 }
 END_TEST
 
+/* The same while another call gives the pushed entry its group during
+ * the dispatch's thread creation (the lock is released then): the
+ * withdrawal found the ring's head past the entry, took it as started and
+ * answered TP_OK, and the start waited with no thread. */
+static void list_groups(tp_pool *pool)
+{
+    tp_groups gs;
+    ck_assert_int_eq(tp_get_groups(pool, &gs), TP_OK);
+    ck_assert_uint_eq(gs.len, 2); /* the first call's and the pushed one */
+    tp_groups_free(&gs);
+}
+
+START_TEST(a_fast_apply_given_its_group_meanwhile_is_still_withdrawn)
+{
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.idle_timeout = 0.001});
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert(counter_wait(&ran, 1));
+    ck_assert(wait_until(no_threads, p));
+    atomic_store(&tp__fail_thread_create, 1);
+    tp__create_hook = list_groups;
+    int rc = tp_apply(p, mark, NULL, 1, &named_f, NULL);
+    tp__create_hook = NULL;
+    atomic_store(&tp__fail_thread_create, 0);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_msg(rc == TP_ESYS, "answered %d with %zu pending, %zu threads",
+                  rc, st.pending, st.threads);
+    ck_assert_uint_eq(st.pending, 0);
+    ck_assert_uint_eq(st.groups, 1);
+    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    ck_assert_int_eq(counter_get(&ran), 2);
+    tp_pool_free(p);
+}
+END_TEST
+
 /* Review 6 finding: FIFO order between a map that admits its next start
  * when a task ends and a per-call apply submitted before that end. Pool
  * size 1: a map over two arguments, one at a time, runs its first task;
@@ -983,6 +1019,7 @@ int main(void)
     tcase_add_test(tc, fast_apply_wait_counts_its_time_in_the_inbox);
     tcase_add_test(tc, iterator_next_is_not_a_run);
     tcase_add_test(tc, fast_apply_without_any_thread_answers_esys);
+    tcase_add_test(tc, a_fast_apply_given_its_group_meanwhile_is_still_withdrawn);
     tcase_add_test(tc, map_start_admitted_at_an_end_follows_earlier_fast_applies);
     suite_add_tcase(s, tc);
     TCase *rg = tcase_create("regressions");
