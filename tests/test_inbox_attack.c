@@ -515,13 +515,16 @@ static void *chaos_submitter(void *arg)
     return NULL;
 }
 
+/* Resizes (0 to 3), locks and unlocks, reads stats, flushes, lists the
+ * groups and cancels one of them or asks its ids, and cancels groups by
+ * predicted names, at random, until chaos_stop. */
 static void *chaos_monkey(void *arg)
 {
     tp_pool *p = arg;
     unsigned r = 12345;
     while (!atomic_load(&chaos_stop)) {
         r = r * 1103515245u + 12345u;
-        unsigned op = (r >> 16) % 8;
+        unsigned op = (r >> 16) % 10;
         if (op < 3) {
             (void)tp_set_pool_size(p, (r >> 8) % 4);
         } else if (op == 3) {
@@ -531,13 +534,26 @@ static void *chaos_monkey(void *arg)
             tp_stats st;
             (void)tp_get_stats(p, &st);
         } else if (op == 5) {
-            tp_groups gs;
-            if (tp_get_groups(p, &gs) == TP_OK)
-                tp_groups_free(&gs);
-        } else {
+            (void)tp_flush(p);
+        } else if (op == 6) {
             char name[64];
             snprintf(name, sizeof name, "apply-f-group-%u", (r >> 4) % 9000);
             (void)tp_cancel_group(p, name);
+        } else {
+            tp_groups gs;
+            if (tp_get_groups(p, &gs) != TP_OK)
+                continue;
+            if (gs.len && op < 9) {
+                const char *name = gs.v[(r >> 4) % gs.len].name;
+                if (op == 7) {
+                    (void)tp_cancel_group(p, name);
+                } else {
+                    tp_ids ids;
+                    if (tp_get_group_ids(p, &name, 1, &ids) == TP_OK)
+                        tp_ids_free(&ids);
+                }
+            }
+            tp_groups_free(&gs);
         }
         sched_yield();
     }
@@ -894,44 +910,6 @@ static void *mix_submitter(void *arg)
     return NULL;
 }
 
-static void *mix_monkey(void *arg)
-{
-    tp_pool *p = arg;
-    unsigned r = 4242;
-    while (!atomic_load(&chaos_stop)) {
-        r = r * 1103515245u + 12345u;
-        unsigned op = (r >> 16) % 9;
-        if (op < 2) {
-            (void)tp_set_pool_size(p, (r >> 8) % 4);
-        } else if (op == 2) {
-            tp_lock(p);
-            tp_unlock(p);
-        } else if (op == 3) {
-            tp_stats st;
-            (void)tp_get_stats(p, &st);
-        } else if (op == 4) {
-            (void)tp_flush(p);
-        } else {
-            tp_groups gs;
-            if (tp_get_groups(p, &gs) != TP_OK)
-                continue;
-            if (gs.len) {
-                const char *name = gs.v[(r >> 4) % gs.len].name;
-                if (op < 7) {
-                    (void)tp_cancel_group(p, name);
-                } else {
-                    tp_ids ids;
-                    if (tp_get_group_ids(p, &name, 1, &ids) == TP_OK)
-                        tp_ids_free(&ids);
-                }
-            }
-            tp_groups_free(&gs);
-        }
-        sched_yield();
-    }
-    return NULL;
-}
-
 START_TEST(mixed_calls_and_chaos_keep_the_books)
 {
     atomic_store(&chaos_stop, false);
@@ -943,7 +921,7 @@ START_TEST(mixed_calls_and_chaos_keep_the_books)
     ck_assert_int_eq(tp_apply(p, mix_run, NULL, 1, NULL, NULL), TP_OK);
     pthread_t monkey, th[MIX_SUBMITTERS];
     chaos_sub subs[MIX_SUBMITTERS];
-    ck_assert_int_eq(pthread_create(&monkey, NULL, mix_monkey, p), 0);
+    ck_assert_int_eq(pthread_create(&monkey, NULL, chaos_monkey, p), 0);
     for (int k = 0; k < MIX_SUBMITTERS; k++) {
         subs[k] = (chaos_sub){p, k};
         ck_assert_int_eq(pthread_create(&th[k], NULL, mix_submitter, &subs[k]),
