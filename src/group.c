@@ -481,6 +481,18 @@ bool tp__group_reserve(tp__group *g, bool run_frees)
     return true;
 }
 
+void tp__group_withdraw(tp_pool *pool, tp__group *g)
+{
+    TP_ASSERT_HELD(pool);
+    tp__fifo_remove_group(pool, g);
+    if (g->src == TP__SRC_ITER)
+        g->from.iter.over = true;
+    else
+        pool->pending_args -= g->nargs - g->next_arg;
+    g->next_arg = g->nargs;
+    tp__group_retire_if_empty(pool, g);
+}
+
 void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops)
 {
     TP_ASSERT_HELD(pool);

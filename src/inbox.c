@@ -156,14 +156,14 @@ tp__group *tp__inbox_claim(tp_pool *pool, uint64_t *admitted_ns,
     return g;
 }
 
-/* Gives every pending entry its group, in its place in the FIFO. False
- * if out of memory: the entries left keep their places and still start,
+/* Gives every pending entry below position upto its group, in its place
+ * in the FIFO. False if out of memory: the entries left keep their places and still start,
  * but their groups cannot be found or listed yet. */
-static bool materialize(tp_pool *pool)
+static bool materialize(tp_pool *pool, uint64_t upto)
 {
     TP_ASSERT_HELD(pool);
     bool ok = true;
-    while (ok && tp__fifo_ring_pending(pool)) {
+    while (ok && tp__fifo_ring_pending(pool) && pool->ring_head < upto) {
         uint64_t born_ns;
         tp__group *none = NULL;
         tp__group *g = group_for_head(pool, &born_ns, &none);
@@ -174,34 +174,20 @@ static bool materialize(tp_pool *pool)
     tp__ring_release(&pool->ring, pool->ring_head);
     return ok;
 }
-
 bool tp__inbox_withdraw(tp_pool *pool, uint64_t pos)
 {
     TP_ASSERT_HELD(pool);
     tp__inbox_drain(pool, true); /* pos is seen */
-    tp__group *g = NULL;
-    /* Its group, in its place; the entries before it get theirs. */
-    while (pool->ring_head <= pos) {
-        uint64_t born_ns;
-        tp__group *none = NULL;
-        if (!(g = group_for_head(pool, &born_ns, &none)))
-            break;
-        tp__fifo_ring_place(pool, g);
-    }
-    tp__ring_release(&pool->ring, pool->ring_head);
-    /* Or another call gave it its group while the dispatch was unlocked. */
-    if (!g && pool->ring_head > pos)
-        g = tp__fifo_ring_group(pool, pos);
+    /* Its group, in its place (the entries before it get theirs), unless
+     * it started, or another call gave it its group while the dispatch
+     * was unlocked. */
+    (void)materialize(pool, pos + 1);
+    tp__group *g = pool->ring_head > pos ? tp__fifo_ring_group(pool, pos) : NULL;
     if (!g)
         return false; /* started already, or no memory for its group */
-    /* As tp__spawn withdraws a call that could have no thread. */
-    tp__fifo_remove_group(pool, g);
-    pool->pending_args -= g->nargs - g->next_arg;
-    g->next_arg = g->nargs;
-    tp__group_retire_if_empty(pool, g);
+    tp__group_withdraw(pool, g);
     return true;
 }
-
 void tp__inbox_shut(tp_pool *pool, bool shut)
 {
     TP_ASSERT_HELD(pool);
@@ -233,5 +219,5 @@ void tp__enter(tp_pool *pool)
 bool tp__enter_groups(tp_pool *pool)
 {
     tp__enter(pool);
-    return materialize(pool);
+    return materialize(pool, UINT64_MAX);
 }

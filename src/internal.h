@@ -440,6 +440,10 @@ void tp__group_unindex(tp_pool *pool, tp__group *g);
  * *drops; tp__drops_run then makes the discard and done calls after the
  * caller unlocked. */
 void tp__group_drop(tp_pool *pool, tp__group *g, tp__group **drops);
+/* Withdraws g's pending starts as if the call that made them had never
+ * been made (no discard, not counted dropped): for a spawning call that
+ * could have no thread and answers an error. */
+void tp__group_withdraw(tp_pool *pool, tp__group *g);
 void tp__drops_run(tp_pool *pool, tp__group *drops);
 /* Makes sure that claiming one more start of g needs no allocation later:
  * room for its id, and for a group that admits starts as its tasks end, a

@@ -122,13 +122,7 @@ int tp__spawn(tp_pool *pool, tp__group *g, const tp_opts *opts,
     if (rc != TP_OK && g->nids == 0 && tp__group_claims(g) == 0) {
         /* No thread could be had and nothing of this call started:
          * withdraw the whole call. */
-        tp__fifo_remove_group(pool, g);
-        if (g->src == TP__SRC_ITER)
-            g->from.iter.over = true;
-        else
-            pool->pending_args -= g->nargs - g->next_arg;
-        g->next_arg = g->nargs;
-        tp__group_retire_if_empty(pool, g);
+        tp__group_withdraw(pool, g);
         tp__group_unref(pool, g);
         tp__unlock(pool);
         return rc;

@@ -746,14 +746,19 @@ END_TEST
  * (watching and full false), dispatched, ignored the dispatch's TP_ESYS
  * and returned TP_OK: the start then waited in the ring with no thread to
  * run it until some unrelated call dispatched again (here: forever). */
-START_TEST(fast_apply_without_any_thread_answers_esys)
+/* A per-call apply on a pool with no worker left while no thread can be
+ * created, hook (if set) called during the dispatch's thread creation:
+ * it must answer TP_ESYS and start nothing. */
+static void esys_on_a_pool_without_threads(void (*hook)(tp_pool *))
 {
     tp_pool *p = tp_pool_new(&(tp_pool_opts){.idle_timeout = 0.001});
     ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
     ck_assert(counter_wait(&ran, 1));
     ck_assert(wait_until(no_threads, p));
     atomic_store(&tp__fail_thread_create, 1);
+    tp__create_hook = hook;
     int rc = tp_apply(p, mark, NULL, 1, &named_f, NULL);
+    tp__create_hook = NULL;
     atomic_store(&tp__fail_thread_create, 0);
     tp_stats st;
     ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
@@ -766,6 +771,11 @@ START_TEST(fast_apply_without_any_thread_answers_esys)
     ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
     ck_assert_int_eq(counter_get(&ran), 2);
     tp_pool_free(p);
+}
+
+START_TEST(fast_apply_without_any_thread_answers_esys)
+{
+    esys_on_a_pool_without_threads(NULL);
 }
 END_TEST
 
@@ -783,25 +793,7 @@ static void list_groups(tp_pool *pool)
 
 START_TEST(a_fast_apply_given_its_group_meanwhile_is_still_withdrawn)
 {
-    tp_pool *p = tp_pool_new(&(tp_pool_opts){.idle_timeout = 0.001});
-    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
-    ck_assert(counter_wait(&ran, 1));
-    ck_assert(wait_until(no_threads, p));
-    atomic_store(&tp__fail_thread_create, 1);
-    tp__create_hook = list_groups;
-    int rc = tp_apply(p, mark, NULL, 1, &named_f, NULL);
-    tp__create_hook = NULL;
-    atomic_store(&tp__fail_thread_create, 0);
-    tp_stats st;
-    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
-    ck_assert_msg(rc == TP_ESYS, "answered %d with %zu pending, %zu threads",
-                  rc, st.pending, st.threads);
-    ck_assert_uint_eq(st.pending, 0);
-    ck_assert_uint_eq(st.groups, 1);
-    ck_assert_int_eq(tp_apply(p, mark, NULL, 1, &named_f, NULL), TP_OK);
-    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
-    ck_assert_int_eq(counter_get(&ran), 2);
-    tp_pool_free(p);
+    esys_on_a_pool_without_threads(list_groups);
 }
 END_TEST
 
