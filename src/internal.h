@@ -123,8 +123,8 @@ struct tp_task {
 
 /* Timing histograms (hist.c) recorded by workers with no lock held: each
  * pool has TP__SHARDS of them and a worker records into its own shard's
- * (atomic adds, rarely contended), so that no critical section touches
- * them; tp_get_timings sums the shards. */
+ * (the only writer of all but shard 0, hist.c), so that no critical
+ * section touches them; tp_get_timings sums the shards. */
 enum { TP__SHARDS = 8 };
 typedef struct tp__hist {
     _Atomic uint64_t buckets[TP_HIST_BUCKETS];
@@ -138,7 +138,7 @@ typedef struct tp__timings {
 typedef struct tp__worker {
     tp_pool *pool;
     pthread_t thread;
-    unsigned shard; /* its pool->timings shard */
+    unsigned shard; /* its pool->timings shard: its own unless 0 */
     pthread_cond_t park; /* CLOCK_MONOTONIC; waited on with pool->mu */
     tp__list idle_node;  /* on pool->idle (linked) while parked */
     bool wake;           /* counted in pool->waking */
@@ -305,6 +305,8 @@ struct tp_pool {
     /* Compact group records (tp__group_compact) come from slabs the pool
      * owns (records.c); freed records are reused (linked through hnext). */
     tp__group *compact_free;
+    size_t n_compact_free;
+    bool slab_making; /* a worker makes the next slab (tp__rec_slab_due) */
     /* Full records of per-call groups, kept for reuse (records.c). */
     tp__group *full_free;
     size_t n_full_free;
@@ -329,7 +331,7 @@ struct tp_pool {
     size_t owed;         /* creations handed to those creators */
     uint64_t total_cancelled, total_refused, total_dropped;
     tp__timings timings[TP__SHARDS]; /* see tp__hist */
-    unsigned next_shard;
+    unsigned shards_owned; /* bit i: a worker owns shard i (hist.c) */
     tp__counter *counters;
     struct tp__slab *slabs;
     size_t n_idle;
@@ -579,6 +581,19 @@ void tp__enter(tp_pool *pool);
 bool tp__enter_groups(tp_pool *pool);
 
 /* records.c: memory for compact group records. */
+/* A slab made ahead, unlocked, by a worker (tp__rec_slab_due). */
+typedef struct tp__slab_ahead {
+    struct tp__slab *slab; /* NULL if none, or out of memory */
+    tp__group *first;
+} tp__slab_ahead;
+/* If the free compact records run low and no worker makes a slab yet:
+ * the size of the next, which the caller makes with tp__rec_slab_make
+ * once unlocked and adds with tp__rec_slab_add once locked again (it must
+ * do so, even if out of memory). Otherwise 0. With pool->mu held. */
+size_t tp__rec_slab_due(tp_pool *pool);
+/* Makes a slab of n records, without the lock. */
+void tp__rec_slab_make(tp__slab_ahead *ahead, size_t n);
+void tp__rec_slab_add(tp_pool *pool, tp__slab_ahead *ahead);
 /* A compact record; NULL if out of memory. With pool->mu held. */
 tp__group *tp__rec_compact_get(tp_pool *pool);
 void tp__rec_compact_put(tp_pool *pool, tp__group *r);
@@ -689,8 +704,9 @@ static inline uint64_t tp__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Adds a task's two observations to a shard, with no lock held. */
-void tp__timing_add(tp__timings *shard, uint64_t admitted_ns,
+/* Adds a task's two observations to a shard, with no lock held: own if
+ * the caller is the shard's only writer (see hist.c). */
+void tp__timing_add(tp__timings *shard, bool own, uint64_t admitted_ns,
                     uint64_t started_ns, uint64_t ended_ns);
 /* Adds what a shard recorded to *out. */
 void tp__timings_sum(tp_timings *out, const tp__timings *shard);

@@ -10,8 +10,10 @@
  * that claiming a per-call submission allocates nothing: only when a
  * group keeps its record (it could not be compacted) does the next claim
  * take one the pool kept (up to FULL_KEPT) or allocate, and retry if out
- * of memory. Everything here runs with pool->mu
- * held, except tp__rec_pool_free.
+ * of memory. A worker makes the next slab of compact records while it has
+ * the lock released (tp__rec_slab_due), before the free ones run out.
+ * Everything here runs with pool->mu held, except tp__rec_pool_free and
+ * tp__rec_slab_make.
  */
 #include "internal.h"
 
@@ -30,30 +32,87 @@ struct tp__slab {
     _Alignas(max_align_t) unsigned char records[];
 };
 
+/* The size of the next slab: each twice the last, up to SLAB_MAX. */
+static size_t next_slab_size(const tp_pool *pool)
+{
+    size_t n = pool->slabs ? pool->slabs->n * 2 : 16;
+    return n > SLAB_MAX ? SLAB_MAX : n;
+}
+
+/* A slab of n records linked as a free list. Touching every record here
+ * takes the page faults of fresh memory (a slab is 14 pages), which under
+ * the lock stalled every thread waiting for it. */
+static struct tp__slab *slab_new(size_t n, tp__group **first)
+{
+    struct tp__slab *slab =
+        malloc(offsetof(struct tp__slab, records) + n * COMPACT_SIZE);
+    if (!slab)
+        return NULL;
+    slab->n = n;
+    tp__group *free_list = NULL;
+    for (size_t i = n; i-- > 0;) {
+        tp__group *r = (tp__group *)(slab->records + i * COMPACT_SIZE);
+        r->hnext = free_list;
+        free_list = r;
+    }
+    *first = free_list;
+    return slab;
+}
+
+static void slab_add(tp_pool *pool, struct tp__slab *slab, tp__group *first)
+{
+    tp__group *last =
+        (tp__group *)(slab->records + (slab->n - 1) * COMPACT_SIZE);
+    last->hnext = pool->compact_free;
+    pool->compact_free = first;
+    pool->n_compact_free += slab->n;
+    slab->next = pool->slabs;
+    pool->slabs = slab;
+}
+
 tp__group *tp__rec_compact_get(tp_pool *pool)
 {
     TP_ASSERT_HELD(pool);
     if (!pool->compact_free) {
-        /* Each slab twice the last, up to SLAB_MAX records. */
-        size_t n = pool->slabs ? pool->slabs->n * 2 : 16;
-        if (n > SLAB_MAX)
-            n = SLAB_MAX;
-        struct tp__slab *slab =
-            malloc(offsetof(struct tp__slab, records) + n * COMPACT_SIZE);
+        /* No slab was made ahead (tp__rec_slab_due): make one here. */
+        tp__group *first;
+        struct tp__slab *slab = slab_new(next_slab_size(pool), &first);
         if (!slab)
             return NULL;
-        slab->n = n;
-        slab->next = pool->slabs;
-        pool->slabs = slab;
-        for (size_t i = n; i-- > 0;) {
-            tp__group *r = (tp__group *)(slab->records + i * COMPACT_SIZE);
-            r->hnext = pool->compact_free;
-            pool->compact_free = r;
-        }
+        slab_add(pool, slab, first);
     }
     tp__group *r = pool->compact_free;
     pool->compact_free = r->hnext;
+    pool->n_compact_free--;
     return r;
+}
+
+/* A worker about to unlock makes the next slab once fewer than a quarter
+ * of the last slab's records are free, so that compacting rarely has to
+ * (the first slab, of 16, is made when needed: a pool that compacts no
+ * group makes none). */
+size_t tp__rec_slab_due(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    if (pool->slab_making || !pool->slabs ||
+        pool->n_compact_free >= pool->slabs->n / 4)
+        return 0;
+    pool->slab_making = true;
+    return next_slab_size(pool);
+}
+
+void tp__rec_slab_make(tp__slab_ahead *ahead, size_t n)
+{
+    ahead->slab = slab_new(n, &ahead->first);
+}
+
+void tp__rec_slab_add(tp_pool *pool, tp__slab_ahead *ahead)
+{
+    TP_ASSERT_HELD(pool);
+    pool->slab_making = false;
+    if (ahead->slab)
+        slab_add(pool, ahead->slab, ahead->first);
+    ahead->slab = NULL;
 }
 
 void tp__rec_compact_put(tp_pool *pool, tp__group *r)
@@ -61,6 +120,7 @@ void tp__rec_compact_put(tp_pool *pool, tp__group *r)
     TP_ASSERT_HELD(pool);
     r->hnext = pool->compact_free;
     pool->compact_free = r;
+    pool->n_compact_free++;
 }
 
 enum { FULL_KEPT = 64 };
@@ -117,4 +177,5 @@ void tp__rec_pool_free(tp_pool *pool)
     }
     pool->slabs = NULL;
     pool->compact_free = NULL;
+    pool->n_compact_free = 0;
 }

@@ -348,8 +348,8 @@ static int run(tp_pool *pool, tp_task *t, uint64_t clock_ns)
      * was unlived; a spawn that took the lock first) would otherwise wait
      * a negative time, which wraps in tp__timing_add. */
     if (pool->timings_on)
-        t->started_ns = clock_ns && clock_ns >= t->admitted_ns ? clock_ns
-                                                                : tp__now_ns();
+        t->started_ns =
+            clock_ns && clock_ns >= t->admitted_ns ? clock_ns : tp__now_ns();
     if (t->log_ticket != UINT64_MAX)
         log_in_turn(pool, t->log_ticket, TP_LOG_INFO, "Started", t->id);
     if (atomic_load(&t->cancelled))
@@ -583,7 +583,12 @@ static void *worker_main(void *arg)
     tp__self = w;
     uint64_t clock_ns = 0; /* see run() */
     tp__lock(pool);
-    w->shard = pool->next_shard++ % TP__SHARDS;
+    w->shard = 0;
+    for (unsigned i = 1; i < TP__SHARDS && !w->shard; i++)
+        if (!(pool->shards_owned & 1u << i)) {
+            pool->shards_owned |= 1u << i;
+            w->shard = i;
+        }
     for (;;) {
         if (w->wake) {
             w->wake = false;
@@ -635,6 +640,9 @@ static void *worker_main(void *arg)
                            "%s: no thread for waiting starts; they wait for "
                            "a running task to end",
                            pool->name);
+        /* Compacting its groups will need records: make them now. */
+        tp__slab_ahead ahead = {NULL, NULL};
+        size_t slab = tp__rec_slab_due(pool);
         tp__unlock(pool);
         free(w->garbage);
         w->garbage = NULL;
@@ -642,8 +650,8 @@ static void *worker_main(void *arg)
         clock_ns = 0;
         if (pool->timings_on) {
             uint64_t ended = tp__now_ns();
-            tp__timing_add(&pool->timings[w->shard], t->admitted_ns,
-                           t->started_ns, ended);
+            tp__timing_add(&pool->timings[w->shard], w->shard != 0,
+                           t->admitted_ns, t->started_ns, ended);
             /* The end is the next task's start if the worker claims it
              * right away, with no callback or message in between. */
             tp__group *g = t->group;
@@ -651,7 +659,13 @@ static void *worker_main(void *arg)
                 t->log_ticket == UINT64_MAX)
                 clock_ns = ended;
         }
+        if (slab) { /* after the task: not to delay it, nor its timings */
+            tp__rec_slab_make(&ahead, slab);
+            clock_ns = 0;
+        }
         tp__lock(pool);
+        if (slab)
+            tp__rec_slab_add(pool, &ahead);
         bool quiet = t->state == TP__RUNNING;
         end_task(pool, t, rc);
         unlive_task(pool, t);
@@ -663,6 +677,7 @@ static void *worker_main(void *arg)
     w->rec = tp__rec_full_put(pool, w->rec, NULL);
     free(w->rec);
     w->rec = NULL;
+    pool->shards_owned &= ~(1u << w->shard);
     pool->threads--;
     tp__worker *prev = pool->zombie;
     pool->zombie = w;

@@ -533,6 +533,64 @@ START_TEST(timings_and_refused_and_dropped_counts)
 }
 END_TEST
 
+static int counts_then_passes(tp_task *task, void *gate_arg)
+{
+    counter_add(&started, 1);
+    return gate_pass(gate_arg, task);
+}
+
+enum { SHARD_CALLS = 5000 };
+
+static void *submits_noops(void *pool)
+{
+    for (int i = 0; i < SHARD_CALLS; i++)
+        ck_assert_int_eq(tp_apply(pool, noop, NULL, 1, NULL, NULL), TP_OK);
+    return NULL;
+}
+
+/* More workers than timing shards: seven own a shard each and add to it
+ * with plain stores, the others share shard 0 and add atomically. Every
+ * task is observed once (under TSan: no two threads store to one shard),
+ * and the shards of retired workers are taken by new ones. */
+START_TEST(timings_count_every_task_with_more_workers_than_shards)
+{
+    enum { WORKERS = 24, SUBMITTERS = 4 };
+    gate g;
+    gate_init(&g);
+    tp_pool *p = tp_pool_new(
+        &(tp_pool_opts){.pool_size = WORKERS, .idle_timeout = 0.001});
+    uint64_t tasks = 0;
+    for (int round = 0; round < 2; round++) {
+        /* WORKERS threads at once, then per-call tasks from four threads
+         * on all of them; in between, the idle threads retire. */
+        ck_assert_int_eq(
+            tp_apply(p, counts_then_passes, &g, WORKERS, NULL, NULL), TP_OK);
+        ck_assert(counter_wait(&started, (round + 1) * WORKERS));
+        gate_open(&g);
+        pthread_t th[SUBMITTERS];
+        for (int i = 0; i < SUBMITTERS; i++)
+            ck_assert_int_eq(pthread_create(&th[i], NULL, submits_noops, p), 0);
+        for (int i = 0; i < SUBMITTERS; i++)
+            pthread_join(th[i], NULL);
+        tasks += WORKERS + SUBMITTERS * SHARD_CALLS;
+        ck_assert(wait_until(no_threads, p));
+        tp__lock(p); /* retired workers gave their shards back */
+        ck_assert_uint_eq(p->shards_owned & ~1u, 0);
+        tp__unlock(p);
+        pthread_mutex_lock(&g.mu); /* closed again for the next round */
+        g.open = false;
+        pthread_mutex_unlock(&g.mu);
+    }
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_timings tm;
+    ck_assert_int_eq(tp_get_timings(p, &tm), TP_OK);
+    ck_assert_uint_eq(tm.run.count, tasks);
+    ck_assert_uint_eq(tm.wait.count, tasks);
+    tp_pool_free(p);
+    gate_destroy(&g);
+}
+END_TEST
+
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char logbuf[8192];
 
@@ -611,6 +669,7 @@ int main(void)
     tcase_add_test(tc, forget_ended_forgets_each_task_after_its_end_callback);
     tcase_add_test(tc, a_start_queued_as_a_spinning_worker_gives_up_is_claimed);
     tcase_add_test(tc, timings_and_refused_and_dropped_counts);
+    tcase_add_test(tc, timings_count_every_task_with_more_workers_than_shards);
     tcase_add_test(tc, log_messages_mirror_the_reference);
     suite_add_tcase(s, tc);
     return run_suite(s);
