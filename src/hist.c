@@ -23,6 +23,9 @@
 static const double hist_bounds[TP_HIST_BUCKETS] = {BOUNDS(SECONDS) INFINITY};
 /* The same in nanoseconds, compared as integers on the workers' path. */
 static const uint64_t bound_ns[TP_HIST_BUCKETS - 1] = {BOUNDS(NS)};
+_Static_assert(sizeof((double[]){BOUNDS(SECONDS)}) ==
+                   (TP_HIST_BUCKETS - 1) * sizeof(double),
+               "one finite bound per bucket but the last");
 
 const double *tp_hist_bounds(void)
 {

@@ -581,19 +581,14 @@ void tp__enter(tp_pool *pool);
 bool tp__enter_groups(tp_pool *pool);
 
 /* records.c: memory for compact group records. */
-/* A slab made ahead, unlocked, by a worker (tp__rec_slab_due). */
-typedef struct tp__slab_ahead {
-    struct tp__slab *slab; /* NULL if none, or out of memory */
-    tp__group *first;
-} tp__slab_ahead;
 /* If the free compact records run low and no worker makes a slab yet:
  * the size of the next, which the caller makes with tp__rec_slab_make
  * once unlocked and adds with tp__rec_slab_add once locked again (it must
- * do so, even if out of memory). Otherwise 0. With pool->mu held. */
+ * do so, even with NULL: out of memory). Otherwise 0. With pool->mu held. */
 size_t tp__rec_slab_due(tp_pool *pool);
-/* Makes a slab of n records, without the lock. */
-void tp__rec_slab_make(tp__slab_ahead *ahead, size_t n);
-void tp__rec_slab_add(tp_pool *pool, tp__slab_ahead *ahead);
+/* A slab of n compact records, or NULL; without the lock. */
+struct tp__slab *tp__rec_slab_make(size_t n);
+void tp__rec_slab_add(tp_pool *pool, struct tp__slab *slab);
 /* A compact record; NULL if out of memory. With pool->mu held. */
 tp__group *tp__rec_compact_get(tp_pool *pool);
 void tp__rec_compact_put(tp_pool *pool, tp__group *r);

@@ -39,32 +39,30 @@ static size_t next_slab_size(const tp_pool *pool)
     return n > SLAB_MAX ? SLAB_MAX : n;
 }
 
-/* A slab of n records linked as a free list. Touching every record here
- * takes the page faults of fresh memory (a slab is 14 pages), which under
- * the lock stalled every thread waiting for it. */
-static struct tp__slab *slab_new(size_t n, tp__group **first)
+static tp__group *record_of(struct tp__slab *slab, size_t i)
+{
+    return (tp__group *)(slab->records + i * COMPACT_SIZE);
+}
+
+/* A slab of n records linked in order as a free list. Touching every
+ * record here takes the page faults of fresh memory (a slab is 14 pages),
+ * which under the lock stalled every thread waiting for it. */
+static struct tp__slab *slab_new(size_t n)
 {
     struct tp__slab *slab =
         malloc(offsetof(struct tp__slab, records) + n * COMPACT_SIZE);
     if (!slab)
         return NULL;
     slab->n = n;
-    tp__group *free_list = NULL;
-    for (size_t i = n; i-- > 0;) {
-        tp__group *r = (tp__group *)(slab->records + i * COMPACT_SIZE);
-        r->hnext = free_list;
-        free_list = r;
-    }
-    *first = free_list;
+    for (size_t i = 0; i + 1 < n; i++)
+        record_of(slab, i)->hnext = record_of(slab, i + 1);
     return slab;
 }
 
-static void slab_add(tp_pool *pool, struct tp__slab *slab, tp__group *first)
+static void slab_add(tp_pool *pool, struct tp__slab *slab)
 {
-    tp__group *last =
-        (tp__group *)(slab->records + (slab->n - 1) * COMPACT_SIZE);
-    last->hnext = pool->compact_free;
-    pool->compact_free = first;
+    record_of(slab, slab->n - 1)->hnext = pool->compact_free;
+    pool->compact_free = record_of(slab, 0);
     pool->n_compact_free += slab->n;
     slab->next = pool->slabs;
     pool->slabs = slab;
@@ -75,11 +73,10 @@ tp__group *tp__rec_compact_get(tp_pool *pool)
     TP_ASSERT_HELD(pool);
     if (!pool->compact_free) {
         /* No slab was made ahead (tp__rec_slab_due): make one here. */
-        tp__group *first;
-        struct tp__slab *slab = slab_new(next_slab_size(pool), &first);
+        struct tp__slab *slab = slab_new(next_slab_size(pool));
         if (!slab)
             return NULL;
-        slab_add(pool, slab, first);
+        slab_add(pool, slab);
     }
     tp__group *r = pool->compact_free;
     pool->compact_free = r->hnext;
@@ -101,18 +98,17 @@ size_t tp__rec_slab_due(tp_pool *pool)
     return next_slab_size(pool);
 }
 
-void tp__rec_slab_make(tp__slab_ahead *ahead, size_t n)
+struct tp__slab *tp__rec_slab_make(size_t n)
 {
-    ahead->slab = slab_new(n, &ahead->first);
+    return slab_new(n);
 }
 
-void tp__rec_slab_add(tp_pool *pool, tp__slab_ahead *ahead)
+void tp__rec_slab_add(tp_pool *pool, struct tp__slab *slab)
 {
     TP_ASSERT_HELD(pool);
     pool->slab_making = false;
-    if (ahead->slab)
-        slab_add(pool, ahead->slab, ahead->first);
-    ahead->slab = NULL;
+    if (slab)
+        slab_add(pool, slab);
 }
 
 void tp__rec_compact_put(tp_pool *pool, tp__group *r)

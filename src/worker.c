@@ -641,8 +641,8 @@ static void *worker_main(void *arg)
                            "a running task to end",
                            pool->name);
         /* Compacting its groups will need records: make them now. */
-        tp__slab_ahead ahead = {NULL, NULL};
         size_t slab = tp__rec_slab_due(pool);
+        struct tp__slab *made = NULL;
         tp__unlock(pool);
         free(w->garbage);
         w->garbage = NULL;
@@ -660,12 +660,12 @@ static void *worker_main(void *arg)
                 clock_ns = ended;
         }
         if (slab) { /* after the task: not to delay it, nor its timings */
-            tp__rec_slab_make(&ahead, slab);
+            made = tp__rec_slab_make(slab);
             clock_ns = 0;
         }
         tp__lock(pool);
         if (slab)
-            tp__rec_slab_add(pool, &ahead);
+            tp__rec_slab_add(pool, made);
         bool quiet = t->state == TP__RUNNING;
         end_task(pool, t, rc);
         unlive_task(pool, t);
