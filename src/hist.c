@@ -59,6 +59,25 @@ static void observe(tp__hist *h, uint64_t ns, bool own)
     add(&h->sum_ns, ns, own);
 }
 
+_Static_assert(TP__SHARDS < 32, "shards_owned holds a bit per shard");
+
+unsigned tp__shard_take(tp_pool *pool)
+{
+    TP_ASSERT_HELD(pool);
+    unsigned free_ones = ~pool->shards_owned & ((1u << TP__SHARDS) - 2);
+    if (!free_ones)
+        return 0;
+    unsigned i = (unsigned)__builtin_ctz(free_ones);
+    pool->shards_owned |= 1u << i;
+    return i;
+}
+
+void tp__shard_give(tp_pool *pool, unsigned shard)
+{
+    TP_ASSERT_HELD(pool);
+    pool->shards_owned &= ~(1u << shard) | 1u; /* shard 0 is nobody's */
+}
+
 void tp__timing_add(tp__timings *shard, bool own, uint64_t admitted_ns,
                     uint64_t started_ns, uint64_t ended_ns)
 {

@@ -699,6 +699,11 @@ static inline uint64_t tp__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* A shard of pool->timings for a new worker: its own (1 to TP__SHARDS - 1)
+ * while one is free, else 0, the shared one. With pool->mu held. */
+unsigned tp__shard_take(tp_pool *pool);
+/* Gives back what tp__shard_take gave, as the worker retires. */
+void tp__shard_give(tp_pool *pool, unsigned shard);
 /* Adds a task's two observations to a shard, with no lock held: own if
  * the caller is the shard's only writer (see hist.c). */
 void tp__timing_add(tp__timings *shard, bool own, uint64_t admitted_ns,

@@ -47,7 +47,7 @@ static tp__group *record_of(struct tp__slab *slab, size_t i)
 /* A slab of n records linked in order as a free list. Touching every
  * record here takes the page faults of fresh memory (a slab is 14 pages),
  * which under the lock stalled every thread waiting for it. */
-static struct tp__slab *slab_new(size_t n)
+struct tp__slab *tp__rec_slab_make(size_t n)
 {
     struct tp__slab *slab =
         malloc(offsetof(struct tp__slab, records) + n * COMPACT_SIZE);
@@ -73,7 +73,7 @@ tp__group *tp__rec_compact_get(tp_pool *pool)
     TP_ASSERT_HELD(pool);
     if (!pool->compact_free) {
         /* No slab was made ahead (tp__rec_slab_due): make one here. */
-        struct tp__slab *slab = slab_new(next_slab_size(pool));
+        struct tp__slab *slab = tp__rec_slab_make(next_slab_size(pool));
         if (!slab)
             return NULL;
         slab_add(pool, slab);
@@ -96,11 +96,6 @@ size_t tp__rec_slab_due(tp_pool *pool)
         return 0;
     pool->slab_making = true;
     return next_slab_size(pool);
-}
-
-struct tp__slab *tp__rec_slab_make(size_t n)
-{
-    return slab_new(n);
 }
 
 void tp__rec_slab_add(tp_pool *pool, struct tp__slab *slab)

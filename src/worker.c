@@ -583,12 +583,7 @@ static void *worker_main(void *arg)
     tp__self = w;
     uint64_t clock_ns = 0; /* see run() */
     tp__lock(pool);
-    w->shard = 0;
-    for (unsigned i = 1; i < TP__SHARDS && !w->shard; i++)
-        if (!(pool->shards_owned & 1u << i)) {
-            pool->shards_owned |= 1u << i;
-            w->shard = i;
-        }
+    w->shard = tp__shard_take(pool);
     for (;;) {
         if (w->wake) {
             w->wake = false;
@@ -677,7 +672,7 @@ static void *worker_main(void *arg)
     w->rec = tp__rec_full_put(pool, w->rec, NULL);
     free(w->rec);
     w->rec = NULL;
-    pool->shards_owned &= ~(1u << w->shard);
+    tp__shard_give(pool, w->shard);
     pool->threads--;
     tp__worker *prev = pool->zombie;
     pool->zombie = w;
