@@ -410,9 +410,14 @@ void tp__group_retire_if_empty(tp_pool *pool, tp__group *g)
         return;
     tp__group_unindex(pool, g);
     tp__list_remove(&g->node);
-    /* A compact record ends before `src`; compact groups are APPLY. */
-    pool->n_iter_groups -= !g->compact && g->src == TP__SRC_ITER;
-    tp__changed(pool);
+    /* A compact record ends before `src`; compact groups are APPLY. Only
+     * an iterator group's leaving can satisfy a waiter (a gather counts
+     * them as pending); waking the waiters for every forgotten group made
+     * a gather under forget_ended contend for the lock once per task. */
+    if (!g->compact && g->src == TP__SRC_ITER) {
+        pool->n_iter_groups--;
+        tp__changed(pool);
+    }
     tp__group_unref(pool, g);
 }
 

@@ -312,6 +312,7 @@ struct tp_pool {
     size_t n_full_free;
     size_t threads, waking;
     size_t waiters; /* threads waiting on changed */
+    uint64_t wakeups; /* broadcasts on changed (tests count them) */
     int kind;
     int deferred_level; /* -1: none; see deferred_log */
     bool spinning;      /* a worker spins for work before parking */
@@ -358,8 +359,10 @@ struct tp_pool {
                      every entry of the ring */
     atomic_bool full;      /* occupied >= size, published by sem.c */
     atomic_bool watching;  /* a worker spins and will look at the ring */
-    atomic_bool claimable; /* a start may be claimed now: what the
-                              spinning worker watches (sem.c) */
+    /* What the spinning worker watches (sem.c): a start may be claimed
+     * now. On a line of its own, away from what every submitter reads:
+     * it changes with nearly every claim and release. */
+    _Alignas(64) atomic_bool claimable;
 };
 
 #ifndef NDEBUG

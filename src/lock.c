@@ -87,8 +87,10 @@ void tp__log_locked(tp_pool *pool, tp_log_level level, const char *fmt, ...)
 void tp__changed(tp_pool *pool)
 {
     TP_ASSERT_HELD(pool);
-    if (pool->waiters)
+    if (pool->waiters) {
+        pool->wakeups++;
         pthread_cond_broadcast(&pool->changed);
+    }
 }
 
 bool tp__wait(tp_pool *pool, pthread_cond_t *cv,

@@ -160,7 +160,10 @@ void tp__fifo_ring_seen(tp_pool *pool, uint64_t seen)
     TP_ASSERT_HELD(pool);
     pool->queued_total += (size_t)(seen - pool->ring_seen);
     atomic_store_explicit(&pool->ring_seen, seen, memory_order_relaxed);
-    (void)publish(pool);
+    /* Not pool->full: occupancy did not change, and a worker that ends a
+     * task sees the ring before it claims the next; publishing the freed
+     * slot there made every submitter meanwhile take the lock. */
+    publish_claimable(pool);
 }
 
 void tp__fifo_ring_take(tp_pool *pool)
