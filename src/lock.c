@@ -23,6 +23,20 @@
  * tp__enter (inbox.c: this lock, then the ring's new entries seen), so the
  * lock's state always includes every submission that returned before.
  *
+ * Taking the lock (tp__lock): try it; if it is held, spin for it up to
+ * SPIN_NS, unless this thread found it held the last SATURATED times it
+ * took it: then sleep in pthread_mutex_lock at once. A worker that ended
+ * a task of a microsecond finds the other worker's critical section under
+ * way now and then, and spinning for that fraction of a microsecond is
+ * cheaper than a sleep and a wake-up (a sleeping waiter added 0.2 us per
+ * task to W3). But while every acquisition is contended (empty tasks, a
+ * per-call stream), spinning only hands the lock back and forth between
+ * the cores, each critical section pulling the pool's lines from the
+ * other, and takes the CPU a submitter needs; a sleeping waiter lets the
+ * holder run alone for a while. glibc's adaptive mutex spins in both
+ * cases (W1 batch 0.13 us/task against 0.11, tp_map 0.22 against 0.17,
+ * W1-call x4 0.29 against 0.25 on the project VM).
+ *
  * Debug builds keep, per thread, which pool's lock it holds, so that every
  * "caller holds pool->mu" helper asserts it (TP_ASSERT_HELD).
  *
@@ -46,9 +60,51 @@ bool tp__held(tp_pool *pool)
 }
 #endif
 
+enum { SPIN_NS = 2000, SATURATED = 3 };
+
+/* Tells the CPU that this is a spin-wait loop. */
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Consecutive acquisitions by this thread that found a lock held: per
+ * thread, not per pool (a worker serves one pool; a thread calling into
+ * several only blurs a hint). */
+static _Thread_local unsigned contended;
+
+static bool spin_for(pthread_mutex_t *mu)
+{
+    uint64_t deadline = 0;
+    for (unsigned i = 1;; i++) {
+        for (int k = 0; k < 4; k++)
+            cpu_relax();
+        if (pthread_mutex_trylock(mu) == 0)
+            return true;
+        if (i % 8 == 0) {
+            uint64_t now = tp__now_ns();
+            if (!deadline)
+                deadline = now + SPIN_NS;
+            else if (now > deadline)
+                return false;
+        }
+    }
+}
+
 void tp__lock(tp_pool *pool)
 {
-    pthread_mutex_lock(&pool->mu);
+    if (pthread_mutex_trylock(&pool->mu) == 0) {
+        contended = 0;
+    } else {
+        bool got = contended < SATURATED && spin_for(&pool->mu);
+        contended += contended < SATURATED;
+        if (!got)
+            pthread_mutex_lock(&pool->mu);
+    }
 #ifndef NDEBUG
     held_pool = pool;
     held_depth++;

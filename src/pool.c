@@ -50,11 +50,8 @@ static tp_pool *pool_create(int kind, const tp_pool_opts *opts)
     if (!pool)
         return NULL;
     memset(pool, 0, sizeof *pool);
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    int rc = pthread_mutex_init(&pool->mu, &attr);
-    pthread_mutexattr_destroy(&attr);
+    /* A plain mutex: tp__lock (lock.c) decides when to spin for it. */
+    int rc = pthread_mutex_init(&pool->mu, NULL);
     if (rc) {
         free(pool);
         return NULL;

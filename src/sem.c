@@ -106,7 +106,9 @@ void tp__fifo_push(tp_pool *pool, tp__group *g, size_t count)
     g->queued += count;
     g->active += count;
     pool->queued_total += count;
-    (void)publish(pool);
+    /* Not pool->full (see tp__fifo_ring_seen): a map's next argument is
+     * admitted as its task ends, before the worker claims again. */
+    publish_claimable(pool);
 }
 
 bool tp__fifo_next(const tp_pool *pool, tp__run **run)
@@ -160,9 +162,11 @@ void tp__fifo_ring_seen(tp_pool *pool, uint64_t seen)
     TP_ASSERT_HELD(pool);
     pool->queued_total += (size_t)(seen - pool->ring_seen);
     atomic_store_explicit(&pool->ring_seen, seen, memory_order_relaxed);
-    /* Not pool->full: occupancy did not change, and a worker that ends a
-     * task sees the ring before it claims the next; publishing the freed
-     * slot there made every submitter meanwhile take the lock. */
+    /* Not pool->full: occupancy did not change. Whenever pool->mu is
+     * free the flag is exact; a worker that ends a task leaves it set
+     * (tp__sem_release) and sees the ring before it claims the next, and
+     * publishing the freed slot here made every submitter meanwhile take
+     * the lock. */
     publish_claimable(pool);
 }
 
