@@ -175,7 +175,9 @@ tp__counter *tp__group_counter(tp_pool *pool, const char *prefix,
             return c;
         }
     }
-    tp__counter *c = calloc(1, sizeof *c);
+    tp__counter *c = aligned_alloc(_Alignof(tp__counter), sizeof *c);
+    if (c)
+        *c = (tp__counter){0};
     if (!c || (func && !(c->func = strdup(func)))) {
         free(c);
         return NULL;

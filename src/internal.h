@@ -268,8 +268,10 @@ typedef struct tp__counter {
     const char *prefix; /* a string literal of spawn.c */
     char *func;         /* owned copy, or NULL */
     size_t key_len;
-    size_t next;
     struct tp__counter *link;
+    /* Taken under pool->mu for every group named, on a line of its own:
+     * per-call submitters read the key above on every call (spawn.c). */
+    _Alignas(64) size_t next;
 } tp__counter;
 
 struct tp_pool {
