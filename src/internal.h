@@ -377,6 +377,9 @@ bool tp__held(tp_pool *pool);
 #define TP_DEBUG_CHECKS 0
 #endif
 void tp__lock(tp_pool *pool);
+/* True if the calling thread found a pool lock held the last few times it
+ * took one (see lock.c): the lock is saturated. */
+bool tp__lock_saturated(void);
 /* Unlocks, then emits a message tp__log_locked stored meanwhile. */
 void tp__unlock(tp_pool *pool);
 /* Logs from under pool->mu: the handler (user code) runs only once the
@@ -684,6 +687,9 @@ extern void (*tp__create_hook)(tp_pool *pool);
 /* Test hook, NULL in use: called by a worker whose spin for work ended,
  * before it takes the lock again, to widen that window. */
 extern void (*tp__spin_hook)(void);
+/* Tests: the next n task ends that could stand by (worker.c) do, whether
+ * or not the lock is saturated. */
+extern atomic_int tp__force_standby;
 
 /* The longest a task's tp_cond_wait waits before it returns (as a spurious
  * wake-up), in seconds (default 1): the bound on how late a cancel is

@@ -95,6 +95,11 @@ static bool spin_for(pthread_mutex_t *mu)
     }
 }
 
+bool tp__lock_saturated(void)
+{
+    return contended >= SATURATED;
+}
+
 void tp__lock(tp_pool *pool)
 {
     if (pthread_mutex_trylock(&pool->mu) == 0) {

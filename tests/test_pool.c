@@ -694,6 +694,45 @@ START_TEST(forgotten_tasks_do_not_wake_waiters_one_by_one)
 }
 END_TEST
 
+/* A worker that stands by (worker.c: the others keep up with the starts,
+ * and it leaves them theirs) comes back by itself: here the only other
+ * worker is blocked in a task, and the starts left must still run. The
+ * hook makes the end of the second task stand by whatever the lock's
+ * load. */
+static int count_then_pass(tp_task *task, void *gate_arg)
+{
+    counter_add(&started, 1);
+    return gate_pass(gate_arg, task);
+}
+
+START_TEST(a_worker_standing_by_comes_back_for_the_starts_it_left)
+{
+    tp_pool *p = tp_pool_new(&(tp_pool_opts){.pool_size = 2});
+    gate second;
+    gate_init(&second);
+    ck_assert_int_eq(tp_apply(p, gated, NULL, 1, NULL, NULL), TP_OK);
+    ck_assert(counter_wait(&started, 1));
+    ck_assert_int_eq(tp_apply(p, count_then_pass, &second, 1, NULL, NULL),
+                     TP_OK);
+    ck_assert(counter_wait(&started, 2));
+    for (int i = 0; i < 2; i++) /* counted once ended */
+        ck_assert_int_eq(tp_apply(p, noop, NULL, 1, &counted, NULL), TP_OK);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.pending, 2);
+    atomic_store(&tp__force_standby, 1);
+    gate_open(&second); /* its worker ends the task and stands by */
+    ck_assert(counter_wait(&ended, 2));
+    ck_assert_int_eq(atomic_load(&tp__force_standby), 0);
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
+    ck_assert_uint_eq(st.running, 1); /* the first still blocks */
+    gate_open(&release);
+    ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_pool_free(p);
+    gate_destroy(&second);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pool");
@@ -721,6 +760,7 @@ int main(void)
     tcase_add_test(tc, timings_and_refused_and_dropped_counts);
     tcase_add_test(tc, timings_count_every_task_with_more_workers_than_shards);
     tcase_add_test(tc, forgotten_tasks_do_not_wake_waiters_one_by_one);
+    tcase_add_test(tc, a_worker_standing_by_comes_back_for_the_starts_it_left);
     tcase_add_test(tc, log_messages_mirror_the_reference);
     suite_add_tcase(s, tc);
     return run_suite(s);
