@@ -207,6 +207,8 @@ size_t tp__inbox_drop(tp_pool *pool)
     pool->pending_args -= n;
     pool->total_dropped += n;
     tp__ring_release(&pool->ring, pool->ring_head);
+    if (n) /* a gather may have waited for them alone */
+        tp__changed(pool);
     return n;
 }
 

@@ -654,6 +654,7 @@ static void *worker_main(void *arg)
             tp__log_locked(pool, TP_LOG_ERROR,
                            "%s: out of memory starting a task; retrying",
                            pool->name);
+            tp__sem_publish(pool); /* the slot it freed, before unlocking */
             tp__unlock(pool);
             struct timespec pause = {0, 1000000};
             nanosleep(&pause, NULL);

@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "support.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -292,6 +293,48 @@ START_TEST(freeing_drops_the_inbox)
 }
 END_TEST
 
+/* A gather waiting only for per-call entries in the ring returns when
+ * tp_cancel_all drops them (nothing woke it: it waited for the next
+ * worker to retire, forever with no idle timeout). */
+static counter gathered;
+
+static void *gather_counted(void *pool)
+{
+    ck_assert_int_eq(tp_gather_and_close(pool), TP_OK);
+    counter_add(&gathered, 1);
+    return NULL;
+}
+
+START_TEST(dropping_the_ring_wakes_a_gather)
+{
+    counter_init(&gathered);
+    tp_pool *p =
+        tp_pool_new(&(tp_pool_opts){.pool_size = 2, .idle_timeout = -1});
+    ck_assert_int_eq(tp_apply(p, count_only, NULL, 1, NULL, NULL), TP_OK);
+    ck_assert(counter_wait(&ran, 1));
+    ck_assert_int_eq(tp_set_pool_size(p, 0), TP_OK);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(tp_apply(p, count_only, NULL, 1, NULL, NULL), TP_OK);
+    ck_assert(tp__inbox_waiting(p)); /* in the ring, no group made */
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, gather_counted, p), 0);
+    for (;;) {
+        tp__lock(p);
+        size_t waiting = p->waiters;
+        tp__unlock(p);
+        if (waiting)
+            break;
+        sched_yield();
+    }
+    tp_cancel_all(p);
+    ck_assert(counter_wait(&gathered, 1));
+    pthread_join(th, NULL);
+    ck_assert_int_eq(counter_get(&ran), 1);
+    tp_pool_free(p);
+    counter_destroy(&gathered);
+}
+END_TEST
+
 /* More entries than one block of the ring holds wait at once, and blocks
  * are given back and reused as they drain. */
 START_TEST(the_ring_grows_past_a_block)
@@ -426,6 +469,7 @@ int main(void)
     tcase_add_test(tc, fast_path_follows_the_function_name);
     tcase_add_test(tc, a_locked_pool_refuses_fast_applies);
     tcase_add_test(tc, freeing_drops_the_inbox);
+    tcase_add_test(tc, dropping_the_ring_wakes_a_gather);
     tcase_add_test(tc, the_ring_grows_past_a_block);
     tcase_add_test(tc, resizing_starts_the_inbox);
     tcase_add_test(tc, simple_pool_starts_take_the_fast_path);
