@@ -462,7 +462,7 @@ END_TEST
  * name, on a pool whose workers retire after 1 ms idle. Each task's
  * argument is its own slot: once the chaos stops and the pool is given
  * room, every apply that returned TP_OK must run or be discarded exactly
- * once (a lost push hangs the gather: the tcase timeout), every other
+ * once (or be cancelled between its start and its call) (a lost push hangs the gather: the tcase timeout), every other
  * return is TP_ELOCKED. */
 enum { CHAOS_SUBMITTERS = 3, CHAOS_PER = 3000 };
 typedef struct chaos_slot {
@@ -582,19 +582,26 @@ START_TEST(chaos_loses_no_push)
     pthread_join(monkey, NULL);
     ck_assert_int_eq(tp_set_pool_size(p, 2), TP_OK);
     ck_assert_int_eq(tp_gather_and_close(p), TP_OK);
+    tp_stats st;
+    ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
     tp_pool_free(p);
     ck_assert_int_eq(atomic_load(&chaos_bad), 0);
-    long accepted = 0;
+    /* A task cancelled between its start and its call is never called
+     * (nor discarded: it started); only so may a slot miss. */
+    long accepted = 0, missing = 0;
     for (int k = 0; k < CHAOS_SUBMITTERS; k++)
         for (int i = 0; i < CHAOS_PER; i++) {
             chaos_slot *c = &chaos_slots[k][i];
             int a = atomic_load(&c->accepted), r = atomic_load(&c->ran),
                 d = atomic_load(&c->discarded);
             accepted += a;
-            ck_assert_msg(r + d == a, "slot %d/%d: accepted %d, ran %d, "
-                          "discarded %d", k, i, a, r, d);
+            missing += a - r - d;
+            ck_assert_msg(r + d == a || (a == 1 && r + d == 0),
+                          "slot %d/%d: accepted %d, ran %d, discarded %d", k,
+                          i, a, r, d);
         }
     ck_assert_int_gt(accepted, 0);
+    ck_assert_int_le(missing, (long)st.total_cancelled);
 }
 END_TEST
 
@@ -857,9 +864,11 @@ END_TEST
  * asking for their name, while a chaos thread resizes (0 to 3), locks and
  * unlocks, reads stats (whose debug check recounts pending), lists groups
  * and cancels or asks the ids of listed ones, and flushes. Afterwards
- * every task accepted ran or was dropped, once: ran == total_started and
- * accepted == total_started + total_dropped; no call answers other than
- * TP_OK or TP_ELOCKED. */
+ * every task accepted started or was dropped, once (accepted ==
+ * total_started + total_dropped), and every started task ran once unless
+ * a cancel came between its start and its call, which then never comes
+ * (total_started - total_cancelled <= ran <= total_started); no call
+ * answers other than TP_OK or TP_ELOCKED. */
 enum { MIX_SUBMITTERS = 4, MIX_PER = 1500 };
 static atomic_long mix_accepted, mix_bad;
 
@@ -929,7 +938,9 @@ START_TEST(mixed_calls_and_chaos_keep_the_books)
     ck_assert_int_eq(tp_get_stats(p, &st), TP_OK);
     ck_assert_int_eq(atomic_load(&mix_bad), 0);
     ck_assert_uint_eq(st.pending, 0);
-    ck_assert_int_eq(counter_get(&ran), (long)st.total_started);
+    ck_assert_int_le(counter_get(&ran), (long)st.total_started);
+    ck_assert_int_ge(counter_get(&ran),
+                     (long)(st.total_started - st.total_cancelled));
     ck_assert_int_eq(atomic_load(&mix_accepted),
                      (long)(st.total_started + st.total_dropped));
     tp_pool_free(p);
