@@ -598,14 +598,17 @@ enum { STANDBY_NS = 20000, STREAMED = 4 };
 static bool step_aside_due(tp_pool *pool, tp_id last_id)
 {
     TP_ASSERT_HELD(pool);
-    if (pool->freeing || pool->occupied == 0 ||
+    int forced = atomic_load_explicit(&tp__force_standby, memory_order_relaxed);
+    bool due = forced > 0 ||
+               (tp__lock_saturated() && pool->next_id - last_id > STREAMED);
+    /* The cheap tests first: the ring's tail is the submitters' line. */
+    if (!due || pool->freeing || pool->occupied == 0 ||
         (pool->queued_total == 0 && !tp__inbox_waiting(pool)))
         return false;
-    int forced = atomic_load_explicit(&tp__force_standby, memory_order_relaxed);
-    if (forced > 0 && atomic_compare_exchange_strong(&tp__force_standby,
-                                                     &forced, forced - 1))
-        return true;
-    return tp__lock_saturated() && pool->next_id - last_id > STREAMED;
+    while (forced > 0 && !atomic_compare_exchange_weak(&tp__force_standby,
+                                                       &forced, forced - 1))
+        ;
+    return true;
 }
 
 static void stand_by(tp_pool *pool, tp__worker *w)
